@@ -1,0 +1,85 @@
+// Package backend stores the repository's files. It is a store of
+// write-once files named by the layer above; it knows nothing of encryption,
+// packs or snapshots.
+//
+// Rules every implementation keeps:
+//   - Save writes a whole file or nothing: a reader never sees a partial file,
+//     and a crash during Save leaves either no file or the complete one.
+//   - Save never overwrites: saving a name that exists returns ErrExists.
+//   - A file saved and acknowledged is durable (fsynced, or the service's
+//     equivalent).
+//   - All methods are safe for concurrent use.
+package backend
+
+import (
+	"context"
+	"errors"
+)
+
+// Kind is a folder of the repository.
+type Kind string
+
+// The kinds of files in a repository.
+const (
+	Config    Kind = "config"
+	Keys      Kind = "keys"
+	Packs     Kind = "data"
+	Indexes   Kind = "index"
+	Snapshots Kind = "snapshots"
+	Locks     Kind = "locks"
+)
+
+// Kinds lists every kind, in the order a repository is created.
+var Kinds = []Kind{Config, Keys, Packs, Indexes, Snapshots, Locks}
+
+// Handle names one file.
+type Handle struct {
+	Kind Kind
+	Name string
+}
+
+func (h Handle) String() string { return string(h.Kind) + "/" + h.Name }
+
+// FileInfo is one entry of a listing.
+type FileInfo struct {
+	Name string
+	Size int64
+}
+
+// Errors with a meaning callers act on.
+var (
+	ErrNotFound = errors.New("file not found")
+	ErrExists   = errors.New("file already exists")
+)
+
+// Backend is the storage of a repository.
+type Backend interface {
+	// Location describes where the files are, for messages.
+	Location() string
+	// Save stores data under h. See the package rules.
+	Save(ctx context.Context, h Handle, data []byte) error
+	// Load reads length bytes at offset (length 0: to the end). A file shorter
+	// than offset+length yields io.ErrUnexpectedEOF.
+	Load(ctx context.Context, h Handle, offset, length int64) ([]byte, error)
+	// Stat returns the size of h, or ErrNotFound.
+	Stat(ctx context.Context, h Handle) (FileInfo, error)
+	// List calls fn for every file of kind k, in no particular order.
+	List(ctx context.Context, k Kind, fn func(FileInfo) error) error
+	// Remove deletes h; removing a missing file is not an error.
+	Remove(ctx context.Context, h Handle) error
+	// Close releases resources.
+	Close() error
+}
+
+// Creator is implemented by backends that must prepare their folders once.
+type Creator interface {
+	Create(ctx context.Context) error
+}
+
+// IsNotFound tells whether err means a missing file.
+func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+
+// ReadAll is a helper that loads a whole file.
+func ReadAll(ctx context.Context, b Backend, h Handle) ([]byte, error) {
+	return b.Load(ctx, h, 0, 0)
+}

@@ -1,0 +1,5 @@
+//go:build !windows
+
+package backend
+
+func syncDirErr(err error) error { return err }

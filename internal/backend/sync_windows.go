@@ -1,0 +1,4 @@
+package backend
+
+// Windows cannot fsync a directory handle; the rename is durable with the file.
+func syncDirErr(error) error { return nil }

@@ -1,0 +1,67 @@
+package view
+
+import (
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Live reads the filesystem as it is now. With a non-empty Root, original
+// paths are mapped below Root: original "/srv/data/x" is read from
+// Root+"/srv/data/x" after stripping Strip; this is how a snapshot mounted
+// elsewhere is read under original paths.
+type Live struct {
+	// Strip is the original path prefix that Root replaces ("" keeps paths as they are).
+	Strip string
+	Root  string
+}
+
+// Path maps an original path to the path that is really read.
+func (l *Live) Path(orig string) string {
+	if l == nil || l.Root == "" {
+		return orig
+	}
+	rel := strings.TrimPrefix(orig, l.Strip)
+	if rel == orig && l.Strip != "" {
+		return orig
+	}
+	return filepath.Join(l.Root, rel)
+}
+
+// Lstat implements View.
+func (l *Live) Lstat(p string) (*Stat, error) { return lstat(l.Path(p)) }
+
+// ReadDir implements View.
+func (l *Live) ReadDir(p string) ([]string, error) {
+	f, err := os.Open(l.Path(p))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// Readlink implements View.
+func (l *Live) Readlink(p string) (string, error) { return os.Readlink(l.Path(p)) }
+
+// Xattrs implements View.
+func (l *Live) Xattrs(p string) ([]Xattr, error) { return xattrs(l.Path(p)) }
+
+// Open implements View.
+func (l *Live) Open(p string) (File, error) {
+	f, err := openNoAtime(l.Path(p))
+	if err != nil {
+		return nil, err
+	}
+	return &osFile{f}, nil
+}
+
+type osFile struct{ *os.File }
+
+func (f *osFile) Stat() (*Stat, error) { return fstat(f.File) }

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package view
+
+import "os"
+
+func openNoAtime(p string) (*os.File, error) { return os.Open(p) }
