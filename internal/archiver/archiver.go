@@ -1,0 +1,503 @@
+package archiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/stillpoint-backup/stillpoint/internal/filter"
+	"github.com/stillpoint-backup/stillpoint/internal/outcome"
+	"github.com/stillpoint-backup/stillpoint/internal/repo"
+	"github.com/stillpoint-backup/stillpoint/internal/view"
+)
+
+// Repo is what the archiver needs of a repository.
+type Repo interface {
+	Hash(data []byte) repo.ID
+	Known(id repo.ID) bool
+	SaveBlob(ctx context.Context, t repo.BlobType, id repo.ID, data []byte) (bool, error)
+	SaveTree(ctx context.Context, t *repo.Tree) (repo.ID, error)
+	LoadTree(ctx context.Context, id repo.ID) (*repo.Tree, error)
+	NewChunker() (*repo.Chunker, error)
+	Config() repo.Config
+}
+
+// Options configure a run.
+type Options struct {
+	Excludes filter.Set
+	// Parent is the root tree of the snapshot to compare with (null: none).
+	Parent repo.ID
+	// Reader decides how files that may be in use are read; nil reads each
+	// file once with change detection.
+	Reader FileReader
+	// FromSnapshot tells whether a path is read from a point-in-time image,
+	// so a whole read is classed ok-snapshot.
+	FromSnapshot func(path string) bool
+	// Progress receives counters; may be nil.
+	Progress *Progress
+	// OnProblem is called for every file that is not whole; may be nil.
+	OnProblem func(Problem)
+	// Worker counts; 0 picks defaults.
+	FileWorkers int
+	BlobWorkers int
+	// Scan counts files and bytes ahead of the backup for an ETA.
+	Scan bool
+}
+
+// Problem is a file that was not stored whole.
+type Problem struct {
+	Path    string          `json:"path"`
+	Outcome outcome.Outcome `json:"outcome"`
+	Reason  string          `json:"reason,omitempty"`
+	Holder  string          `json:"holder,omitempty"`
+	Error   string          `json:"error,omitempty"`
+}
+
+// Result is what a run produced.
+type Result struct {
+	Tree     repo.ID
+	Stats    repo.Stats
+	Outcomes outcome.Counts
+	Problems []Problem
+}
+
+// Archiver runs one backup.
+type Archiver struct {
+	repo Repo
+	view view.View
+	opts Options
+
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	fileJobs  chan *fileJob
+	chunkJobs chan *chunkJob
+	deferred  []*fileJob
+	defMu     sync.Mutex
+	workersWG sync.WaitGroup
+	blobWG    sync.WaitGroup
+	walkSem   chan struct{}
+
+	chunkBufs sync.Pool
+	chunkers  sync.Pool
+	smallMax  int64
+
+	pending atomic.Int64 // file jobs and walker goroutines not yet finished or parked
+
+	mu       sync.Mutex
+	problems []Problem
+	outcomes outcome.Counts
+	stats    statCounters
+}
+
+type statCounters struct {
+	files, dirs, others, bytes, bytesRead, filesRead atomic.Int64
+}
+
+// New returns an archiver that reads through v and stores into r.
+func New(r Repo, v view.View, opts Options) *Archiver {
+	if opts.FileWorkers <= 0 {
+		// files wait on I/O as much as on CPU: two per core
+		opts.FileWorkers = 2 * runtime.GOMAXPROCS(0)
+	}
+	if opts.BlobWorkers <= 0 {
+		opts.BlobWorkers = runtime.GOMAXPROCS(0)
+	}
+	if opts.Reader == nil {
+		opts.Reader = DirectReader{}
+	}
+	if opts.Progress == nil {
+		opts.Progress = &Progress{}
+	}
+	a := &Archiver{repo: r, view: v, opts: opts, outcomes: outcome.Counts{}}
+	a.smallMax = int64(r.Config().Chunker.Min)
+	maxChunk := r.Config().Chunker.Max
+	a.chunkBufs.New = func() any { b := make([]byte, maxChunk); return &b }
+	return a
+}
+
+// node futures ---------------------------------------------------------
+
+type future struct {
+	done chan struct{}
+	node *repo.Node // nil: entry dropped (vanished, excluded late)
+}
+
+func newFuture() *future { return &future{done: make(chan struct{})} }
+
+func ready(n *repo.Node) *future {
+	f := &future{done: make(chan struct{}), node: n}
+	close(f.done)
+	return f
+}
+
+func (f *future) resolve(n *repo.Node) {
+	f.node = n
+	close(f.done)
+}
+
+// Run backs up the given absolute paths.
+func (a *Archiver) Run(ctx context.Context, paths []string) (*Result, error) {
+	start := time.Now()
+	roots, err := normalizeRoots(paths)
+	if err != nil {
+		return nil, err
+	}
+	a.ctx, a.cancel = context.WithCancelCause(ctx)
+	defer a.cancel(nil)
+
+	a.fileJobs = make(chan *fileJob, 4*a.opts.FileWorkers)
+	a.chunkJobs = make(chan *chunkJob, 2*a.opts.BlobWorkers)
+	a.walkSem = make(chan struct{}, a.opts.FileWorkers)
+	for range a.opts.BlobWorkers {
+		a.blobWG.Add(1)
+		go a.blobWorker()
+	}
+	for range a.opts.FileWorkers {
+		a.workersWG.Add(1)
+		go a.fileWorker()
+	}
+	if a.opts.Scan {
+		go a.scan(roots)
+	}
+
+	var rootOld *repo.Node
+	if !a.opts.Parent.IsNull() {
+		rootOld = &repo.Node{Type: repo.NodeDir, Subtree: a.opts.Parent}
+	}
+	rootFuture := a.walkVirtual("/", buildVirtual(roots), a.loadSubtree(rootOld), rootOld)
+
+	// Wait for the first pass, then give deferred files their second try.
+	waitWalk := make(chan struct{})
+	go func() { <-rootFuture.done; close(waitWalk) }()
+	a.waitFirstPass(rootFuture)
+
+	close(a.fileJobs)
+	a.workersWG.Wait()
+	close(a.chunkJobs)
+	a.blobWG.Wait()
+	<-waitWalk
+	if err := context.Cause(a.ctx); err != nil {
+		return nil, err
+	}
+	root := rootFuture.node
+	if root == nil {
+		return nil, errors.New("none of the paths to back up exists")
+	}
+	res := &Result{Tree: root.Subtree, Outcomes: a.outcomes, Problems: a.problems}
+	res.Stats = repo.Stats{
+		Files: a.stats.files.Load(), Dirs: a.stats.dirs.Load(), Others: a.stats.others.Load(),
+		Bytes: a.stats.bytes.Load(), BytesRead: a.stats.bytesRead.Load(), FilesRead: a.stats.filesRead.Load(),
+		DurationSecs: time.Since(start).Seconds(),
+	}
+	sort.Slice(res.Problems, func(i, j int) bool { return res.Problems[i].Path < res.Problems[j].Path })
+	return res, nil
+}
+
+// waitFirstPass runs deferred files once the queue of first-pass files has
+// drained: they get one more try at the end of the run.
+func (a *Archiver) waitFirstPass(root *future) {
+	for {
+		select {
+		case <-root.done:
+			return
+		case <-a.ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+		if a.pending.Load() != 0 {
+			continue
+		}
+		a.defMu.Lock()
+		jobs := a.deferred
+		a.deferred = nil
+		a.defMu.Unlock()
+		for _, j := range jobs {
+			j.secondPass = true
+			select {
+			case a.fileJobs <- j:
+			case <-a.ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+func (a *Archiver) fail(err error) { a.cancel(err) }
+
+func (a *Archiver) record(p Problem) {
+	a.mu.Lock()
+	a.problems = append(a.problems, p)
+	a.mu.Unlock()
+	if a.opts.OnProblem != nil {
+		a.opts.OnProblem(p)
+	}
+}
+
+func (a *Archiver) count(o outcome.Outcome) {
+	a.mu.Lock()
+	a.outcomes.Add(o)
+	a.mu.Unlock()
+}
+
+// virtual root -----------------------------------------------------------
+
+// vdir is a directory on the way from / to the backed-up paths.
+type vdir struct {
+	children map[string]*vdir
+	target   bool // this path itself is backed up
+}
+
+func normalizeRoots(paths []string) ([]string, error) {
+	if len(paths) == 0 {
+		return nil, errors.New("no paths to back up")
+	}
+	var out []string
+	for _, p := range paths {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		out = append(out, filepath.ToSlash(filepath.Clean(abs)))
+	}
+	sort.Strings(out)
+	// drop paths inside another path
+	var roots []string
+	for _, p := range out {
+		if len(roots) > 0 {
+			last := roots[len(roots)-1]
+			if p == last || strings.HasPrefix(p, strings.TrimSuffix(last, "/")+"/") {
+				continue
+			}
+		}
+		roots = append(roots, p)
+	}
+	return roots, nil
+}
+
+func buildVirtual(roots []string) *vdir {
+	top := &vdir{children: map[string]*vdir{}}
+	for _, r := range roots {
+		d := top
+		if r == "/" {
+			d.target = true
+			continue
+		}
+		for _, c := range strings.Split(strings.Trim(r, "/"), "/") {
+			next := d.children[c]
+			if next == nil {
+				next = &vdir{children: map[string]*vdir{}}
+				d.children[c] = next
+			}
+			d = next
+		}
+		d.target = true
+	}
+	return top
+}
+
+// walkVirtual walks the directories from / down to the backed-up paths.
+// own is the parent snapshot's tree of p.
+func (a *Archiver) walkVirtual(p string, vd *vdir, own *repo.Tree, old *repo.Node) *future {
+	st, err := a.view.Lstat(p)
+	if err != nil {
+		a.fileError(p, err)
+		return ready(nil)
+	}
+	if vd.target {
+		return a.walkEntry(p, st, old)
+	}
+	names := make([]string, 0, len(vd.children))
+	for n := range vd.children {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var futures []*future
+	for _, n := range names {
+		var childOld *repo.Node
+		if own != nil {
+			childOld = own.Find(n)
+		}
+		futures = append(futures, a.walkVirtual(path.Join(p, n), vd.children[n], a.loadSubtree(childOld), childOld))
+	}
+	return a.finishDir(p, st, futures)
+}
+
+// loadSubtree returns the parent snapshot's tree of a directory node.
+func (a *Archiver) loadSubtree(n *repo.Node) *repo.Tree {
+	if n == nil || n.Type != repo.NodeDir || n.Subtree.IsNull() {
+		return nil
+	}
+	t, err := a.repo.LoadTree(a.ctx, n.Subtree)
+	if err != nil {
+		return nil // a damaged parent only costs speed: everything is read again
+	}
+	return t
+}
+
+// walkEntry handles one path whose stat is known; old is the parent
+// snapshot's node for the same path.
+func (a *Archiver) walkEntry(p string, st *view.Stat, old *repo.Node) *future {
+	switch st.Type {
+	case view.TypeDir:
+		return a.walkDir(p, st, old)
+	case view.TypeRegular:
+		return a.walkFile(p, st, old)
+	default:
+		n := a.baseNode(p, st, old)
+		if st.Type == view.TypeSymlink {
+			target, err := a.view.Readlink(p)
+			if err != nil {
+				a.fileError(p, err)
+				return ready(nil)
+			}
+			n.LinkTarget = target
+		}
+		a.stats.others.Add(1)
+		a.count(outcome.OK)
+		a.opts.Progress.fileDone(0)
+		return ready(n)
+	}
+}
+
+func (a *Archiver) baseNode(p string, st *view.Stat, old *repo.Node) *repo.Node {
+	n := &repo.Node{
+		Name: path.Base(p), Type: repo.NodeType(st.Type), Mode: st.Mode,
+		Mtime: st.Mtime.UnixNano(), Ctime: st.Ctime.UnixNano(),
+		UID: st.Uid, GID: st.Gid, Inode: st.Ino, Device: st.Dev, Links: st.Nlink, Rdev: st.Rdev,
+	}
+	if p == "/" {
+		n.Name = ""
+	}
+	if st.Type == view.TypeRegular {
+		n.Size = uint64(st.Size)
+	}
+	// xattr changes update ctime, so an unchanged ctime lets us reuse them
+	if old != nil && old.Ctime == n.Ctime && old.Inode == n.Inode && old.Type == n.Type {
+		n.Xattrs = old.Xattrs
+	} else {
+		xa, err := a.view.Xattrs(p)
+		if err == nil {
+			for _, x := range xa {
+				n.Xattrs = append(n.Xattrs, repo.Xattr{Name: x.Name, Value: x.Value})
+			}
+		}
+	}
+	return n
+}
+
+func (a *Archiver) walkDir(p string, st *view.Stat, old *repo.Node) *future {
+	parentTree := a.loadSubtree(old)
+	names, err := a.view.ReadDir(p)
+	if err != nil {
+		a.fileError(p, err)
+		// keep the directory itself so its place and metadata are restored
+		names = nil
+	}
+	futures := make([]*future, 0, len(names))
+	for _, name := range names {
+		if a.ctx.Err() != nil {
+			break
+		}
+		child := path.Join(p, name)
+		cst, err := a.view.Lstat(child)
+		if err != nil {
+			a.fileError(child, err)
+			continue
+		}
+		if a.opts.Excludes.Excluded(child, cst.Type == view.TypeDir) {
+			continue
+		}
+		var childOld *repo.Node
+		if parentTree != nil {
+			childOld = parentTree.Find(name)
+		}
+		if cst.Type == view.TypeDir {
+			futures = append(futures, a.walkSubdir(child, cst, childOld))
+			continue
+		}
+		futures = append(futures, a.walkEntry(child, cst, childOld))
+	}
+	a.stats.dirs.Add(1)
+	return a.finishDir(p, st, futures)
+}
+
+// walkSubdir walks a subdirectory in its own goroutine while a walker slot
+// is free, else in this one: bounded parallelism without deadlock.
+func (a *Archiver) walkSubdir(p string, st *view.Stat, old *repo.Node) *future {
+	select {
+	case a.walkSem <- struct{}{}:
+		f := newFuture()
+		a.pending.Add(1)
+		go func() {
+			inner := a.walkEntry(p, st, old)
+			<-a.walkSem
+			a.pending.Add(-1)
+			go func() {
+				<-inner.done
+				f.resolve(inner.node)
+			}()
+		}()
+		return f
+	default:
+		return a.walkEntry(p, st, old)
+	}
+}
+
+// finishDir saves a directory's tree when all its entries are done.
+func (a *Archiver) finishDir(p string, st *view.Stat, children []*future) *future {
+	f := newFuture()
+	dirNode := a.baseNode(p, st, nil)
+	go func() {
+		tree := &repo.Tree{Nodes: make([]*repo.Node, 0, len(children))}
+		for _, c := range children {
+			select {
+			case <-c.done:
+			case <-a.ctx.Done():
+				f.resolve(nil)
+				return
+			}
+			if c.node != nil {
+				tree.Nodes = append(tree.Nodes, c.node)
+			}
+		}
+		tree.Sort()
+		id, err := a.repo.SaveTree(a.ctx, tree)
+		if err != nil {
+			a.fail(fmt.Errorf("save tree of %s: %w", p, err))
+			f.resolve(nil)
+			return
+		}
+		dirNode.Subtree = id
+		a.opts.Progress.dirDone()
+		f.resolve(dirNode)
+	}()
+	return f
+}
+
+// fileError records a file that could not be read at all.
+func (a *Archiver) fileError(p string, err error) {
+	reason := classify(err)
+	a.record(Problem{Path: p, Outcome: outcome.Failed, Reason: reason, Error: err.Error()})
+	a.count(outcome.Failed)
+}
+
+func classify(err error) string {
+	switch {
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
+		return outcome.ReasonVanished
+	case errors.Is(err, fs.ErrPermission):
+		return outcome.ReasonPermission
+	}
+	return outcome.ReasonIO
+}

@@ -1,0 +1,86 @@
+package archiver_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stillpoint-backup/stillpoint/internal/archiver"
+	"github.com/stillpoint-backup/stillpoint/internal/backend"
+	"github.com/stillpoint-backup/stillpoint/internal/repo"
+	"github.com/stillpoint-backup/stillpoint/internal/restore"
+	"github.com/stillpoint-backup/stillpoint/internal/view"
+)
+
+func newRepo(t *testing.T) *repo.Repository {
+	t.Helper()
+	cfg := repo.DefaultConfig
+	cfg.Chunker = repo.ChunkerParams{Algorithm: "fastcdc-v1.0.0", Min: 16 << 10, Avg: 64 << 10, Max: 256 << 10}
+	cfg.PackSize = 1 << 20
+	r, err := repo.Init(context.Background(), backend.NewMem(), repo.Credential{Password: "pw"}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func backup(t *testing.T, r *repo.Repository, parent repo.ID, paths ...string) *archiver.Result {
+	t.Helper()
+	a := archiver.New(r, &view.Live{}, archiver.Options{Parent: parent})
+	res, err := a.Run(context.Background(), paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func TestRoundTripAndIncremental(t *testing.T) {
+	src := t.TempDir()
+	big := make([]byte, 3<<20)
+	rand.Read(big)
+	must(t, os.WriteFile(filepath.Join(src, "big"), big, 0o644))
+	must(t, os.MkdirAll(filepath.Join(src, "d/e"), 0o755))
+	must(t, os.WriteFile(filepath.Join(src, "d/e/small"), []byte("hello"), 0o600))
+	must(t, os.WriteFile(filepath.Join(src, "empty"), nil, 0o600))
+	must(t, os.Symlink("d/e/small", filepath.Join(src, "link")))
+
+	r := newRepo(t)
+	res := backup(t, r, repo.ID{}, src)
+	if res.Stats.Files != 3 || res.Stats.BytesRead != int64(len(big)+5) {
+		t.Fatalf("stats %+v", res.Stats)
+	}
+	res2 := backup(t, r, res.Tree, src)
+	if res2.Stats.BytesRead != 0 || res2.Stats.FilesRead != 0 {
+		t.Fatalf("incremental read content: %+v", res2.Stats)
+	}
+	if res2.Tree != res.Tree {
+		t.Fatalf("unchanged tree got a new id")
+	}
+	dst := t.TempDir()
+	rr, err := restore.Run(context.Background(), r, res2.Tree, restore.Options{Target: dst})
+	if err != nil || rr.Errors != 0 {
+		t.Fatalf("restore: %v %+v", err, rr)
+	}
+	got, err := os.ReadFile(filepath.Join(dst, src, "big"))
+	must(t, err)
+	if !bytes.Equal(got, big) {
+		t.Fatal("big differs")
+	}
+	l, err := os.Readlink(filepath.Join(dst, src, "link"))
+	if err != nil || l != "d/e/small" {
+		t.Fatalf("link %q %v", l, err)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,325 @@
+package archiver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/stillpoint-backup/stillpoint/internal/outcome"
+	"github.com/stillpoint-backup/stillpoint/internal/repo"
+	"github.com/stillpoint-backup/stillpoint/internal/view"
+)
+
+// Attempt reads an open file completely into the repository and returns
+// how many bytes it consumed. A FileReader may call it more than once.
+type Attempt func(f view.File) (int64, error)
+
+// ReadResult is a FileReader's verdict on one file.
+type ReadResult struct {
+	Outcome outcome.Outcome
+	Reason  string
+	Holder  string
+	// Stored: the last attempt's content is to be kept.
+	Stored bool
+	// Deferred: try the file again at the end of the run.
+	Deferred bool
+	Err      error
+}
+
+// FileReader decides how a file that may be in use is read: once, with
+// retries, skipped, or from a staged copy.
+type FileReader interface {
+	ReadFile(ctx context.Context, v view.View, path string, before *view.Stat, secondPass bool, attempt Attempt) ReadResult
+}
+
+// DirectReader reads each file once and compares its metadata before and
+// after: a file that changed while read is stored and classed changed.
+type DirectReader struct{}
+
+// ReadFile implements FileReader.
+func (DirectReader) ReadFile(ctx context.Context, v view.View, p string, before *view.Stat, _ bool, attempt Attempt) ReadResult {
+	f, err := v.Open(p)
+	if err != nil {
+		return ReadResult{Outcome: outcome.Failed, Reason: classify(err), Err: err}
+	}
+	defer f.Close()
+	n, err := attempt(f)
+	if err != nil {
+		return ReadResult{Outcome: outcome.Failed, Reason: classify(err), Err: err}
+	}
+	after, err := f.Stat()
+	if err != nil {
+		return ReadResult{Outcome: outcome.Failed, Reason: classify(err), Err: err}
+	}
+	if Changed(before, after) || n != after.Size {
+		return ReadResult{Outcome: outcome.Changed, Stored: true, Reason: "changed while read"}
+	}
+	return ReadResult{Outcome: outcome.OK, Stored: true}
+}
+
+// Changed tells whether a file's metadata shows a change between two stats.
+func Changed(before, after *view.Stat) bool {
+	return before.Size != after.Size || !before.Mtime.Equal(after.Mtime) ||
+		!before.Ctime.Equal(after.Ctime) || before.Ino != after.Ino
+}
+
+type fileJob struct {
+	path       string
+	st         *view.Stat
+	old        *repo.Node
+	fut        *future
+	secondPass bool
+	content    []repo.ID
+	read       int64
+}
+
+type chunkJob struct {
+	buf  *[]byte
+	data []byte
+	id   repo.ID
+	err  error
+	wg   *sync.WaitGroup
+}
+
+// unchangedContent returns the parent's content when the file did not change.
+func (a *Archiver) unchangedContent(old *repo.Node, st *view.Stat) ([]repo.ID, bool) {
+	// Device numbers differ between snapshots of the same data, so they are
+	// not compared; inode, size and both times are.
+	if old == nil || old.Type != repo.NodeFile || !old.Outcome.Whole() ||
+		old.Size != uint64(st.Size) || old.Mtime != st.Mtime.UnixNano() ||
+		old.Ctime != st.Ctime.UnixNano() || old.Inode != st.Ino {
+		return nil, false
+	}
+	for _, id := range old.Content {
+		if !a.repo.Known(id) {
+			return nil, false
+		}
+	}
+	return old.Content, true
+}
+
+func (a *Archiver) walkFile(p string, st *view.Stat, old *repo.Node) *future {
+	a.stats.files.Add(1)
+	a.stats.bytes.Add(st.Size)
+	if content, ok := a.unchangedContent(old, st); ok {
+		n := a.baseNode(p, st, old)
+		n.Content = content
+		n.Outcome = old.Outcome
+		a.count(n.Outcome)
+		a.opts.Progress.fileDone(st.Size)
+		return ready(n)
+	}
+	f := newFuture()
+	a.pending.Add(1)
+	select {
+	case a.fileJobs <- &fileJob{path: p, st: st, old: old, fut: f}:
+	case <-a.ctx.Done():
+		a.pending.Add(-1)
+		f.resolve(nil)
+	}
+	return f
+}
+
+func (a *Archiver) fileWorker() {
+	defer a.workersWG.Done()
+	for j := range a.fileJobs {
+		if a.ctx.Err() != nil {
+			j.fut.resolve(nil)
+			a.pending.Add(-1)
+			continue
+		}
+		a.opts.Progress.setCurrent(j.path)
+		a.processFile(j)
+		a.pending.Add(-1)
+	}
+}
+
+func (a *Archiver) processFile(j *fileJob) {
+	var readErr error
+	attempt := func(f view.File) (int64, error) {
+		j.content, j.read = j.content[:0], 0
+		err := a.readContent(f, j)
+		if err != nil && readErr == nil {
+			readErr = err
+		}
+		return j.read, err
+	}
+	res := a.opts.Reader.ReadFile(a.ctx, a.view, j.path, j.st, j.secondPass, attempt)
+	if a.ctx.Err() != nil {
+		j.fut.resolve(nil)
+		return
+	}
+	if res.Deferred && !j.secondPass {
+		a.defMu.Lock()
+		a.deferred = append(a.deferred, j)
+		a.defMu.Unlock()
+		return
+	}
+	a.stats.bytesRead.Add(j.read)
+	if res.Stored {
+		a.stats.filesRead.Add(1)
+		n := a.baseNode(j.path, j.st, nil)
+		n.Content = append([]repo.ID(nil), j.content...)
+		n.Size = uint64(j.read)
+		n.Outcome = res.Outcome
+		if n.Outcome == outcome.OK && a.opts.FromSnapshot != nil && a.opts.FromSnapshot(j.path) {
+			n.Outcome = outcome.OKSnapshot
+		}
+		if !n.Outcome.Whole() {
+			n.Reason, n.Holder = res.Reason, res.Holder
+			a.record(Problem{Path: j.path, Outcome: n.Outcome, Reason: res.Reason, Holder: res.Holder, Error: errString(res.Err)})
+		}
+		a.count(n.Outcome)
+		a.opts.Progress.fileDone(j.st.Size)
+		j.fut.resolve(n)
+		return
+	}
+	// Not stored: keep the parent's version, marked stale, rather than
+	// letting the file look deleted.
+	o := res.Outcome
+	if o.Whole() {
+		o = outcome.Failed
+	}
+	a.record(Problem{Path: j.path, Outcome: o, Reason: res.Reason, Holder: res.Holder, Error: errString(res.Err)})
+	a.count(o)
+	a.opts.Progress.fileDone(j.st.Size)
+	switch {
+	case j.old != nil && j.old.Type == repo.NodeFile && (len(j.old.Content) > 0 || j.old.Size == 0) && res.Reason != outcome.ReasonVanished:
+		n := *j.old
+		n.Outcome, n.Reason, n.Holder = outcome.Stale, res.Reason, res.Holder
+		j.fut.resolve(&n)
+	case res.Reason == outcome.ReasonVanished:
+		j.fut.resolve(nil)
+	default:
+		// recorded without content so ls and restore can say it was there
+		n := a.baseNode(j.path, j.st, nil)
+		n.Size = 0
+		n.Outcome, n.Reason, n.Holder = o, res.Reason, res.Holder
+		j.fut.resolve(n)
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// repoError marks a failure to store, which ends the run.
+type repoError struct{ err error }
+
+func (e *repoError) Error() string { return e.err.Error() }
+func (e *repoError) Unwrap() error { return e.err }
+
+// readContent chunks and stores an open file. Small files (one chunk) are
+// hashed and stored in this goroutine; larger ones hand their chunks to the
+// blob workers so one big file still uses every core.
+func (a *Archiver) readContent(f view.File, j *fileJob) error {
+	bp := a.chunkBufs.Get().(*[]byte)
+	if j.st.Size < a.smallMax {
+		buf := (*bp)[:j.st.Size+1]
+		n, err := io.ReadFull(f, buf)
+		switch {
+		case err == nil:
+			// grew while read: chunk it all, starting with what we have
+			err := a.chunkStream(io.MultiReader(bytes.NewReader(buf[:n]), f), j)
+			a.chunkBufs.Put(bp)
+			return err
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		default:
+			a.chunkBufs.Put(bp)
+			return err
+		}
+		j.read = int64(n)
+		a.opts.Progress.bytesRead(int64(n))
+		if n > 0 {
+			id := a.repo.Hash(buf[:n])
+			if _, err := a.repo.SaveBlob(a.ctx, repo.DataBlob, id, buf[:n]); err != nil {
+				a.chunkBufs.Put(bp)
+				a.fail(fmt.Errorf("store %s: %w", j.path, err))
+				return &repoError{err}
+			}
+			j.content = append(j.content, id)
+		}
+		a.chunkBufs.Put(bp)
+		return nil
+	}
+	a.chunkBufs.Put(bp)
+	return a.chunkStream(f, j)
+}
+
+func (a *Archiver) chunkStream(r io.Reader, j *fileJob) error {
+	var ch *repo.Chunker
+	if c, ok := a.chunkers.Get().(*repo.Chunker); ok {
+		ch = c
+	} else {
+		var err error
+		if ch, err = a.repo.NewChunker(); err != nil {
+			return err
+		}
+	}
+	defer a.chunkers.Put(ch)
+	ch.Reset(r)
+	var (
+		wg   sync.WaitGroup
+		jobs []*chunkJob
+	)
+	var readErr error
+	for {
+		chunk, err := ch.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			readErr = err
+			break
+		}
+		bp := a.chunkBufs.Get().(*[]byte)
+		data := (*bp)[:len(chunk)]
+		copy(data, chunk)
+		cj := &chunkJob{buf: bp, data: data, wg: &wg}
+		wg.Add(1)
+		jobs = append(jobs, cj)
+		select {
+		case a.chunkJobs <- cj:
+		case <-a.ctx.Done():
+			wg.Done()
+			readErr = a.ctx.Err()
+		}
+		if readErr != nil {
+			break
+		}
+		j.read += int64(len(chunk))
+		a.opts.Progress.bytesRead(int64(len(chunk)))
+	}
+	wg.Wait()
+	if readErr != nil {
+		return readErr
+	}
+	for _, cj := range jobs {
+		if cj.err != nil {
+			a.fail(fmt.Errorf("store %s: %w", j.path, cj.err))
+			return &repoError{cj.err}
+		}
+		j.content = append(j.content, cj.id)
+	}
+	return nil
+}
+
+func (a *Archiver) blobWorker() {
+	defer a.blobWG.Done()
+	for cj := range a.chunkJobs {
+		if err := a.ctx.Err(); err != nil {
+			cj.err = err
+		} else {
+			cj.id = a.repo.Hash(cj.data)
+			_, cj.err = a.repo.SaveBlob(a.ctx, repo.DataBlob, cj.id, cj.data)
+		}
+		a.chunkBufs.Put(cj.buf)
+		cj.wg.Done()
+	}
+}

@@ -1,0 +1,316 @@
+package repo
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/stillpoint-backup/stillpoint/internal/backend"
+)
+
+// CheckOptions select how deep check goes.
+type CheckOptions struct {
+	// ReadData reads every pack, decrypts every blob and verifies its id.
+	ReadData bool
+	// Progress is told about each phase; may be nil.
+	Progress func(msg string)
+}
+
+// CheckProblem is one finding.
+type CheckProblem struct {
+	Object  string `json:"object"` // e.g. "pack 1a2b3c4d", "snapshot 9f8e7d6c"
+	Message string `json:"message"`
+}
+
+// CheckResult is what check found. The repository is healthy when Errors
+// is empty; Warnings (such as packs left by an interrupted backup) do not
+// endanger any snapshot.
+type CheckResult struct {
+	Errors           []CheckProblem      `json:"errors"`
+	Warnings         []CheckProblem      `json:"warnings"`
+	DamagedSnapshots map[string][]string `json:"damaged_snapshots"` // snapshot id -> damaged paths (first few)
+	Snapshots        int                 `json:"snapshots"`
+	Packs            int                 `json:"packs"`
+	Blobs            int                 `json:"blobs"`
+	Trees            int                 `json:"trees"`
+	ReadData         bool                `json:"read_data"`
+}
+
+// OK tells whether check found no error.
+func (c *CheckResult) OK() bool { return len(c.Errors) == 0 }
+
+func (c *CheckResult) errorf(obj, format string, args ...any) {
+	c.Errors = append(c.Errors, CheckProblem{Object: obj, Message: fmt.Sprintf(format, args...)})
+}
+
+func (c *CheckResult) warnf(obj, format string, args ...any) {
+	c.Warnings = append(c.Warnings, CheckProblem{Object: obj, Message: fmt.Sprintf(format, args...)})
+}
+
+const maxDamagedPaths = 20
+
+// Check verifies the repository's structure: every index readable, every
+// indexed pack present with the size the index says, every snapshot
+// readable, every tree decodable and every blob a snapshot needs indexed in
+// an intact pack. With ReadData it also reads and verifies every blob.
+func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult, error) {
+	res := &CheckResult{DamagedSnapshots: map[string][]string{}, ReadData: opts.ReadData}
+	say := func(s string) {
+		if opts.Progress != nil {
+			opts.Progress(s)
+		}
+	}
+	say("loading index")
+	r.index = NewIndex()
+	badIdx, err := r.LoadIndex(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range badIdx {
+		res.errorf("index "+shortName(b.Name), "cannot be read: %v", b.Err)
+	}
+
+	say("listing packs")
+	onDisk := map[ID]int64{}
+	if err := r.be.List(ctx, backend.Packs, func(fi backend.FileInfo) error {
+		id, err := ParseID(fi.Name)
+		if err != nil {
+			res.warnf("data/"+fi.Name, "not a pack name; ignored")
+			return nil
+		}
+		onDisk[id] = fi.Size
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("list packs: %w", err)
+	}
+	badPacks := map[ID]string{}
+	indexed := r.index.Packs()
+	for id, want := range indexed {
+		got, ok := onDisk[id]
+		switch {
+		case !ok:
+			badPacks[id] = "missing"
+			res.errorf("pack "+id.Short(), "is in the index but missing from the repository")
+		case got != want:
+			badPacks[id] = "truncated"
+			res.errorf("pack "+id.Short(), "is %d bytes, the index says %d (truncated or damaged)", got, want)
+		}
+	}
+	var unref int
+	for id := range onDisk {
+		if _, ok := indexed[id]; !ok {
+			unref++
+		}
+	}
+	if unref > 0 {
+		res.warnf("packs", "%d packs are in no index (left by an interrupted backup, or their index is lost); their data is not used by any snapshot that check could read", unref)
+	}
+	res.Packs = len(onDisk)
+	res.Blobs = r.index.Len()
+
+	badBlobs := map[ID]string{}
+	if opts.ReadData {
+		say("reading all data")
+		r.readAllPacks(ctx, indexed, onDisk, badPacks, badBlobs, res)
+	}
+
+	say("checking snapshots")
+	snaps, badSnaps, err := r.Snapshots(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range badSnaps {
+		res.errorf("snapshot "+shortName(b.Name), "cannot be read: %v", b.Err)
+	}
+	res.Snapshots = len(snaps)
+	blobOK := func(id ID) (string, bool) {
+		if why, bad := badBlobs[id]; bad {
+			return why, false
+		}
+		bi, ok := r.index.Lookup(id)
+		if !ok {
+			return "not in any index", false
+		}
+		if why, bad := badPacks[bi.Pack]; bad {
+			return fmt.Sprintf("its pack %s is %s", bi.Pack.Short(), why), false
+		}
+		return "", true
+	}
+	treeSeen := map[ID]bool{}
+	treeBad := map[ID]bool{}
+	for _, s := range snaps {
+		damaged := r.checkTree(ctx, "", s.Tree, blobOK, treeSeen, treeBad, res)
+		if len(damaged) > 0 {
+			res.DamagedSnapshots[s.ID.String()] = damaged
+			res.errorf("snapshot "+s.ID.Short(), "is damaged: %d or more files or directories cannot be restored (first: %s)", len(damaged), damaged[0])
+		}
+	}
+	res.Trees = len(treeSeen)
+	sort.Slice(res.Errors, func(i, j int) bool { return res.Errors[i].Object < res.Errors[j].Object })
+	return res, nil
+}
+
+func shortName(n string) string {
+	if len(n) > 8 {
+		return n[:8]
+	}
+	return n
+}
+
+// checkTree walks a tree and returns the damaged paths below it. A tree
+// seen before is not walked again; if it was damaged, its path is returned.
+func (r *Repository) checkTree(ctx context.Context, dir string, id ID, blobOK func(ID) (string, bool), seen, bad map[ID]bool, res *CheckResult) []string {
+	if seen[id] {
+		if bad[id] {
+			return []string{dir + "/"}
+		}
+		return nil
+	}
+	seen[id] = true
+	if why, ok := blobOK(id); !ok {
+		bad[id] = true
+		res.errorf("tree "+id.Short(), "directory %s/ cannot be read: %s", dir, why)
+		return []string{dir + "/"}
+	}
+	t, err := r.LoadTree(ctx, id)
+	if err != nil {
+		bad[id] = true
+		res.errorf("tree "+id.Short(), "directory %s/ cannot be read: %v", dir, err)
+		return []string{dir + "/"}
+	}
+	var damaged []string
+	for _, n := range t.Nodes {
+		p := dir + "/" + n.Name
+		switch n.Type {
+		case NodeDir:
+			if !n.Subtree.IsNull() {
+				damaged = append(damaged, r.checkTree(ctx, p, n.Subtree, blobOK, seen, bad, res)...)
+			}
+		case NodeFile:
+			for _, c := range n.Content {
+				if why, ok := blobOK(c); !ok {
+					damaged = append(damaged, p)
+					res.errorf("blob "+c.Short(), "needed by %s: %s", p, why)
+					break
+				}
+			}
+		}
+		if len(damaged) > maxDamagedPaths {
+			damaged = damaged[:maxDamagedPaths]
+		}
+	}
+	if len(damaged) > 0 {
+		bad[id] = true
+	}
+	return damaged
+}
+
+// readAllPacks verifies every pack's header against the index and every
+// blob's content against its id.
+func (r *Repository) readAllPacks(ctx context.Context, indexed, onDisk map[ID]int64, badPacks map[ID]string, badBlobs map[ID]string, res *CheckResult) {
+	var mu sync.Mutex
+	work := make(chan ID)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range work {
+				problems, blobs := r.verifyPack(ctx, id)
+				mu.Lock()
+				for _, p := range problems {
+					res.errorf("pack "+id.Short(), "%s", p)
+				}
+				for b, why := range blobs {
+					badBlobs[b] = why
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	ids := make([]ID, 0, len(onDisk))
+	for id := range onDisk {
+		if _, bad := badPacks[id]; !bad {
+			ids = append(ids, id)
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i].String() < ids[j].String() })
+	for _, id := range ids {
+		work <- id
+	}
+	close(work)
+	wg.Wait()
+}
+
+func (r *Repository) verifyPack(ctx context.Context, id ID) (problems []string, badBlobs map[ID]string) {
+	badBlobs = map[ID]string{}
+	data, err := r.be.Load(ctx, backend.Handle{Kind: backend.Packs, Name: id.String()}, 0, 0)
+	if err != nil {
+		return []string{fmt.Sprintf("cannot be read: %v", err)}, nil
+	}
+	entries, herr := r.packHeader(id, data)
+	if herr != nil {
+		problems = append(problems, herr.Error())
+	}
+	// verify by the index's view too: a damaged header must not hide damaged blobs
+	var fromIndex []BlobInfo
+	r.index.Each(func(bi BlobInfo) {
+		if bi.Pack == id {
+			fromIndex = append(fromIndex, bi)
+		}
+	})
+	if herr == nil {
+		hdr := map[ID]blobEntry{}
+		for _, e := range entries {
+			hdr[e.ID] = e
+		}
+		for _, bi := range fromIndex {
+			e, ok := hdr[bi.ID]
+			if !ok || e.Offset != bi.Offset || e.Length != bi.Length {
+				problems = append(problems, fmt.Sprintf("header and index disagree about blob %s", bi.ID.Short()))
+			}
+		}
+	}
+	for _, bi := range fromIndex {
+		end := int64(bi.Offset) + int64(bi.Length)
+		if end > int64(len(data)) {
+			badBlobs[bi.ID] = "pack is truncated"
+			continue
+		}
+		if _, err := r.openBlob(bi, data[bi.Offset:end]); err != nil {
+			badBlobs[bi.ID] = fmt.Sprintf("damaged in pack %s: %v", id.Short(), err)
+			problems = append(problems, fmt.Sprintf("blob %s (%s) is damaged: %v", bi.ID.Short(), bi.Type, err))
+		}
+	}
+	return problems, badBlobs
+}
+
+// packHeader reads the blob list a pack carries at its end.
+func (r *Repository) packHeader(id ID, data []byte) ([]blobEntry, error) {
+	if len(data) < packTrailerLen {
+		return nil, fmt.Errorf("is too short to be a pack (%d bytes)", len(data))
+	}
+	hl, err := parsePackTrailer(data[len(data)-packTrailerLen:], int64(len(data)))
+	if err != nil {
+		return nil, err
+	}
+	start := int64(len(data)) - packTrailerLen - hl
+	aead := r.key.fileCipher(kindPack, id)
+	hdr, err := aead.Open(nil, headerNonce, data[start:int64(len(data))-packTrailerLen], []byte("header"))
+	if err != nil {
+		return nil, fmt.Errorf("header cannot be decrypted (damaged)")
+	}
+	entries, err := decodePackHeader(hdr)
+	if err != nil {
+		return nil, err
+	}
+	var sum uint64
+	for _, e := range entries {
+		sum += uint64(e.Length)
+	}
+	if sum != uint64(start) {
+		return nil, fmt.Errorf("header lists %d bytes of blobs, the pack holds %d", sum, start)
+	}
+	return entries, nil
+}

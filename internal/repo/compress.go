@@ -1,0 +1,74 @@
+package repo
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+func compressionLevel(name string) (zstd.EncoderLevel, error) {
+	switch name {
+	case "off":
+		return 0, nil
+	case "fastest", "":
+		return zstd.SpeedFastest, nil
+	case "default":
+		return zstd.SpeedDefault, nil
+	case "better":
+		return zstd.SpeedBetterCompression, nil
+	}
+	return 0, fmt.Errorf("unknown compression %q (want off, fastest, default or better)", name)
+}
+
+type compressor struct {
+	enc *zstd.Encoder // nil: compression off
+	dec *zstd.Decoder
+}
+
+var (
+	decoderOnce sync.Once
+	sharedDec   *zstd.Decoder
+)
+
+func newCompressor(name string) (*compressor, error) {
+	level, err := compressionLevel(name)
+	if err != nil {
+		return nil, err
+	}
+	decoderOnce.Do(func() {
+		sharedDec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
+	})
+	c := &compressor{dec: sharedDec}
+	if level != 0 {
+		c.enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(level),
+			zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithZeroFrames(true))
+		if err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// compress returns data compressed into dst when that saves at least 1/32
+// of it; otherwise nil, and the blob is stored as it is. zstd gives up fast
+// on incompressible input, so no separate entropy test is needed.
+func (c *compressor) compress(dst, data []byte) []byte {
+	if c.enc == nil || len(data) < 64 {
+		return nil
+	}
+	out := c.enc.EncodeAll(data, dst[:0])
+	if len(out) > len(data)-len(data)/32 {
+		return nil
+	}
+	return out
+}
+
+func (c *compressor) decompress(data []byte, rawLen int) ([]byte, error) {
+	out, err := c.dec.DecodeAll(data, make([]byte, 0, rawLen))
+	if err != nil {
+		return nil, fmt.Errorf("decompress: %w", err)
+	}
+	return out, nil
+}

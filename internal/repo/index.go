@@ -1,0 +1,204 @@
+package repo
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// location is where a blob is stored.
+type location struct {
+	pack   uint32 // index into Index.packs
+	offset uint32
+	length uint32
+	rawLen uint32
+	typ    BlobType
+	flags  uint8
+}
+
+// Index maps blob ids to their place in packs. It is safe for concurrent use.
+type Index struct {
+	mu       sync.RWMutex
+	blobs    map[ID]location
+	packs    []ID
+	packSize []int64
+	packNum  map[ID]uint32
+}
+
+// NewIndex returns an empty index.
+func NewIndex() *Index {
+	return &Index{blobs: map[ID]location{}, packNum: map[ID]uint32{}}
+}
+
+// BlobInfo is what the index knows of a blob.
+type BlobInfo struct {
+	ID     ID
+	Type   BlobType
+	Pack   ID
+	Offset uint32
+	Length uint32
+	RawLen uint32
+	Flags  uint8
+}
+
+// packIndex records a pack's blobs; it is the unit of index files.
+type packIndex struct {
+	ID      ID
+	Size    int64
+	Entries []blobEntry
+}
+
+func (x *Index) addPack(p packIndex) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	num, ok := x.packNum[p.ID]
+	if !ok {
+		num = uint32(len(x.packs))
+		x.packs = append(x.packs, p.ID)
+		x.packSize = append(x.packSize, p.Size)
+		x.packNum[p.ID] = num
+	}
+	for _, e := range p.Entries {
+		if _, dup := x.blobs[e.ID]; dup {
+			continue
+		}
+		x.blobs[e.ID] = location{pack: num, offset: e.Offset, length: e.Length, rawLen: e.RawLen, typ: e.Type, flags: e.Flags}
+	}
+}
+
+// Has tells whether a blob is indexed.
+func (x *Index) Has(id ID) bool {
+	x.mu.RLock()
+	_, ok := x.blobs[id]
+	x.mu.RUnlock()
+	return ok
+}
+
+// Lookup returns where a blob is.
+func (x *Index) Lookup(id ID) (BlobInfo, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	l, ok := x.blobs[id]
+	if !ok {
+		return BlobInfo{}, false
+	}
+	return BlobInfo{ID: id, Type: l.typ, Pack: x.packs[l.pack], Offset: l.offset, Length: l.length, RawLen: l.rawLen, Flags: l.flags}, true
+}
+
+// Len is the number of blobs.
+func (x *Index) Len() int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return len(x.blobs)
+}
+
+// Packs returns every indexed pack with its expected size.
+func (x *Index) Packs() map[ID]int64 {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	out := make(map[ID]int64, len(x.packs))
+	for i, p := range x.packs {
+		out[p] = x.packSize[i]
+	}
+	return out
+}
+
+// Each calls fn for every blob.
+func (x *Index) Each(fn func(BlobInfo)) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	for id, l := range x.blobs {
+		fn(BlobInfo{ID: id, Type: l.typ, Pack: x.packs[l.pack], Offset: l.offset, Length: l.length, RawLen: l.rawLen, Flags: l.flags})
+	}
+}
+
+// Index file plaintext: a version byte, the number of packs, then per pack
+// its id, size and header entries (as in the pack header, offsets implied).
+const indexVersion = 1
+
+func encodeIndexFile(packs []packIndex) []byte {
+	out := []byte{indexVersion}
+	out = binary.AppendUvarint(out, uint64(len(packs)))
+	for _, p := range packs {
+		out = append(out, p.ID[:]...)
+		out = binary.AppendUvarint(out, uint64(p.Size))
+		out = append(out, encodePackHeader(p.Entries)...)
+	}
+	return out
+}
+
+var errBadIndex = errors.New("index file is damaged")
+
+func decodeIndexFile(data []byte) ([]packIndex, error) {
+	if len(data) < 1 || data[0] != indexVersion {
+		return nil, fmt.Errorf("%w: unknown version", errBadIndex)
+	}
+	pos := 1
+	n, k := binary.Uvarint(data[pos:])
+	if k <= 0 || n > uint64(len(data)) {
+		return nil, errBadIndex
+	}
+	pos += k
+	packs := make([]packIndex, 0, n)
+	for i := uint64(0); i < n; i++ {
+		var p packIndex
+		if pos+32 > len(data) {
+			return nil, errBadIndex
+		}
+		copy(p.ID[:], data[pos:pos+32])
+		pos += 32
+		size, k := binary.Uvarint(data[pos:])
+		if k <= 0 {
+			return nil, errBadIndex
+		}
+		pos += k
+		p.Size = int64(size)
+		entries, used, err := decodeEntries(data[pos:])
+		if err != nil {
+			return nil, errBadIndex
+		}
+		pos += used
+		p.Entries = entries
+		packs = append(packs, p)
+	}
+	if pos != len(data) {
+		return nil, errBadIndex
+	}
+	return packs, nil
+}
+
+// decodeEntries decodes a pack header at the start of b and returns
+// how many bytes it used.
+func decodeEntries(b []byte) ([]blobEntry, int, error) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)) {
+		return nil, 0, errBadIndex
+	}
+	pos := k
+	entries := make([]blobEntry, 0, n)
+	var off uint64
+	for i := uint64(0); i < n; i++ {
+		if pos+34 > len(b) {
+			return nil, 0, errBadIndex
+		}
+		var e blobEntry
+		e.Type, e.Flags = BlobType(b[pos]), b[pos+1]
+		copy(e.ID[:], b[pos+2:pos+34])
+		pos += 34
+		l, k1 := binary.Uvarint(b[pos:])
+		if k1 <= 0 {
+			return nil, 0, errBadIndex
+		}
+		pos += k1
+		raw, k2 := binary.Uvarint(b[pos:])
+		if k2 <= 0 || l > 1<<31 || raw > 1<<31 {
+			return nil, 0, errBadIndex
+		}
+		pos += k2
+		e.Offset, e.Length, e.RawLen = uint32(off), uint32(l), uint32(raw)
+		off += l
+		entries = append(entries, e)
+	}
+	return entries, pos, nil
+}

@@ -1,0 +1,192 @@
+package repo
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/stillpoint-backup/stillpoint/internal/backend"
+)
+
+// LockInfo is the content of a lock file. Locks are plaintext so that a
+// stale one can be seen and removed without the key.
+type LockInfo struct {
+	Name      string    `json:"-"`
+	Exclusive bool      `json:"exclusive"`
+	Host      string    `json:"host"`
+	PID       int       `json:"pid"`
+	Command   string    `json:"command"`
+	Time      time.Time `json:"time"`
+}
+
+// A lock not refreshed for this long is stale even if its host is another
+// machine whose processes we cannot see.
+const (
+	lockRefresh  = 5 * time.Minute
+	lockStaleAge = 30 * time.Minute
+)
+
+// Stale tells whether the lock's holder is gone.
+func (l *LockInfo) Stale() bool {
+	host, _ := os.Hostname()
+	if l.Host == host {
+		return !processAlive(l.PID)
+	}
+	return time.Since(l.Time) > lockStaleAge
+}
+
+func (l *LockInfo) String() string {
+	kind := "shared"
+	if l.Exclusive {
+		kind = "exclusive"
+	}
+	return fmt.Sprintf("%s lock by %q (pid %d on %s) since %s", kind, l.Command, l.PID, l.Host, l.Time.Local().Format(time.DateTime))
+}
+
+// ErrLocked means another process holds a conflicting lock.
+type ErrLocked struct {
+	Holder *LockInfo
+}
+
+func (e *ErrLocked) Error() string {
+	msg := "repository is locked: " + e.Holder.String()
+	if e.Holder.Stale() {
+		msg += "; its process is gone: remove the stale lock with `stillpoint unlock`"
+	}
+	return msg
+}
+
+// Lock is a held repository lock; Unlock releases it.
+type Lock struct {
+	r      *Repository
+	mu     sync.Mutex
+	info   LockInfo
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// ListLocks returns every lock file.
+func ListLocks(ctx context.Context, be backend.Backend) ([]*LockInfo, error) {
+	var out []*LockInfo
+	err := be.List(ctx, backend.Locks, func(fi backend.FileInfo) error {
+		data, err := backend.ReadAll(ctx, be, backend.Handle{Kind: backend.Locks, Name: fi.Name})
+		if err != nil {
+			if backend.IsNotFound(err) {
+				return nil
+			}
+			return err
+		}
+		var li LockInfo
+		if json.Unmarshal(data, &li) != nil {
+			li = LockInfo{Host: "?", Command: "damaged lock file"}
+		}
+		li.Name = fi.Name
+		out = append(out, &li)
+		return nil
+	})
+	return out, err
+}
+
+// RemoveLocks deletes stale locks, or all locks with all=true, and returns
+// what it removed.
+func RemoveLocks(ctx context.Context, be backend.Backend, all bool) ([]*LockInfo, error) {
+	locks, err := ListLocks(ctx, be)
+	if err != nil {
+		return nil, err
+	}
+	var removed []*LockInfo
+	for _, l := range locks {
+		if all || l.Stale() {
+			if err := be.Remove(ctx, backend.Handle{Kind: backend.Locks, Name: l.Name}); err != nil {
+				return removed, err
+			}
+			removed = append(removed, l)
+		}
+	}
+	return removed, nil
+}
+
+// Lock takes a shared (backup, restore, check) or exclusive (prune) lock.
+func (r *Repository) Lock(ctx context.Context, exclusive bool, command string) (*Lock, error) {
+	if err := r.conflict(ctx, exclusive, ""); err != nil {
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	l := &Lock{r: r, info: LockInfo{Exclusive: exclusive, Host: host, PID: os.Getpid(), Command: command}}
+	if err := l.write(ctx); err != nil {
+		return nil, err
+	}
+	// Two processes may have passed the first check at once: check again now
+	// that ours is visible, and back off if there is a conflict.
+	if err := r.conflict(ctx, exclusive, l.info.Name); err != nil {
+		_ = r.be.Remove(ctx, backend.Handle{Kind: backend.Locks, Name: l.info.Name})
+		return nil, err
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	l.cancel, l.done = cancel, make(chan struct{})
+	go l.refresh(rctx)
+	return l, nil
+}
+
+func (r *Repository) conflict(ctx context.Context, exclusive bool, own string) error {
+	locks, err := ListLocks(ctx, r.be)
+	if err != nil {
+		return fmt.Errorf("read locks: %w", err)
+	}
+	for _, l := range locks {
+		if l.Name == own {
+			continue
+		}
+		if exclusive || l.Exclusive {
+			return &ErrLocked{Holder: l}
+		}
+	}
+	return nil
+}
+
+func (l *Lock) write(ctx context.Context) error {
+	l.info.Time = time.Now().UTC()
+	data, _ := json.Marshal(&l.info)
+	name := NewRandomID().String()
+	if err := l.r.be.Save(ctx, backend.Handle{Kind: backend.Locks, Name: name}, data); err != nil {
+		return fmt.Errorf("write lock: %w", err)
+	}
+	l.info.Name = name
+	return nil
+}
+
+// refresh writes a new lock file now and then (files are never
+// overwritten) so that other hosts do not take it for stale.
+func (l *Lock) refresh(ctx context.Context) {
+	defer close(l.done)
+	t := time.NewTicker(lockRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			l.mu.Lock()
+			old := l.info.Name
+			if l.write(ctx) == nil {
+				_ = l.r.be.Remove(ctx, backend.Handle{Kind: backend.Locks, Name: old})
+			}
+			l.mu.Unlock()
+		}
+	}
+}
+
+// Unlock releases the lock.
+func (l *Lock) Unlock() {
+	if l == nil {
+		return
+	}
+	l.cancel()
+	<-l.done
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_ = l.r.be.Remove(context.Background(), backend.Handle{Kind: backend.Locks, Name: l.info.Name})
+}

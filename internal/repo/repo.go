@@ -1,0 +1,631 @@
+package repo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/stillpoint-backup/stillpoint/internal/backend"
+)
+
+// Repository is an open repository.
+type Repository struct {
+	be     backend.Backend
+	cfg    *Config
+	key    *MasterKey
+	hasher Hasher
+	comp   *compressor
+	index  *Index
+
+	// writing
+	writeOnce   sync.Once
+	packers     map[BlobType]chan *packWriter
+	inflight    sync.Map // ID -> struct{}: blobs added but not yet indexed
+	uploads     chan *packWriter
+	uploadWG    sync.WaitGroup
+	errMu       sync.Mutex
+	writeErr    error
+	pendingMu   sync.Mutex
+	pending     []packIndex // uploaded packs not yet in an index file
+	stats       WriteStats
+	bufPool     sync.Pool
+	indexEvery  int
+	packWorkers int
+}
+
+// WriteStats counts what was added to the repository.
+type WriteStats struct {
+	Blobs       atomic.Int64
+	DataAdded   atomic.Int64 // plaintext bytes of new blobs
+	StoredAdded atomic.Int64 // bytes written to packs
+	Packs       atomic.Int64
+}
+
+// Init creates a new repository in be.
+func Init(ctx context.Context, be backend.Backend, cred Credential, cfg Config) (*Repository, error) {
+	if _, err := be.Stat(ctx, backend.Handle{Kind: backend.Config, Name: "config"}); err == nil {
+		return nil, fmt.Errorf("%s already holds a repository", be.Location())
+	}
+	if c, ok := be.(backend.Creator); ok {
+		if err := c.Create(ctx); err != nil {
+			return nil, fmt.Errorf("create repository at %s: %w", be.Location(), err)
+		}
+	}
+	cfg.ID = NewRandomID().String()
+	cfg.Version = formatVersion
+	mk := newMasterKey()
+	e, err := newKeyEntry(cred, mk)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := saveKey(ctx, be, e); err != nil {
+		return nil, fmt.Errorf("save key: %w", err)
+	}
+	data, _ := json.MarshalIndent(cfg, "", "  ")
+	// config last: a repository without it is not a repository, so a killed
+	// init can simply be run again.
+	if err := be.Save(ctx, backend.Handle{Kind: backend.Config, Name: "config"}, data); err != nil {
+		return nil, fmt.Errorf("save config: %w", err)
+	}
+	return newRepository(be, &cfg, mk)
+}
+
+// Exists tells whether be holds a repository.
+func Exists(ctx context.Context, be backend.Backend) (bool, error) {
+	_, err := be.Stat(ctx, backend.Handle{Kind: backend.Config, Name: "config"})
+	if err == nil {
+		return true, nil
+	}
+	if backend.IsNotFound(err) {
+		return false, nil
+	}
+	return false, err
+}
+
+// ReadConfig reads the plaintext config without a key.
+func ReadConfig(ctx context.Context, be backend.Backend) (*Config, error) {
+	data, err := backend.ReadAll(ctx, be, backend.Handle{Kind: backend.Config, Name: "config"})
+	if err != nil {
+		if backend.IsNotFound(err) {
+			return nil, fmt.Errorf("no repository at %s (create one with `stillpoint init`)", be.Location())
+		}
+		return nil, err
+	}
+	return parseConfig(data)
+}
+
+// Open opens an existing repository and loads its index.
+func Open(ctx context.Context, be backend.Backend, cred Credential) (*Repository, error) {
+	cfg, err := ReadConfig(ctx, be)
+	if err != nil {
+		return nil, err
+	}
+	mk, err := openMasterKey(ctx, be, cred)
+	if err != nil {
+		return nil, err
+	}
+	r, err := newRepository(be, cfg, mk)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := r.LoadIndex(ctx); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// AddKey adds another way to open the repository.
+func (r *Repository) AddKey(ctx context.Context, cred Credential) error {
+	e, err := newKeyEntry(cred, r.key)
+	if err != nil {
+		return err
+	}
+	_, err = saveKey(ctx, r.be, e)
+	return err
+}
+
+func newRepository(be backend.Backend, cfg *Config, mk *MasterKey) (*Repository, error) {
+	comp, err := newCompressor(cfg.Compression)
+	if err != nil {
+		return nil, err
+	}
+	r := &Repository{be: be, cfg: cfg, key: mk, comp: comp, index: NewIndex(), indexEvery: 32}
+	r.hasher.key = mk.ID
+	return r, nil
+}
+
+// Config returns the repository's config.
+func (r *Repository) Config() Config { return *r.cfg }
+
+// Backend returns the storage.
+func (r *Repository) Backend() backend.Backend { return r.be }
+
+// Index returns the in-memory index.
+func (r *Repository) Index() *Index { return r.index }
+
+// Hash returns the id of a blob's content.
+func (r *Repository) Hash(data []byte) ID { return r.hasher.Sum(data) }
+
+// Stats returns the counters of what this process added.
+func (r *Repository) Stats() *WriteStats { return &r.stats }
+
+// SetCompression changes the compression used for new blobs in this process.
+func (r *Repository) SetCompression(name string) error {
+	c, err := newCompressor(name)
+	if err != nil {
+		return err
+	}
+	r.comp = c
+	return nil
+}
+
+// IndexLoadError names an index file that could not be read.
+type IndexLoadError struct {
+	Name string
+	Err  error
+}
+
+func (e *IndexLoadError) Error() string { return fmt.Sprintf("index/%s: %v", e.Name, e.Err) }
+
+// LoadIndex reads every index file. Damaged index files are skipped and
+// returned, so the blobs of the others stay readable.
+func (r *Repository) LoadIndex(ctx context.Context) ([]*IndexLoadError, error) {
+	var names []string
+	if err := r.be.List(ctx, backend.Indexes, func(fi backend.FileInfo) error {
+		names = append(names, fi.Name)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("list index files: %w", err)
+	}
+	var (
+		mu   sync.Mutex
+		bad  []*IndexLoadError
+		wg   sync.WaitGroup
+		work = make(chan string)
+	)
+	for range min(4, len(names)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for name := range work {
+				packs, err := r.loadIndexFile(ctx, name)
+				if err != nil {
+					mu.Lock()
+					bad = append(bad, &IndexLoadError{Name: name, Err: err})
+					mu.Unlock()
+					continue
+				}
+				for _, p := range packs {
+					r.index.addPack(p)
+				}
+			}
+		}()
+	}
+	for _, n := range names {
+		work <- n
+	}
+	close(work)
+	wg.Wait()
+	return bad, ctx.Err()
+}
+
+func (r *Repository) loadIndexFile(ctx context.Context, name string) ([]packIndex, error) {
+	id, err := ParseID(name)
+	if err != nil {
+		return nil, err
+	}
+	data, err := backend.ReadAll(ctx, r.be, backend.Handle{Kind: backend.Indexes, Name: name})
+	if err != nil {
+		return nil, err
+	}
+	plain, err := r.key.openFile(kindIndex, id, data)
+	if err != nil {
+		return nil, err
+	}
+	return decodeIndexFile(plain)
+}
+
+// IndexFiles lists the names of the index files.
+func (r *Repository) IndexFiles(ctx context.Context) ([]string, error) {
+	var names []string
+	err := r.be.List(ctx, backend.Indexes, func(fi backend.FileInfo) error {
+		names = append(names, fi.Name)
+		return nil
+	})
+	return names, err
+}
+
+// --- writing -------------------------------------------------------------
+
+// Pipeline sizes. Each packer holds one pack of up to PackSize bytes in
+// memory; with two packers per core and per blob type and two uploads in
+// flight, a backup holds at most (4*cores+4) packs: ~200 MiB on 2 cores
+// with 16 MiB packs, whatever the size of the files.
+const uploadWorkers = 2
+
+func (r *Repository) startWriting() {
+	r.writeOnce.Do(func() {
+		r.packWorkers = runtime.GOMAXPROCS(0)
+		r.packers = map[BlobType]chan *packWriter{}
+		for _, t := range []BlobType{DataBlob, TreeBlob} {
+			ch := make(chan *packWriter, r.packWorkers)
+			for range r.packWorkers {
+				ch <- nil // packs are allocated when first used
+			}
+			r.packers[t] = ch
+		}
+		r.uploads = make(chan *packWriter, uploadWorkers)
+		for range uploadWorkers {
+			r.uploadWG.Add(1)
+			go r.uploader()
+		}
+	})
+}
+
+func (r *Repository) setErr(err error) {
+	r.errMu.Lock()
+	if r.writeErr == nil {
+		r.writeErr = err
+	}
+	r.errMu.Unlock()
+}
+
+func (r *Repository) err() error {
+	r.errMu.Lock()
+	defer r.errMu.Unlock()
+	return r.writeErr
+}
+
+// Known tells whether a blob is stored or being stored.
+func (r *Repository) Known(id ID) bool {
+	if r.index.Has(id) {
+		return true
+	}
+	_, ok := r.inflight.Load(id)
+	return ok
+}
+
+// SaveBlob stores a blob with its precomputed id unless the repository
+// has it already. It compresses and encrypts in the caller's goroutine, so
+// callers on several cores run in parallel; uploads happen in the
+// background. data may be reused by the caller when SaveBlob returns.
+func (r *Repository) SaveBlob(ctx context.Context, t BlobType, id ID, data []byte) (added bool, err error) {
+	if err := r.err(); err != nil {
+		return false, err
+	}
+	if r.index.Has(id) {
+		return false, nil
+	}
+	if _, loaded := r.inflight.LoadOrStore(id, struct{}{}); loaded {
+		return false, nil
+	}
+	r.startWriting()
+	var buf []byte
+	if b, ok := r.bufPool.Get().(*[]byte); ok {
+		buf = *b
+	}
+	payload, flags := r.comp.compress(buf, data), flagCompressed
+	if payload == nil {
+		payload, flags = data, 0
+	} else {
+		buf = payload
+	}
+	ch := r.packers[t]
+	var pw *packWriter
+	select {
+	case pw = <-ch:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	if pw == nil {
+		pw = newPackWriter(r.key, r.cfg.PackSize+r.cfg.PackSize/4)
+	}
+	pw.add(t, id, flags, payload, len(data))
+	var full *packWriter
+	if pw.size() >= r.cfg.PackSize {
+		full, pw = pw, nil
+	}
+	ch <- pw
+	if buf != nil {
+		r.bufPool.Put(&buf)
+	}
+	r.stats.Blobs.Add(1)
+	r.stats.DataAdded.Add(int64(len(data)))
+	if full != nil {
+		select {
+		case r.uploads <- full:
+		case <-ctx.Done():
+			return true, ctx.Err()
+		}
+	}
+	return true, r.err()
+}
+
+func (r *Repository) uploader() {
+	defer r.uploadWG.Done()
+	for pw := range r.uploads {
+		if r.err() != nil {
+			continue // drain; the run is failing
+		}
+		data := pw.finish()
+		h := backend.Handle{Kind: backend.Packs, Name: pw.id.String()}
+		if err := r.be.Save(context.Background(), h, data); err != nil {
+			r.setErr(fmt.Errorf("write pack to %s: %w", r.be.Location(), err))
+			continue
+		}
+		pi := packIndex{ID: pw.id, Size: int64(len(data)), Entries: pw.entries}
+		r.index.addPack(pi)
+		for _, e := range pw.entries {
+			r.inflight.Delete(e.ID)
+		}
+		r.stats.StoredAdded.Add(int64(len(data)))
+		r.stats.Packs.Add(1)
+		r.pendingMu.Lock()
+		r.pending = append(r.pending, pi)
+		flushNow := len(r.pending) >= r.indexEvery
+		var batch []packIndex
+		if flushNow {
+			batch, r.pending = r.pending, nil
+		}
+		r.pendingMu.Unlock()
+		if flushNow {
+			// An index every few packs lets the next run reuse the data of a
+			// run that is killed before it ends.
+			if err := r.saveIndexFile(context.Background(), batch); err != nil {
+				r.setErr(err)
+			}
+		}
+	}
+}
+
+// Flush writes every partly filled pack and an index file for all packs
+// not yet indexed. After Flush returns nil, every blob saved so far is
+// durable and indexed. The writing pipeline stops; SaveBlob may start it again.
+func (r *Repository) Flush(ctx context.Context) error {
+	if r.packers == nil {
+		return r.err()
+	}
+	for _, ch := range r.packers {
+		for range r.packWorkers {
+			pw := <-ch
+			if pw != nil && len(pw.entries) > 0 {
+				r.uploads <- pw
+			}
+		}
+	}
+	close(r.uploads)
+	r.uploadWG.Wait()
+	r.writeOnce = sync.Once{}
+	r.packers = nil
+	if err := r.err(); err != nil {
+		return err
+	}
+	r.pendingMu.Lock()
+	batch := r.pending
+	r.pending = nil
+	r.pendingMu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+	return r.saveIndexFile(ctx, batch)
+}
+
+func (r *Repository) saveIndexFile(ctx context.Context, packs []packIndex) error {
+	name := NewRandomID()
+	data := r.key.sealFile(kindIndex, name, encodeIndexFile(packs))
+	if err := r.be.Save(ctx, backend.Handle{Kind: backend.Indexes, Name: name.String()}, data); err != nil {
+		return fmt.Errorf("write index to %s: %w", r.be.Location(), err)
+	}
+	return nil
+}
+
+// --- reading -------------------------------------------------------------
+
+// ErrBlobNotFound means the index does not know a blob.
+var ErrBlobNotFound = errors.New("blob not in index")
+
+// BlobError explains why a blob could not be read.
+type BlobError struct {
+	ID   ID
+	Pack ID
+	Err  error
+}
+
+func (e *BlobError) Error() string {
+	if e.Pack.IsNull() {
+		return fmt.Sprintf("blob %s: %v", e.ID.Short(), e.Err)
+	}
+	return fmt.Sprintf("blob %s in pack %s: %v", e.ID.Short(), e.Pack.Short(), e.Err)
+}
+
+func (e *BlobError) Unwrap() error { return e.Err }
+
+// LoadBlob reads, decrypts, decompresses and verifies a blob.
+func (r *Repository) LoadBlob(ctx context.Context, id ID) ([]byte, error) {
+	bi, ok := r.index.Lookup(id)
+	if !ok {
+		return nil, &BlobError{ID: id, Err: ErrBlobNotFound}
+	}
+	sealed, err := r.be.Load(ctx, backend.Handle{Kind: backend.Packs, Name: bi.Pack.String()}, int64(bi.Offset), int64(bi.Length))
+	if err != nil {
+		return nil, &BlobError{ID: id, Pack: bi.Pack, Err: err}
+	}
+	plain, err := r.openBlob(bi, sealed)
+	if err != nil {
+		return nil, &BlobError{ID: id, Pack: bi.Pack, Err: err}
+	}
+	return plain, nil
+}
+
+// openBlob decrypts and checks one sealed blob.
+func (r *Repository) openBlob(bi BlobInfo, sealed []byte) ([]byte, error) {
+	aead := r.key.fileCipher(kindPack, bi.Pack)
+	plain, err := aead.Open(nil, nonceAt(uint64(bi.Offset)), sealed, []byte{byte(bi.Type)})
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	if bi.Flags&flagCompressed != 0 {
+		plain, err = r.comp.decompress(plain, int(bi.RawLen))
+		if err != nil {
+			return nil, err
+		}
+	}
+	if len(plain) != int(bi.RawLen) {
+		return nil, fmt.Errorf("length %d, index says %d", len(plain), bi.RawLen)
+	}
+	if r.Hash(plain) != bi.ID {
+		return nil, errors.New("content does not match its id (damaged)")
+	}
+	return plain, nil
+}
+
+// SaveTree stores a tree and returns its id.
+func (r *Repository) SaveTree(ctx context.Context, t *Tree) (ID, error) {
+	data := EncodeTree(t)
+	id := r.Hash(data)
+	_, err := r.SaveBlob(ctx, TreeBlob, id, data)
+	return id, err
+}
+
+// LoadTree reads a tree.
+func (r *Repository) LoadTree(ctx context.Context, id ID) (*Tree, error) {
+	data, err := r.LoadBlob(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	t, err := DecodeTree(data)
+	if err != nil {
+		return nil, &BlobError{ID: id, Err: err}
+	}
+	return t, nil
+}
+
+// --- snapshots -----------------------------------------------------------
+
+// SaveSnapshot writes a manifest. Call it only after Flush succeeded.
+func (r *Repository) SaveSnapshot(ctx context.Context, s *Snapshot) (ID, error) {
+	data, err := json.Marshal(s)
+	if err != nil {
+		return ID{}, err
+	}
+	id := NewRandomID()
+	sealed := r.key.sealFile(kindSnapshot, id, data)
+	if err := r.be.Save(ctx, backend.Handle{Kind: backend.Snapshots, Name: id.String()}, sealed); err != nil {
+		return ID{}, fmt.Errorf("write snapshot: %w", err)
+	}
+	s.ID = id
+	return id, nil
+}
+
+// LoadSnapshot reads one manifest.
+func (r *Repository) LoadSnapshot(ctx context.Context, id ID) (*Snapshot, error) {
+	data, err := backend.ReadAll(ctx, r.be, backend.Handle{Kind: backend.Snapshots, Name: id.String()})
+	if err != nil {
+		return nil, err
+	}
+	plain, err := r.key.openFile(kindSnapshot, id, data)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %s: %w", id.Short(), err)
+	}
+	var s Snapshot
+	if err := json.Unmarshal(plain, &s); err != nil {
+		return nil, fmt.Errorf("snapshot %s is damaged: %w", id.Short(), err)
+	}
+	s.ID = id
+	return &s, nil
+}
+
+// SnapshotLoadError names a manifest that could not be read.
+type SnapshotLoadError struct {
+	Name string
+	Err  error
+}
+
+func (e *SnapshotLoadError) Error() string { return fmt.Sprintf("snapshots/%s: %v", e.Name, e.Err) }
+
+// Snapshots returns every readable manifest, oldest first, and the names of
+// those that could not be read.
+func (r *Repository) Snapshots(ctx context.Context) ([]*Snapshot, []*SnapshotLoadError, error) {
+	var names []string
+	if err := r.be.List(ctx, backend.Snapshots, func(fi backend.FileInfo) error {
+		names = append(names, fi.Name)
+		return nil
+	}); err != nil {
+		return nil, nil, err
+	}
+	var out []*Snapshot
+	var bad []*SnapshotLoadError
+	for _, n := range names {
+		id, err := ParseID(n)
+		if err != nil {
+			bad = append(bad, &SnapshotLoadError{Name: n, Err: err})
+			continue
+		}
+		s, err := r.LoadSnapshot(ctx, id)
+		if err != nil {
+			bad = append(bad, &SnapshotLoadError{Name: n, Err: err})
+			continue
+		}
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Time.Equal(out[j].Time) {
+			return out[i].ID.String() < out[j].ID.String()
+		}
+		return out[i].Time.Before(out[j].Time)
+	})
+	return out, bad, nil
+}
+
+// FindSnapshot resolves an id, a unique id prefix, "latest", or
+// "latest:PATH" / "latest@TAG" (the newest snapshot that has that path or tag).
+func FindSnapshot(snaps []*Snapshot, ref string) (*Snapshot, error) {
+	if len(snaps) == 0 {
+		return nil, errors.New("the repository has no snapshots")
+	}
+	if ref == "latest" || strings.HasPrefix(ref, "latest:") || strings.HasPrefix(ref, "latest@") {
+		for i := len(snaps) - 1; i >= 0; i-- {
+			s := snaps[i]
+			switch {
+			case ref == "latest":
+				return s, nil
+			case strings.HasPrefix(ref, "latest:") && contains(s.Paths, strings.TrimPrefix(ref, "latest:")):
+				return s, nil
+			case strings.HasPrefix(ref, "latest@") && contains(s.Tags, strings.TrimPrefix(ref, "latest@")):
+				return s, nil
+			}
+		}
+		return nil, fmt.Errorf("no snapshot matches %q", ref)
+	}
+	var found *Snapshot
+	for _, s := range snaps {
+		if strings.HasPrefix(s.ID.String(), strings.ToLower(ref)) {
+			if found != nil {
+				return nil, fmt.Errorf("snapshot prefix %q is ambiguous: use more digits", ref)
+			}
+			found = s
+		}
+	}
+	if found == nil || ref == "" {
+		return nil, fmt.Errorf("no snapshot %q (see `stillpoint snapshots`)", ref)
+	}
+	return found, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Close releases resources (not the backend).
+func (r *Repository) Close() {}

@@ -1,0 +1,63 @@
+package repo
+
+import (
+	"time"
+
+	"github.com/stillpoint-backup/stillpoint/internal/outcome"
+)
+
+// Snapshot is the manifest of one backup run.
+type Snapshot struct {
+	ID       ID        `json:"-"`
+	Time     time.Time `json:"time"`
+	Host     string    `json:"host"`
+	User     string    `json:"user,omitempty"`
+	Paths    []string  `json:"paths"`
+	Tags     []string  `json:"tags,omitempty"`
+	Excludes []string  `json:"excludes,omitempty"`
+	Tree     ID        `json:"tree"`
+	Parent   *ID       `json:"parent,omitempty"`
+	Program  string    `json:"program"`
+
+	Stats       Stats             `json:"stats"`
+	Outcomes    map[string]int64  `json:"outcomes"`
+	Partial     bool              `json:"partial"`
+	Consistency string            `json:"consistency,omitempty"` // weakest level over the sources
+	Sources     []SourceInfo      `json:"sources,omitempty"`
+	Extra       map[string]string `json:"extra,omitempty"`
+}
+
+// Stats counts what a run saw and stored.
+type Stats struct {
+	Files        int64   `json:"files"`
+	Dirs         int64   `json:"dirs"`
+	Others       int64   `json:"others"`
+	Bytes        int64   `json:"bytes"`         // size of all files
+	BytesRead    int64   `json:"bytes_read"`    // file content read this run
+	FilesRead    int64   `json:"files_read"`    // files whose content was read
+	DataAdded    int64   `json:"data_added"`    // plaintext of new blobs
+	StoredAdded  int64   `json:"stored_added"`  // bytes written to packs
+	BlobsAdded   int64   `json:"blobs_added"`   // new blobs
+	DurationSecs float64 `json:"duration_secs"` // wall time of the run
+}
+
+// SourceInfo records how one source was read.
+type SourceInfo struct {
+	Path        string    `json:"path"`
+	Provider    string    `json:"provider"`            // btrfs, reflink, none, …
+	Consistency string    `json:"consistency"`         // volume, file, live
+	Created     time.Time `json:"created,omitempty"`   // when its snapshot set was created
+	FreezeMs    float64   `json:"freeze_ms,omitempty"` // time the set took to create
+	Note        string    `json:"note,omitempty"`      // e.g. why no snapshot was taken
+}
+
+// OutcomeCounts converts the manifest's counts to typed form.
+func (s *Snapshot) OutcomeCounts() outcome.Counts {
+	c := outcome.Counts{}
+	for k, v := range s.Outcomes {
+		if o, err := outcome.Parse(k); err == nil {
+			c[o] = v
+		}
+	}
+	return c
+}

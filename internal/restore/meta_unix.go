@@ -1,0 +1,61 @@
+//go:build unix
+
+package restore
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/stillpoint-backup/stillpoint/internal/repo"
+	"golang.org/x/sys/unix"
+)
+
+func (rs *restorer) special(dst string, n *repo.Node) error {
+	switch n.Type {
+	case repo.NodeSymlink:
+		return os.Symlink(n.LinkTarget, dst)
+	case repo.NodeFIFO:
+		return unix.Mkfifo(dst, n.Mode&07777)
+	case repo.NodeDevice, repo.NodeCharDevice, repo.NodeSocket:
+		if !rs.isRoot {
+			return fmt.Errorf("%s not restored: creating it needs root", n.Type)
+		}
+		mode := uint32(unix.S_IFBLK)
+		switch n.Type {
+		case repo.NodeCharDevice:
+			mode = unix.S_IFCHR
+		case repo.NodeSocket:
+			mode = unix.S_IFSOCK
+		}
+		return unix.Mknod(dst, mode|n.Mode&07777, int(n.Rdev))
+	}
+	return fmt.Errorf("unknown node type %d", n.Type)
+}
+
+// setMeta restores owner (as root), mode, extended attributes and times,
+// in that order: chown clears setuid bits and xattrs touch ctime, not mtime.
+func (rs *restorer) setMeta(p string, n *repo.Node) error {
+	dst := rs.dest(p)
+	var errs []error
+	if rs.isRoot {
+		if err := os.Lchown(dst, int(n.UID), int(n.GID)); err != nil {
+			errs = append(errs, fmt.Errorf("chown: %w", err))
+		}
+	}
+	if n.Type != repo.NodeSymlink {
+		if err := unix.Chmod(dst, n.Mode&07777); err != nil {
+			errs = append(errs, fmt.Errorf("chmod: %w", err))
+		}
+	}
+	for _, x := range n.Xattrs {
+		if err := unix.Lsetxattr(dst, x.Name, x.Value, 0); err != nil && !errors.Is(err, unix.ENOTSUP) {
+			errs = append(errs, fmt.Errorf("xattr %s: %w", x.Name, err))
+		}
+	}
+	ts := []unix.Timespec{unix.NsecToTimespec(n.Mtime), unix.NsecToTimespec(n.Mtime)}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, dst, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		errs = append(errs, fmt.Errorf("set times: %w", err))
+	}
+	return errors.Join(errs...)
+}
