@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"path"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/spf13/cobra"
+	"github.com/stillpoint-backup/stillpoint/internal/outcome"
+	"github.com/stillpoint-backup/stillpoint/internal/repo"
+	"github.com/stillpoint-backup/stillpoint/internal/report"
+)
+
+type lsFlags struct {
+	long     bool
+	null     bool
+	outcomes string
+}
+
+func newLsCmd(g *globals) *cobra.Command {
+	var f lsFlags
+	cmd := &cobra.Command{
+		Use:   "ls SNAPSHOT [PATH]",
+		Short: "List the files of a snapshot by their original paths",
+		Long: `List the files of a snapshot, one original path per line, below PATH if given.
+SNAPSHOT is an id, a unique id prefix, "latest", "latest:PATH" or "latest@TAG".
+
+Names with control characters or invalid UTF-8 are shown escaped (\n, \xNN,
+\\); use -0 for raw names separated by NUL bytes.`,
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sub := "/"
+			if len(args) == 2 {
+				sub = args[1]
+			}
+			return runLs(cmd.Context(), g, f, args[0], sub)
+		},
+	}
+	cmd.Flags().BoolVarP(&f.long, "long", "l", false, "show mode, size, modification time and outcome")
+	cmd.Flags().BoolVarP(&f.null, "null", "0", false, "raw paths separated by NUL bytes")
+	cmd.Flags().StringVar(&f.outcomes, "outcome", "", "only files with these outcomes (comma-separated: ok, ok-snapshot, changed, skipped-open, failed, stale)")
+	return cmd
+}
+
+func runLs(ctx context.Context, g *globals, f lsFlags, ref, sub string) error {
+	rep := g.reporter()
+	want := map[outcome.Outcome]bool{}
+	if f.outcomes != "" {
+		for _, s := range strings.Split(f.outcomes, ",") {
+			o, err := outcome.Parse(strings.TrimSpace(s))
+			if err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
+			want[o] = true
+		}
+	}
+	r, snaps, err := loadSnapshots(ctx, g, rep)
+	if err != nil {
+		return err
+	}
+	s, err := findSnapshot(snaps, ref)
+	if err != nil {
+		return err
+	}
+	sub = path.Clean("/" + sub)
+	return walkTree(ctx, r, "/", s.Tree, func(p string, n *repo.Node) error {
+		if !(p == sub || strings.HasPrefix(p, strings.TrimSuffix(sub, "/")+"/")) {
+			return nil
+		}
+		if len(want) > 0 && !want[n.Outcome] {
+			return nil
+		}
+		switch {
+		case rep.Mode == report.JSON:
+			rep.Event(map[string]any{
+				"path": p, "type": n.Type.String(), "mode": fmt.Sprintf("%04o", n.Mode), "size": n.Size,
+				"mtime": time.Unix(0, n.Mtime).UTC(), "uid": n.UID, "gid": n.GID,
+				"outcome": n.Outcome.String(), "reason": n.Reason, "holder": n.Holder, "link_target": n.LinkTarget,
+			})
+		case f.null:
+			fmt.Fprintf(rep.Out, "%s\x00", p)
+		case f.long:
+			extra := ""
+			if !n.Outcome.Whole() {
+				extra = "  [" + n.Outcome.String()
+				if n.Reason != "" {
+					extra += ": " + n.Reason
+				}
+				extra += "]"
+			}
+			fmt.Fprintf(rep.Out, "%s %8s %8s %12d %s %s%s\n", modeString(n), owner(n.UID), owner(n.GID), n.Size,
+				time.Unix(0, n.Mtime).Local().Format("2006-01-02 15:04:05"), escapePath(p), extra)
+		default:
+			fmt.Fprintln(rep.Out, escapePath(p))
+		}
+		return nil
+	}, sub)
+}
+
+// walkTree calls fn for every node below dir in path order, descending only
+// into directories on the way to or below within.
+func walkTree(ctx context.Context, r *repo.Repository, dir string, id repo.ID, fn func(string, *repo.Node) error, within string) error {
+	t, err := r.LoadTree(ctx, id)
+	if err != nil {
+		return fmt.Errorf("directory %s: %w", dir, err)
+	}
+	for _, n := range t.Nodes {
+		p := path.Join(dir, n.Name)
+		if err := fn(p, n); err != nil {
+			return err
+		}
+		if n.Type == repo.NodeDir && !n.Subtree.IsNull() && related(p, within) {
+			if err := walkTree(ctx, r, p, n.Subtree, fn, within); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// related tells whether p is on the way to within or below it.
+func related(p, within string) bool {
+	if within == "/" || p == within {
+		return true
+	}
+	return strings.HasPrefix(within, p+"/") || strings.HasPrefix(p, within+"/")
+}
+
+func owner(id uint32) string { return fmt.Sprint(id) }
+
+func modeString(n *repo.Node) string {
+	m := fs.FileMode(n.Mode & 0o777)
+	if n.Mode&0o4000 != 0 {
+		m |= fs.ModeSetuid
+	}
+	if n.Mode&0o2000 != 0 {
+		m |= fs.ModeSetgid
+	}
+	if n.Mode&0o1000 != 0 {
+		m |= fs.ModeSticky
+	}
+	switch n.Type {
+	case repo.NodeDir:
+		m |= fs.ModeDir
+	case repo.NodeSymlink:
+		m |= fs.ModeSymlink
+	case repo.NodeDevice:
+		m |= fs.ModeDevice
+	case repo.NodeCharDevice:
+		m |= fs.ModeDevice | fs.ModeCharDevice
+	case repo.NodeFIFO:
+		m |= fs.ModeNamedPipe
+	case repo.NodeSocket:
+		m |= fs.ModeSocket
+	}
+	return m.String()
+}
+
+// escapePath makes any name printable on one line: control characters,
+// backslashes and invalid UTF-8 bytes are escaped; other names print as they are.
+func escapePath(p string) string {
+	clean := utf8.ValidString(p)
+	for i := 0; clean && i < len(p); i++ {
+		if p[i] < 0x20 || p[i] == 0x7f || p[i] == '\\' {
+			clean = false
+		}
+	}
+	if clean {
+		return p
+	}
+	var b strings.Builder
+	for i := 0; i < len(p); {
+		r, size := utf8.DecodeRuneInString(p[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, p[i])
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		default:
+			b.WriteString(p[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}

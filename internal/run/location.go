@@ -1,0 +1,237 @@
+package run
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/stillpoint-backup/stillpoint/internal/backend"
+	"github.com/stillpoint-backup/stillpoint/internal/repo"
+)
+
+// Access says which repository to use and how to unlock it.
+type Access struct {
+	Repository   string // path; "" means the default location
+	PasswordFile string
+	KeyFile      string
+}
+
+// Environment variables read by stillpoint.
+const (
+	EnvRepository = "STILLPOINT_REPOSITORY"
+	EnvPassword   = "STILLPOINT_PASSWORD"
+	EnvKeyFile    = "STILLPOINT_KEY_FILE"
+	EnvKeyDir     = "STILLPOINT_KEY_DIR"
+)
+
+// DefaultRepository is /var/lib/stillpoint/repo for root, else the XDG data
+// directory.
+func DefaultRepository() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/stillpoint/repo"
+	}
+	return filepath.Join(xdg("XDG_DATA_HOME", ".local/share"), "stillpoint", "repo")
+}
+
+// KeyDir is where generated key files are kept: /etc/stillpoint/keys for
+// root, else the XDG config directory. A key file lives apart from the
+// repository, so a copy of the repository alone reveals nothing.
+func KeyDir() string {
+	if d := os.Getenv(EnvKeyDir); d != "" {
+		return d
+	}
+	if os.Geteuid() == 0 {
+		return "/etc/stillpoint/keys"
+	}
+	return filepath.Join(xdg("XDG_CONFIG_HOME", ".config"), "stillpoint", "keys")
+}
+
+func xdg(env, fallback string) string {
+	if d := os.Getenv(env); d != "" {
+		return d
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		home = "."
+	}
+	return filepath.Join(home, fallback)
+}
+
+// Location resolves the repository path.
+func (a Access) Location() string {
+	switch {
+	case a.Repository != "":
+		return a.Repository
+	case os.Getenv(EnvRepository) != "":
+		return os.Getenv(EnvRepository)
+	}
+	return DefaultRepository()
+}
+
+// Backend returns the storage for the location.
+func (a Access) Backend() (backend.Backend, error) {
+	loc := a.Location()
+	if strings.HasPrefix(loc, "s3:") {
+		return nil, fmt.Errorf("repository %q: S3 repositories are not supported by this version; use a local path", loc)
+	}
+	abs, err := filepath.Abs(loc)
+	if err != nil {
+		return nil, err
+	}
+	return backend.NewLocal(abs), nil
+}
+
+// password returns the password from --password-file or the environment.
+func (a Access) password() (string, error) {
+	if a.PasswordFile != "" {
+		data, err := os.ReadFile(a.PasswordFile)
+		if err != nil {
+			return "", fmt.Errorf("read password file: %w", err)
+		}
+		pw := strings.TrimRight(string(data), "\r\n")
+		if pw == "" {
+			return "", fmt.Errorf("password file %s is empty", a.PasswordFile)
+		}
+		return pw, nil
+	}
+	return os.Getenv(EnvPassword), nil
+}
+
+func (a Access) keyFilePath(repoID string) (path string, explicit bool) {
+	if a.KeyFile != "" {
+		return a.KeyFile, true
+	}
+	if p := os.Getenv(EnvKeyFile); p != "" {
+		return p, true
+	}
+	return filepath.Join(KeyDir(), repoID+".key"), false
+}
+
+// Open opens an existing repository.
+func Open(ctx context.Context, a Access) (*repo.Repository, error) {
+	be, err := a.Backend()
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := repo.ReadConfig(ctx, be)
+	if err != nil {
+		return nil, err
+	}
+	cred, err := a.credential(cfg.ID)
+	if err != nil {
+		return nil, err
+	}
+	return repo.Open(ctx, be, cred)
+}
+
+func (a Access) credential(repoID string) (repo.Credential, error) {
+	pw, err := a.password()
+	if err != nil {
+		return repo.Credential{}, err
+	}
+	if pw != "" {
+		return repo.Credential{Password: pw}, nil
+	}
+	path, explicit := a.keyFilePath(repoID)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) && !explicit {
+			return repo.Credential{}, fmt.Errorf("repository %s needs its key: no key file at %s; give --key-file, --password-file or %s", a.Location(), path, EnvPassword)
+		}
+		return repo.Credential{}, fmt.Errorf("read key file: %w", err)
+	}
+	secret, err := repo.DecodeKeyFile(data)
+	if err != nil {
+		return repo.Credential{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return repo.Credential{KeyFile: secret}, nil
+}
+
+// Created tells the user what a first run made.
+type Created struct {
+	Repository string
+	KeyFile    string // "" when a password was used
+}
+
+// Create makes a repository: with the password when one is given, else
+// with a new key file (mode 0600) in KeyDir or at --key-file.
+func Create(ctx context.Context, a Access, cfg repo.Config) (*repo.Repository, *Created, error) {
+	be, err := a.Backend()
+	if err != nil {
+		return nil, nil, err
+	}
+	if ok, err := repo.Exists(ctx, be); err != nil {
+		return nil, nil, err
+	} else if ok {
+		return nil, nil, fmt.Errorf("%s already holds a repository", be.Location())
+	}
+	pw, err := a.password()
+	if err != nil {
+		return nil, nil, err
+	}
+	created := &Created{Repository: be.Location()}
+	var cred repo.Credential
+	var secret []byte
+	if pw != "" {
+		cred.Password = pw
+	} else {
+		secret = repo.NewKeyFileSecret()
+		cred.KeyFile = secret
+	}
+	r, err := repo.Init(ctx, be, cred, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	if secret != nil {
+		path, _ := a.keyFilePath(r.Config().ID)
+		if err := writeKeyFile(path, repo.EncodeKeyFile(r.Config().ID, secret)); err != nil {
+			return nil, nil, fmt.Errorf("repository created at %s, but its key could not be saved: %w", be.Location(), err)
+		}
+		created.KeyFile = path
+	}
+	return r, created, nil
+}
+
+func writeKeyFile(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// OpenOrCreate opens the repository, creating it first when its location
+// does not exist yet or is an empty directory.
+func OpenOrCreate(ctx context.Context, a Access) (*repo.Repository, *Created, error) {
+	be, err := a.Backend()
+	if err != nil {
+		return nil, nil, err
+	}
+	ok, err := repo.Exists(ctx, be)
+	if err != nil {
+		return nil, nil, err
+	}
+	if ok {
+		r, err := Open(ctx, a)
+		return r, nil, err
+	}
+	entries, err := os.ReadDir(be.Location())
+	if err == nil && len(entries) > 0 {
+		return nil, nil, fmt.Errorf("%s is not empty and holds no stillpoint repository; choose another --repo", be.Location())
+	}
+	return Create(ctx, a, repo.DefaultConfig)
+}
