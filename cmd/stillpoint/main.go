@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -74,7 +75,14 @@ func newRoot() *cobra.Command {
 	return root
 }
 
+// defaultMemoryLimit keeps the garbage collector's headroom bounded on big
+// backups (the live heap of 1,000,000 files is well below it).
+const defaultMemoryLimit = 384 << 20
+
 func main() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := newRoot().ExecuteContext(ctx)

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stillpoint-backup/stillpoint/internal/archiver"
@@ -59,7 +61,7 @@ func TestRoundTripAndIncremental(t *testing.T) {
 	if res2.Stats.BytesRead != 0 || res2.Stats.FilesRead != 0 {
 		t.Fatalf("incremental read content: %+v", res2.Stats)
 	}
-	if res2.Tree != res.Tree {
+	if subtreeAt(t, r, res2.Tree, src) != subtreeAt(t, r, res.Tree, src) {
 		t.Fatalf("unchanged tree got a new id")
 	}
 	dst := t.TempDir()
@@ -83,4 +85,54 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A second backup of an unchanged tree of 100,000 files reads no content.
+func TestIncrementalManyFilesReadsNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("creates 100,000 files")
+	}
+	src := t.TempDir()
+	const dirs, perDir = 200, 500
+	for d := range dirs {
+		dir := filepath.Join(src, fmt.Sprintf("d%03d", d))
+		must(t, os.Mkdir(dir, 0o755))
+		for f := range perDir {
+			must(t, os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%03d", f)), []byte(fmt.Sprintf("%d/%d", d, f)), 0o644))
+		}
+	}
+	r := newRepo(t)
+	first := backup(t, r, repo.ID{}, src)
+	if first.Stats.Files != dirs*perDir || first.Stats.FilesRead != dirs*perDir {
+		t.Fatalf("first backup: %+v", first.Stats)
+	}
+	second := backup(t, r, first.Tree, src)
+	if second.Stats.BytesRead != 0 || second.Stats.FilesRead != 0 {
+		t.Fatalf("unchanged incremental read %d bytes of %d files", second.Stats.BytesRead, second.Stats.FilesRead)
+	}
+	if subtreeAt(t, r, second.Tree, src) != subtreeAt(t, r, first.Tree, src) {
+		t.Fatal("unchanged tree stored anew")
+	}
+	// one changed file is read, and only it
+	must(t, os.WriteFile(filepath.Join(src, "d007", "f123"), []byte("changed!"), 0o644))
+	third := backup(t, r, second.Tree, src)
+	if third.Stats.FilesRead != 1 || third.Stats.BytesRead != int64(len("changed!")) {
+		t.Fatalf("after one change: read %d files, %d bytes", third.Stats.FilesRead, third.Stats.BytesRead)
+	}
+}
+
+// subtreeAt returns the tree id of the directory at an absolute path.
+func subtreeAt(t *testing.T, r *repo.Repository, root repo.ID, p string) repo.ID {
+	t.Helper()
+	id := root
+	for _, name := range strings.Split(strings.Trim(p, "/"), "/") {
+		tree, err := r.LoadTree(context.Background(), id)
+		must(t, err)
+		n := tree.Find(name)
+		if n == nil {
+			t.Fatalf("%s: %q not in snapshot", p, name)
+		}
+		id = n.Subtree
+	}
+	return id
 }

@@ -8,6 +8,7 @@
 //   - Save never overwrites: saving a name that exists returns ErrExists.
 //   - A file saved and acknowledged is durable (fsynced, or the service's
 //     equivalent).
+//   - Save does not keep data after it returns: the caller reuses it.
 //   - All methods are safe for concurrent use.
 package backend
 

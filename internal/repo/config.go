@@ -28,12 +28,12 @@ type ChunkerParams struct {
 
 // Defaults chosen by measurement (docs/benchmarks.md): ~1 MiB average
 // chunks keep the index small and dedup good for changed files; packs of
-// 16 MiB keep file counts low without making a retry expensive.
+// 8 MiB keep file counts low without making a retry expensive.
 var DefaultConfig = Config{
 	Version:     formatVersion,
 	Chunker:     ChunkerParams{Algorithm: "fastcdc-v1.0.0", Min: 256 << 10, Avg: 1 << 20, Max: 4 << 20},
 	Compression: "fastest",
-	PackSize:    16 << 20,
+	PackSize:    8 << 20,
 }
 
 func parseConfig(data []byte) (*Config, error) {

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/zeebo/blake3"
 )
@@ -67,20 +68,33 @@ func nonceAt(offset uint64) []byte {
 
 var headerNonce = []byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0}
 
-// Hasher computes blob ids.
+// Hasher computes blob ids. Keyed BLAKE3 state is ~9 KiB, so hashers are
+// pooled and reset rather than made per blob.
 type Hasher struct {
-	key [32]byte
+	key  [32]byte
+	pool sync.Pool
+}
+
+func newHasher(key [32]byte) *Hasher {
+	h := &Hasher{key: key}
+	h.pool.New = func() any {
+		hh, err := blake3.NewKeyed(h.key[:])
+		if err != nil {
+			panic(err)
+		}
+		return hh
+	}
+	return h
 }
 
 // Sum returns the keyed BLAKE3 id of data.
 func (h *Hasher) Sum(data []byte) ID {
-	hh, err := blake3.NewKeyed(h.key[:])
-	if err != nil {
-		panic(err)
-	}
+	hh := h.pool.Get().(*blake3.Hasher)
+	hh.Reset()
 	_, _ = hh.Write(data)
 	var id ID
 	hh.Sum(id[:0])
+	h.pool.Put(hh)
 	return id
 }
 

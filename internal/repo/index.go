@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 )
 
@@ -130,12 +131,45 @@ func encodeIndexFile(packs []packIndex) []byte {
 
 var errBadIndex = errors.New("index file is damaged")
 
+// uvarint decodes a varint as binary.Uvarint does but refuses non-minimal
+// encodings, which the encoders never write: each value has one encoding,
+// so decoding then encoding gives back the input.
+func uvarint(b []byte) (uint64, int) {
+	v, k := binary.Uvarint(b)
+	if k > 0 && k != varintLen(v) {
+		return 0, -1
+	}
+	return v, k
+}
+
+// varint is uvarint for signed values.
+func varint(b []byte) (int64, int) {
+	v, k := binary.Varint(b)
+	ux := uint64(v) << 1
+	if v < 0 {
+		ux = ^ux
+	}
+	if k > 0 && k != varintLen(ux) {
+		return 0, -1
+	}
+	return v, k
+}
+
+func varintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
+}
+
 func decodeIndexFile(data []byte) ([]packIndex, error) {
 	if len(data) < 1 || data[0] != indexVersion {
 		return nil, fmt.Errorf("%w: unknown version", errBadIndex)
 	}
 	pos := 1
-	n, k := binary.Uvarint(data[pos:])
+	n, k := uvarint(data[pos:])
 	if k <= 0 || n > uint64(len(data)) {
 		return nil, errBadIndex
 	}
@@ -148,8 +182,8 @@ func decodeIndexFile(data []byte) ([]packIndex, error) {
 		}
 		copy(p.ID[:], data[pos:pos+32])
 		pos += 32
-		size, k := binary.Uvarint(data[pos:])
-		if k <= 0 {
+		size, k := uvarint(data[pos:])
+		if k <= 0 || size > math.MaxInt64 {
 			return nil, errBadIndex
 		}
 		pos += k
@@ -171,7 +205,7 @@ func decodeIndexFile(data []byte) ([]packIndex, error) {
 // decodeEntries decodes a pack header at the start of b and returns
 // how many bytes it used.
 func decodeEntries(b []byte) ([]blobEntry, int, error) {
-	n, k := binary.Uvarint(b)
+	n, k := uvarint(b)
 	if k <= 0 || n > uint64(len(b)) {
 		return nil, 0, errBadIndex
 	}
@@ -186,13 +220,13 @@ func decodeEntries(b []byte) ([]blobEntry, int, error) {
 		e.Type, e.Flags = BlobType(b[pos]), b[pos+1]
 		copy(e.ID[:], b[pos+2:pos+34])
 		pos += 34
-		l, k1 := binary.Uvarint(b[pos:])
+		l, k1 := uvarint(b[pos:])
 		if k1 <= 0 {
 			return nil, 0, errBadIndex
 		}
 		pos += k1
-		raw, k2 := binary.Uvarint(b[pos:])
-		if k2 <= 0 || l > 1<<31 || raw > 1<<31 {
+		raw, k2 := uvarint(b[pos:])
+		if k2 <= 0 || l > 1<<31 || raw > 1<<31 || off+l > math.MaxUint32 {
 			return nil, 0, errBadIndex
 		}
 		pos += k2

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Pack layout: the sealed blobs one after another, then the sealed header,
@@ -37,15 +38,18 @@ type packWriter struct {
 	entries []blobEntry
 }
 
-func newPackWriter(mk *MasterKey, capacity int) *packWriter {
+func newPackWriter(mk *MasterKey, buf []byte) *packWriter {
 	id := NewRandomID()
-	return &packWriter{id: id, aead: mk.fileCipher(kindPack, id), buf: make([]byte, 0, capacity)}
+	return &packWriter{id: id, aead: mk.fileCipher(kindPack, id), buf: buf}
 }
 
 // add seals payload into the pack. payload is the (possibly compressed)
 // plaintext; rawLen is the plaintext length before compression.
 func (p *packWriter) add(t BlobType, id ID, flags uint8, payload []byte, rawLen int) {
 	off := len(p.buf)
+	// Seal grows dst to exactly the size it needs; grow geometrically here
+	// so that filling a pack blob by blob stays linear.
+	p.buf = slices.Grow(p.buf, len(payload)+32)
 	p.buf = p.aead.Seal(p.buf, nonceAt(uint64(off)), payload, []byte{byte(t)})
 	p.entries = append(p.entries, blobEntry{
 		Type: t, Flags: flags, ID: id,
@@ -58,6 +62,7 @@ func (p *packWriter) size() int { return len(p.buf) }
 // finish appends header and trailer and returns the pack's bytes.
 func (p *packWriter) finish() []byte {
 	hdr := encodePackHeader(p.entries)
+	p.buf = slices.Grow(p.buf, len(hdr)+32+packTrailerLen)
 	start := len(p.buf)
 	p.buf = p.aead.Seal(p.buf, headerNonce, hdr, []byte("header"))
 	p.buf = binary.LittleEndian.AppendUint32(p.buf, uint32(len(p.buf)-start))

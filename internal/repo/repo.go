@@ -19,7 +19,7 @@ type Repository struct {
 	be     backend.Backend
 	cfg    *Config
 	key    *MasterKey
-	hasher Hasher
+	hasher *Hasher
 	comp   *compressor
 	index  *Index
 
@@ -35,6 +35,7 @@ type Repository struct {
 	pending     []packIndex // uploaded packs not yet in an index file
 	stats       WriteStats
 	bufPool     sync.Pool
+	packBufs    sync.Pool // finished packs' buffers, reused
 	indexEvery  int
 	packWorkers int
 }
@@ -135,8 +136,7 @@ func newRepository(be backend.Backend, cfg *Config, mk *MasterKey) (*Repository,
 	if err != nil {
 		return nil, err
 	}
-	r := &Repository{be: be, cfg: cfg, key: mk, comp: comp, index: NewIndex(), indexEvery: 32}
-	r.hasher.key = mk.ID
+	r := &Repository{be: be, cfg: cfg, key: mk, comp: comp, index: NewIndex(), indexEvery: 32, hasher: newHasher(mk.ID)}
 	return r, nil
 }
 
@@ -244,9 +244,9 @@ func (r *Repository) IndexFiles(ctx context.Context) ([]string, error) {
 // --- writing -------------------------------------------------------------
 
 // Pipeline sizes. Each packer holds one pack of up to PackSize bytes in
-// memory; with two packers per core and per blob type and two uploads in
-// flight, a backup holds at most (4*cores+4) packs: ~200 MiB on 2 cores
-// with 16 MiB packs, whatever the size of the files.
+// memory; with one packer per core and per blob type, two uploads queued
+// and two being written, a backup holds at most (2*cores+4) packs: ~64 MiB
+// on 2 cores with 8 MiB packs, whatever the size of the files.
 const uploadWorkers = 2
 
 func (r *Repository) startWriting() {
@@ -291,6 +291,15 @@ func (r *Repository) Known(id ID) bool {
 	return ok
 }
 
+// packBuf returns an empty buffer for a new pack, reusing an uploaded
+// pack's when there is one.
+func (r *Repository) packBuf() []byte {
+	if b, ok := r.packBufs.Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, 1<<20)
+}
+
 // SaveBlob stores a blob with its precomputed id unless the repository
 // has it already. It compresses and encrypts in the caller's goroutine, so
 // callers on several cores run in parallel; uploads happen in the
@@ -324,7 +333,7 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, id ID, data []byt
 		return false, ctx.Err()
 	}
 	if pw == nil {
-		pw = newPackWriter(r.key, r.cfg.PackSize+r.cfg.PackSize/4)
+		pw = newPackWriter(r.key, r.packBuf())
 	}
 	pw.add(t, id, flags, payload, len(data))
 	var full *packWriter
@@ -366,6 +375,7 @@ func (r *Repository) uploader() {
 		}
 		r.stats.StoredAdded.Add(int64(len(data)))
 		r.stats.Packs.Add(1)
+		r.packBufs.Put(&data)
 		r.pendingMu.Lock()
 		r.pending = append(r.pending, pi)
 		flushNow := len(r.pending) >= r.indexEvery

@@ -3,6 +3,7 @@ package repo
 import (
 	"encoding/binary"
 	"errors"
+	"math"
 	"sort"
 
 	"github.com/stillpoint-backup/stillpoint/internal/outcome"
@@ -185,7 +186,7 @@ type treeDecoder struct {
 }
 
 func (d *treeDecoder) uvarint() uint64 {
-	v, k := binary.Uvarint(d.b)
+	v, k := uvarint(d.b)
 	if k <= 0 {
 		d.err = true
 		d.b = nil
@@ -195,8 +196,18 @@ func (d *treeDecoder) uvarint() uint64 {
 	return v
 }
 
+// uint32 reads a uvarint that must fit 32 bits.
+func (d *treeDecoder) uint32() uint32 {
+	v := d.uvarint()
+	if v > math.MaxUint32 {
+		d.err = true
+		d.b = nil
+	}
+	return uint32(v)
+}
+
 func (d *treeDecoder) varint() int64 {
-	v, k := binary.Varint(d.b)
+	v, k := varint(d.b)
 	if k <= 0 {
 		d.err = true
 		d.b = nil
@@ -243,12 +254,12 @@ func DecodeTree(b []byte) (*Tree, error) {
 		nd.Name = d.string()
 		nd.Type = NodeType(d.byte())
 		bits := d.byte()
-		nd.Mode = uint32(d.uvarint())
+		nd.Mode = d.uint32()
 		nd.Size = d.uvarint()
 		nd.Mtime = d.varint()
 		nd.Ctime = d.varint()
-		nd.UID = uint32(d.uvarint())
-		nd.GID = uint32(d.uvarint())
+		nd.UID = d.uint32()
+		nd.GID = d.uint32()
 		nd.Inode = d.uvarint()
 		nd.Device = d.uvarint()
 		nd.Links = d.uvarint()
@@ -288,6 +299,16 @@ func DecodeTree(b []byte) (*Tree, error) {
 			nd.Holder = d.string()
 		}
 		if bits&^(hasLinkTarget|hasXattrs|hasContent|hasSubtree|hasOutcome|hasRdev) != 0 {
+			return nil, ErrBadTree
+		}
+		// a flag is set exactly when its field is not empty, as EncodeTree
+		// writes it: anything else would be a second encoding of the node
+		if (bits&hasRdev != 0) != (nd.Rdev != 0) ||
+			(bits&hasLinkTarget != 0) != (nd.LinkTarget != "") ||
+			(bits&hasXattrs != 0) != (len(nd.Xattrs) > 0) ||
+			(bits&hasContent != 0) != (len(nd.Content) > 0) ||
+			(bits&hasSubtree != 0) != !nd.Subtree.IsNull() ||
+			(bits&hasOutcome != 0) != (nd.Outcome != outcome.OK || nd.Reason != "" || nd.Holder != "") {
 			return nil, ErrBadTree
 		}
 		t.Nodes = append(t.Nodes, nd)
