@@ -1,0 +1,74 @@
+package snapshot
+
+// Leftover is a snapshot or staging directory of a run, found on disk.
+type Leftover struct {
+	Path       string `json:"path"` // the labelled directory (<path>.json is its label)
+	Kind       string `json:"kind"` // "btrfs" or "reflink"
+	Mountpoint string `json:"mountpoint"`
+	Label      Label  `json:"label"`
+	// InUse: the owning process still runs (another backup); Cleanup
+	// leaves it alone.
+	InUse  bool   `json:"in_use"`
+	Reason string `json:"reason"`
+}
+
+// Subvolume is the btrfs subvolume that holds a path.
+type Subvolume struct {
+	ID   uint64 `json:"id"`
+	Root string `json:"root"`
+}
+
+// PathReport is what Doctor knows about one path.
+type PathReport struct {
+	Path      string     `json:"path"`
+	Real      string     `json:"real,omitempty"`
+	FS        FSInfo     `json:"filesystem"`
+	Subvolume *Subvolume `json:"subvolume,omitempty"`
+	Fits      []Fit      `json:"fits"`
+	Error     string     `json:"error,omitempty"`
+}
+
+// DoctorReport is the answer of Doctor.
+type DoctorReport struct {
+	Paths     []PathReport `json:"paths"`
+	Leftovers []Leftover   `json:"leftovers"`
+}
+
+// Doctor reports, per path, the filesystem, the subvolume (btrfs), which
+// providers fit and how well, plus the leftovers on those filesystems (on
+// all mounts when paths is empty). It changes nothing.
+func Doctor(paths []string) (*DoctorReport, error) {
+	r := &DoctorReport{Paths: []PathReport{}, Leftovers: []Leftover{}}
+	for _, p := range paths {
+		r.Paths = append(r.Paths, doctorPath(p))
+	}
+	los, err := FindLeftovers(paths)
+	r.Leftovers = append(r.Leftovers, los...)
+	return r, err
+}
+
+func doctorPath(p string) PathReport {
+	pr := PathReport{Path: p}
+	abs, err := absClean(p)
+	if err != nil {
+		pr.Error = err.Error()
+		return pr
+	}
+	pr.Path = abs
+	fs, err := filesystemOf(abs)
+	if err != nil {
+		pr.Error = err.Error()
+		return pr
+	}
+	pr.FS = fs
+	pr.Real, pr.Subvolume = subvolumeOf(abs, fs)
+	for _, pv := range DefaultProviders() {
+		fit, err := pv.Detect(abs)
+		if err != nil {
+			fit = Fit{Reason: err.Error()}
+		}
+		fit.Provider = pv.Name()
+		pr.Fits = append(pr.Fits, fit)
+	}
+	return pr
+}

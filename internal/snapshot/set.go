@@ -1,0 +1,183 @@
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/stillpoint-backup/stillpoint/internal/view"
+)
+
+// Set is one point in time across all sources of a run.
+type Set struct {
+	Label   Label        `json:"label"`
+	Sources []SourcePlan `json:"sources"`
+	// Window is how long creating all snapshots took: the span in which
+	// the sources' points in time lie, and the freeze window for writers.
+	Window   time.Duration `json:"window_ns"`
+	Notes    []string      `json:"notes,omitempty"`
+	Warnings []string      `json:"warnings,omitempty"`
+	// Removed lists leftovers of killed runs that Create cleaned up.
+	Removed []Leftover `json:"removed_leftovers,omitempty"`
+
+	snaps  []Snapshot
+	bySrc  map[string]Snapshot
+	router *router
+
+	mu       sync.Mutex
+	released []bool
+}
+
+// NewSet plans and creates a snapshot set in one step. Callers that run
+// hooks or freeze writers between planning and creating use NewPlan and
+// Plan.Create.
+func NewSet(ctx context.Context, sources []Source, opts Options) (*Set, error) {
+	p, err := NewPlan(sources, opts)
+	if err != nil {
+		return nil, err
+	}
+	return p.Create(ctx)
+}
+
+// Create makes every snapshot of the plan, back to back. It is all or
+// nothing: when one fails, those already made are released.
+func (p *Plan) Create(ctx context.Context) (*Set, error) {
+	s := &Set{
+		Label:    NewLabel(p.opts.RunID),
+		Sources:  p.Sources,
+		Notes:    append([]string(nil), p.Notes...),
+		Warnings: append([]string(nil), p.Warnings...),
+		bySrc:    map[string]Snapshot{},
+	}
+	groups := p.groups()
+	if !p.opts.KeepLeftovers {
+		s.removeLeftovers(groups)
+	}
+	start := time.Now()
+	for _, g := range groups {
+		if err := ctx.Err(); err != nil {
+			return nil, s.abort(fmt.Errorf("snapshot set: cancelled: %w", err))
+		}
+		l := s.Label
+		l.Provider, l.Sources = g.provider.Name(), g.sources
+		snap, err := g.provider.Create(ctx, g.sources, l)
+		if err != nil {
+			return nil, s.abort(fmt.Errorf("snapshot set: %s snapshot of %s failed: %w",
+				g.provider.Name(), strings.Join(g.sources, ", "), err))
+		}
+		s.add(snap, g.sources)
+	}
+	s.Window = time.Since(start)
+	var routes []route
+	for src, snap := range s.bySrc {
+		routes = append(routes, route{src, snap.View()})
+		s.Notes = append(s.Notes, snap.Notes()...)
+	}
+	s.router = newRouter(routes, nil)
+	return s, nil
+}
+
+func (s *Set) add(snap Snapshot, sources []string) {
+	s.snaps = append(s.snaps, snap)
+	s.released = append(s.released, false)
+	for _, src := range sources {
+		s.bySrc[src] = snap
+	}
+}
+
+func (s *Set) abort(err error) error {
+	if rerr := s.Release(); rerr != nil {
+		return errors.Join(err, fmt.Errorf("releasing the snapshots already made: %w", rerr))
+	}
+	if n := len(s.snaps); n > 0 {
+		return fmt.Errorf("%w (released the %d snapshot(s) already made)", err, n)
+	}
+	return err
+}
+
+func (s *Set) removeLeftovers(groups []*group) {
+	var mps []string
+	for _, g := range groups {
+		if g.provider.Name() != "none" {
+			mps = append(mps, g.fs.Mountpoint)
+		}
+	}
+	if len(mps) == 0 {
+		return
+	}
+	found, err := FindLeftovers(mps)
+	if err != nil {
+		s.Warnings = append(s.Warnings, err.Error())
+	}
+	for _, lo := range found {
+		if lo.InUse {
+			continue
+		}
+		if err := Cleanup([]Leftover{lo}); err != nil {
+			s.Warnings = append(s.Warnings, err.Error())
+			continue
+		}
+		s.Removed = append(s.Removed, lo)
+	}
+}
+
+// View serves every source under its original path from its snapshot;
+// paths outside all sources are read live.
+func (s *Set) View() view.View { return s.router }
+
+// Snapshots returns the snapshots of the set.
+func (s *Set) Snapshots() []Snapshot { return append([]Snapshot(nil), s.snaps...) }
+
+// Consistency is the weakest consistency of any source.
+func (s *Set) Consistency() Consistency {
+	c := Volume
+	for _, sp := range s.Sources {
+		switch {
+		case sp.Consistency == Live:
+			return Live
+		case sp.Consistency == File:
+			c = File
+		}
+	}
+	return c
+}
+
+// Clone freezes path now if its source's snapshot can clone single files
+// (reflink); for other snapshots it does nothing and returns nil.
+func (s *Set) Clone(path string) error {
+	best := ""
+	for src := range s.bySrc {
+		if within(path, src) && len(src) > len(best) {
+			best = src
+		}
+	}
+	if c, ok := s.bySrc[best].(Cloner); ok && best != "" {
+		return c.Clone(path)
+	}
+	return nil
+}
+
+// Release releases every snapshot. It is idempotent and goes on after a
+// failure; what failed is retried by the next call and reported joined.
+func (s *Set) Release() error {
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for i := len(s.snaps) - 1; i >= 0; i-- {
+		if s.released[i] {
+			continue
+		}
+		if err := s.snaps[i].Release(); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		s.released[i] = true
+	}
+	return errors.Join(errs...)
+}

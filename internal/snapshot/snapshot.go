@@ -1,0 +1,82 @@
+// Package snapshot freezes the sources of a backup at one point in time and
+// serves them, under their original paths, through a view.View.
+//
+// A Provider (btrfs, reflink, none; later lvm, zfs, vss, apfs) says whether
+// it can snap a path (Detect) and makes a Snapshot of sources that share one
+// filesystem (Create). A Set groups the sources of a run by filesystem,
+// picks a provider per source according to its Policy, creates every
+// snapshot close together (all or nothing) and releases them at the end.
+// Every snapshot and staging directory on disk carries a Label, so the next
+// run finds and removes what a killed run left behind (FindLeftovers,
+// Cleanup). The package knows nothing of the repository.
+package snapshot
+
+import (
+	"context"
+
+	"github.com/stillpoint-backup/stillpoint/internal/view"
+)
+
+// Consistency is the point-in-time promise a snapshot makes.
+type Consistency string
+
+// Consistency levels, strongest first.
+const (
+	// Volume: every file of the snapshot is from the same instant.
+	Volume Consistency = "volume"
+	// File: each file is whole at one instant, but files differ in time.
+	File Consistency = "file"
+	// Live: files are read as they are; a reader must verify them.
+	Live Consistency = "live"
+)
+
+// Fit is a provider's answer to "can you snap this path?".
+type Fit struct {
+	Provider    string      `json:"provider"`
+	OK          bool        `json:"ok"`
+	Consistency Consistency `json:"consistency,omitempty"`
+	// Reason says why it does not fit, or what it would snap when it does.
+	Reason string `json:"reason,omitempty"`
+}
+
+// Provider makes snapshots of one kind.
+type Provider interface {
+	Name() string
+	// Detect reports whether the provider can snap path. An error means the
+	// path itself is unusable (missing, unreadable), not that it does not fit.
+	Detect(path string) (Fit, error)
+	// Create snaps sources, which are absolute original paths on one
+	// filesystem. The label names what is created on disk.
+	Create(ctx context.Context, sources []string, label Label) (Snapshot, error)
+}
+
+// Snapshot is one provider's point-in-time copy of some sources.
+type Snapshot interface {
+	Provider() string
+	Consistency() Consistency
+	Sources() []string
+	// View serves the sources under their original paths.
+	View() view.View
+	// Notes are facts a user should see in the report, e.g. that nested
+	// subvolumes are not atomic with their parent.
+	Notes() []string
+	// Release deletes what Create made. It is idempotent.
+	Release() error
+}
+
+// Cloner is implemented by snapshots that can freeze single files on
+// demand (reflink): Clone makes path's current content the content that
+// the view serves for it until Release.
+type Cloner interface {
+	Clone(path string) error
+}
+
+// OriginOf tells where the bytes of a file opened through a view of this
+// package come from: Volume (a volume snapshot), File (a per-file clone)
+// or Live.
+func OriginOf(f view.File) Consistency {
+	if o, ok := f.(interface{ Consistency() Consistency }); ok {
+		return o.Consistency()
+	}
+	return Live
+}
