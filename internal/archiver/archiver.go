@@ -40,9 +40,10 @@ type Options struct {
 	// Reader decides how files that may be in use are read; nil reads each
 	// file once with change detection.
 	Reader FileReader
-	// FromSnapshot tells whether a path is read from a point-in-time image,
-	// so a whole read is classed ok-snapshot.
-	FromSnapshot func(path string) bool
+	// FromSnapshot tells whether an open file's bytes come from a
+	// point-in-time image (snapshot or clone), so a whole read is classed
+	// ok-snapshot.
+	FromSnapshot func(f view.File) bool
 	// Progress receives counters; may be nil.
 	Progress *Progress
 	// OnProblem is called for every file that is not whole; may be nil.

@@ -35,17 +35,23 @@ type FileReader interface {
 	ReadFile(ctx context.Context, v view.View, path string, before *view.Stat, secondPass bool, attempt Attempt) ReadResult
 }
 
-// DirectReader reads each file once and compares its metadata before and
-// after: a file that changed while read is stored and classed changed.
+// DirectReader reads each file once and compares the open file's metadata
+// before and after: a file that changed while read is stored and classed
+// changed. The baseline is the open file's own stat, not the walk's lstat:
+// a clone or a replaced file is judged by what was really read.
 type DirectReader struct{}
 
 // ReadFile implements FileReader.
-func (DirectReader) ReadFile(ctx context.Context, v view.View, p string, before *view.Stat, _ bool, attempt Attempt) ReadResult {
+func (DirectReader) ReadFile(ctx context.Context, v view.View, p string, _ *view.Stat, _ bool, attempt Attempt) ReadResult {
 	f, err := v.Open(p)
 	if err != nil {
 		return ReadResult{Outcome: outcome.Failed, Reason: classify(err), Err: err}
 	}
 	defer f.Close()
+	before, err := f.Stat()
+	if err != nil {
+		return ReadResult{Outcome: outcome.Failed, Reason: classify(err), Err: err}
+	}
 	n, err := attempt(f)
 	if err != nil {
 		return ReadResult{Outcome: outcome.Failed, Reason: classify(err), Err: err}
@@ -74,6 +80,8 @@ type fileJob struct {
 	secondPass bool
 	content    []repo.ID
 	read       int64
+	fromSnap   bool
+	openSt     *view.Stat // the opened file's stat: what the content belongs to
 }
 
 type chunkJob struct {
@@ -141,6 +149,8 @@ func (a *Archiver) processFile(j *fileJob) {
 	var readErr error
 	attempt := func(f view.File) (int64, error) {
 		j.content, j.read = j.content[:0], 0
+		j.fromSnap = a.opts.FromSnapshot != nil && a.opts.FromSnapshot(f)
+		j.openSt, _ = f.Stat()
 		err := a.readContent(f, j)
 		if err != nil && readErr == nil {
 			readErr = err
@@ -161,11 +171,15 @@ func (a *Archiver) processFile(j *fileJob) {
 	a.stats.bytesRead.Add(j.read)
 	if res.Stored {
 		a.stats.filesRead.Add(1)
-		n := a.baseNode(j.path, j.st, nil)
+		st := j.st
+		if j.openSt != nil {
+			st = j.openSt
+		}
+		n := a.baseNode(j.path, st, nil)
 		n.Content = append([]repo.ID(nil), j.content...)
 		n.Size = uint64(j.read)
 		n.Outcome = res.Outcome
-		if n.Outcome == outcome.OK && a.opts.FromSnapshot != nil && a.opts.FromSnapshot(j.path) {
+		if n.Outcome == outcome.OK && j.fromSnap {
 			n.Outcome = outcome.OKSnapshot
 		}
 		if !n.Outcome.Whole() {

@@ -68,6 +68,10 @@ func (r *Reporter) Warn(path, kind, msg string) {
 	case JSON:
 		r.Event(map[string]string{"type": "warning", "kind": kind, "path": path, "message": msg})
 	case Human:
+		if path == "" {
+			r.printErr("warning: %s\n", msg)
+			return
+		}
 		r.printErr("warning: %s: %s\n", path, msg)
 	}
 }

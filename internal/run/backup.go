@@ -17,8 +17,10 @@ import (
 
 	"github.com/stillpoint-backup/stillpoint/internal/archiver"
 	"github.com/stillpoint-backup/stillpoint/internal/filter"
+	"github.com/stillpoint-backup/stillpoint/internal/livefile"
 	"github.com/stillpoint-backup/stillpoint/internal/outcome"
 	"github.com/stillpoint-backup/stillpoint/internal/repo"
+	"github.com/stillpoint-backup/stillpoint/internal/snapshot"
 	"github.com/stillpoint-backup/stillpoint/internal/view"
 )
 
@@ -31,16 +33,18 @@ type BackupOptions struct {
 	Excludes []string
 	Tags     []string
 	Host     string
-	// View to read through; nil reads the live filesystem.
-	View         view.View
-	FromSnapshot func(string) bool
-	Reader       archiver.FileReader
-	Sources      []repo.SourceInfo
-	Progress     *archiver.Progress
-	OnProblem    func(archiver.Problem)
-	Scan         bool
+	// Snapshot is the planned snapshot set; nil reads every source live.
+	Snapshot *snapshot.Plan
+	// OpenFiles says how files read live are handled (strategy, retries,
+	// staging directory).
+	OpenFiles livefile.Config
+	Progress  *archiver.Progress
+	OnProblem func(archiver.Problem)
+	Scan      bool
 	// Force reads every file even when the parent says it is unchanged.
 	Force bool
+	// LogDir receives the run's file log (one line per file not whole); "" for none.
+	LogDir string
 }
 
 // BackupResult is what a backup produced.
@@ -48,6 +52,11 @@ type BackupResult struct {
 	Snapshot *repo.Snapshot
 	Parent   *repo.Snapshot
 	Problems []archiver.Problem
+	// Notes and Warnings about how the data was read (snapshot fallbacks,
+	// nested subvolumes, open-file detection limits).
+	Notes    []string
+	Warnings []string
+	FileLog  string
 }
 
 // ExitCode is 0 when every file is whole, 3 when some were not read whole.
@@ -58,8 +67,9 @@ func (b *BackupResult) ExitCode() int {
 	return 0
 }
 
-// Backup runs one backup into r.
-func Backup(ctx context.Context, r *repo.Repository, o BackupOptions) (*BackupResult, error) {
+// Backup runs one backup into r: lock, snapshot set, archive, flush,
+// manifest. The snapshot set is released however the run ends.
+func Backup(ctx context.Context, r *repo.Repository, o BackupOptions) (res *BackupResult, err error) {
 	start := time.Now()
 	paths, err := absPaths(o.Paths)
 	if err != nil {
@@ -85,18 +95,50 @@ func Backup(ctx context.Context, r *repo.Repository, o BackupOptions) (*BackupRe
 			return nil, err
 		}
 	}
-	v := o.View
-	if v == nil {
-		v = &view.Live{}
+	res = &BackupResult{Parent: parent}
+
+	open, err := livefile.ScanOpenForWrite()
+	if err != nil {
+		return nil, fmt.Errorf("scan for open files: %w", err)
 	}
+	if note := open.Note(); note != "" {
+		res.Notes = append(res.Notes, note)
+	}
+	lfCfg := o.OpenFiles
+	lfCfg.Open = open
+	live, err := livefile.NewReader(lfCfg)
+	if err != nil {
+		return nil, err
+	}
+	defer live.Close()
+
+	var v view.View = &view.Live{}
+	sources := liveSources(paths)
+	snapped := func(string) bool { return false }
+	if o.Snapshot != nil {
+		set, err := o.Snapshot.Create(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer func() {
+			if rerr := set.Release(); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("release snapshot set: %w (stillpoint doctor --cleanup removes what is left)", rerr))
+			}
+		}()
+		v = set.View()
+		sources, snapped = setSources(set)
+		res.Notes = append(res.Notes, set.Notes...)
+		res.Warnings = append(res.Warnings, set.Warnings...)
+	}
+	reader := &fileReader{live: live, second: live.SecondPass(open), snapped: snapped}
 	opts := archiver.Options{
-		Excludes: excludes, Reader: o.Reader, FromSnapshot: o.FromSnapshot,
-		Progress: o.Progress, OnProblem: o.OnProblem, Scan: o.Scan,
+		Excludes: excludes, Reader: reader, Progress: o.Progress, OnProblem: o.OnProblem, Scan: o.Scan,
+		FromSnapshot: func(f view.File) bool { return snapshot.OriginOf(f) != snapshot.Live },
 	}
 	if parent != nil {
 		opts.Parent = parent.Tree
 	}
-	res, err := archiver.New(r, v, opts).Run(ctx, paths)
+	ares, err := archiver.New(r, v, opts).Run(ctx, paths)
 	if err != nil {
 		// what was stored is durable and indexed for the next run to reuse
 		_ = r.Flush(context.Background())
@@ -107,8 +149,8 @@ func Backup(ctx context.Context, r *repo.Repository, o BackupOptions) (*BackupRe
 	}
 	snap := &repo.Snapshot{
 		Time: start.UTC(), Host: o.Host, Paths: paths, Tags: o.Tags, Excludes: o.Excludes,
-		Tree: res.Tree, Program: "stillpoint " + Version, Stats: res.Stats,
-		Outcomes: map[string]int64{}, Sources: o.Sources,
+		Tree: ares.Tree, Program: "stillpoint " + Version, Stats: ares.Stats,
+		Outcomes: map[string]int64{}, Sources: sources,
 	}
 	if u, err := user.Current(); err == nil {
 		snap.User = u.Username
@@ -117,11 +159,11 @@ func Backup(ctx context.Context, r *repo.Repository, o BackupOptions) (*BackupRe
 		id := parent.ID
 		snap.Parent = &id
 	}
-	for o, n := range res.Outcomes {
-		snap.Outcomes[o.String()] = n
+	for oc, n := range ares.Outcomes {
+		snap.Outcomes[oc.String()] = n
 	}
-	snap.Partial = res.Outcomes.NotWhole() > 0
-	snap.Consistency = weakest(o.Sources)
+	snap.Partial = ares.Outcomes.NotWhole() > 0
+	snap.Consistency = weakest(sources)
 	ws := r.Stats()
 	snap.Stats.DataAdded = ws.DataAdded.Load()
 	snap.Stats.StoredAdded = ws.StoredAdded.Load()
@@ -130,7 +172,15 @@ func Backup(ctx context.Context, r *repo.Repository, o BackupOptions) (*BackupRe
 	if _, err := r.SaveSnapshot(ctx, snap); err != nil {
 		return nil, err
 	}
-	return &BackupResult{Snapshot: snap, Parent: parent, Problems: res.Problems}, nil
+	res.Snapshot, res.Problems = snap, ares.Problems
+	if o.LogDir != "" {
+		path, err := writeFileLog(o.LogDir, snap, ares.Problems)
+		if err != nil {
+			res.Warnings = append(res.Warnings, "file log not written: "+err.Error())
+		}
+		res.FileLog = path
+	}
+	return res, nil
 }
 
 // weakest is the weakest consistency level over the sources.

@@ -235,3 +235,15 @@ func OpenOrCreate(ctx context.Context, a Access) (*repo.Repository, *Created, er
 	}
 	return Create(ctx, a, repo.DefaultConfig)
 }
+
+// CacheDir holds run logs and the default staging directory:
+// /var/cache/stillpoint as root, else the XDG cache directory.
+func CacheDir() string {
+	if d := os.Getenv("STILLPOINT_CACHE_DIR"); d != "" {
+		return d
+	}
+	if os.Geteuid() == 0 {
+		return "/var/cache/stillpoint"
+	}
+	return filepath.Join(xdg("XDG_CACHE_HOME", ".cache"), "stillpoint")
+}

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/stillpoint-backup/stillpoint/internal/livefile"
+	"github.com/stillpoint-backup/stillpoint/internal/run"
+	"github.com/stillpoint-backup/stillpoint/internal/snapshot"
+)
+
+func newDoctorCmd(g *globals) *cobra.Command {
+	var cleanup bool
+	cmd := &cobra.Command{
+		Use:   "doctor [PATH...]",
+		Short: "Show how paths can be snapped, and leftovers of killed runs",
+		Long: `For each PATH: its filesystem, mount point, subvolume, and which snapshot providers fit
+at what consistency level. Then every stillpoint snapshot or staging directory left by
+a run that was killed (on all mounts); --cleanup removes those whose process is gone.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runDoctor(cmd.Context(), g, args, cleanup)
+		},
+	}
+	cmd.Flags().BoolVar(&cleanup, "cleanup", false, "remove leftovers of runs that are no longer alive")
+	return cmd
+}
+
+func runDoctor(_ context.Context, g *globals, paths []string, cleanup bool) error {
+	rep := g.reporter()
+	for i, p := range paths {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return err
+		}
+		paths[i] = abs
+	}
+	dr, err := snapshot.Doctor(paths)
+	if err != nil {
+		return err
+	}
+	var removed []string
+	if cleanup {
+		var stale []snapshot.Leftover
+		for _, lo := range dr.Leftovers {
+			if !lo.InUse {
+				stale = append(stale, lo)
+				removed = append(removed, lo.Path)
+			}
+		}
+		if err := snapshot.Cleanup(stale); err != nil {
+			return fmt.Errorf("cleanup: %w", err)
+		}
+		staged, err := livefile.PurgeStaging(filepath.Join(run.CacheDir(), "staging"))
+		if err != nil {
+			rep.Warn("staging", "cleanup", err.Error())
+		}
+		removed = append(removed, staged...)
+	}
+	if g.json {
+		rep.Event(map[string]any{"type": "doctor", "paths": dr.Paths, "leftovers": dr.Leftovers, "removed": removed})
+		return nil
+	}
+	for _, p := range dr.Paths {
+		rep.Printf("%s\n", p.Path)
+		if p.Error != "" {
+			rep.Printf("  error: %s\n", p.Error)
+			continue
+		}
+		rep.Printf("  filesystem: %s, mounted at %s (device %s)\n", p.FS.FSType, p.FS.Mountpoint, p.FS.Device)
+		if p.Subvolume != nil {
+			rep.Printf("  btrfs subvolume: id %d at %s\n", p.Subvolume.ID, p.Subvolume.Root)
+		}
+		for _, f := range p.Fits {
+			if f.OK {
+				rep.Printf("  %-8s fits: %s consistency\n", f.Provider, f.Consistency)
+			} else {
+				rep.Printf("  %-8s does not fit: %s\n", f.Provider, f.Reason)
+			}
+		}
+	}
+	if len(dr.Leftovers) == 0 {
+		rep.Printf("no leftover snapshots or staging directories\n")
+	}
+	for _, lo := range dr.Leftovers {
+		state := "stale (its run is gone)"
+		if lo.InUse {
+			state = "in use by a running backup"
+		}
+		rep.Printf("leftover %s %s: %s\n", lo.Kind, lo.Path, state)
+	}
+	if cleanup {
+		rep.Printf("removed %d leftovers%s\n", len(removed), listSuffix(removed))
+	} else if len(dr.Leftovers) > 0 {
+		rep.Printf("run `stillpoint doctor --cleanup` to remove stale leftovers\n")
+	}
+	return nil
+}
+
+func listSuffix(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return ": " + strings.Join(s, ", ")
+}

@@ -1,0 +1,110 @@
+package run
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/stillpoint-backup/stillpoint/internal/archiver"
+	"github.com/stillpoint-backup/stillpoint/internal/livefile"
+	"github.com/stillpoint-backup/stillpoint/internal/repo"
+	"github.com/stillpoint-backup/stillpoint/internal/snapshot"
+	"github.com/stillpoint-backup/stillpoint/internal/view"
+)
+
+// PlanSnapshots decides, before anything is written, how each source will be
+// read. A source with policy required that cannot be snapped is an error here.
+func PlanSnapshots(paths []string, policy snapshot.Policy, runID string) (*snapshot.Plan, error) {
+	abs, err := absPaths(paths)
+	if err != nil {
+		return nil, err
+	}
+	sources := make([]snapshot.Source, len(abs))
+	for i, p := range abs {
+		sources[i] = snapshot.Source{Path: p, Policy: policy}
+	}
+	return snapshot.NewPlan(sources, snapshot.Options{RunID: runID})
+}
+
+func liveSources(paths []string) []repo.SourceInfo {
+	out := make([]repo.SourceInfo, len(paths))
+	for i, p := range paths {
+		out[i] = repo.SourceInfo{Path: p, Provider: "none", Consistency: string(snapshot.Live)}
+	}
+	return out
+}
+
+// setSources describes how each source was read, and returns a test for
+// whether a path lies in a snapped source.
+func setSources(set *snapshot.Set) ([]repo.SourceInfo, func(string) bool) {
+	created := time.Now().UTC().Add(-set.Window)
+	var out []repo.SourceInfo
+	var snappedRoots []string
+	for _, sp := range set.Sources {
+		si := repo.SourceInfo{Path: sp.Path, Provider: sp.Provider, Consistency: string(sp.Consistency), Note: sp.Note}
+		if sp.Provider != "none" {
+			si.Created = created
+			si.FreezeMs = float64(set.Window.Microseconds()) / 1000
+			snappedRoots = append(snappedRoots, sp.Path)
+		}
+		out = append(out, si)
+	}
+	return out, func(p string) bool {
+		for _, r := range snappedRoots {
+			if p == r || strings.HasPrefix(p, strings.TrimSuffix(r, "/")+"/") {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// fileReader reads files of snapped sources directly (a snapshot or clone
+// cannot change while read) and everything else with the open-file strategy.
+type fileReader struct {
+	live, second *livefile.Reader
+	snapped      func(string) bool
+}
+
+func (fr *fileReader) ReadFile(ctx context.Context, v view.View, p string, before *view.Stat, secondPass bool, attempt archiver.Attempt) archiver.ReadResult {
+	if fr.snapped(p) {
+		return archiver.DirectReader{}.ReadFile(ctx, v, p, before, secondPass, attempt)
+	}
+	rd := fr.live
+	if secondPass {
+		rd = fr.second
+	}
+	res := rd.Read(ctx, v, p, func(f view.File, _ *view.Stat) error {
+		_, err := attempt(f)
+		return err
+	})
+	out := archiver.ReadResult{Outcome: res.Outcome, Reason: res.Reason, Stored: res.Stored, Deferred: res.Deferred, Err: res.Err}
+	if res.Holder != nil {
+		out.Holder = fmt.Sprintf("%s[%d]", res.Holder.Comm, res.Holder.Pid)
+	}
+	return out
+}
+
+// writeFileLog writes one line per file that is not whole: its outcome
+// letter, the path, the reason and the process that held it.
+func writeFileLog(dir string, snap *repo.Snapshot, problems []archiver.Problem) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	name := fmt.Sprintf("%s-%s.log", snap.Time.Format("20060102T150405Z"), snap.ID.Short())
+	path := filepath.Join(dir, name)
+	var b strings.Builder
+	fmt.Fprintf(&b, "# stillpoint file log: snapshot %s, %s, paths %s\n", snap.ID, snap.Time.Format(time.RFC3339), strings.Join(snap.Paths, " "))
+	fmt.Fprintf(&b, "# letter path\treason\tholder\terror (C changed, O skipped-open, F failed, T stale)\n")
+	for _, p := range problems {
+		fmt.Fprintf(&b, "%c %s\t%s\t%s\t%s\n", p.Outcome.Letter(), escapeTabs(p.Path), p.Reason, p.Holder, escapeTabs(p.Error))
+	}
+	return path, os.WriteFile(path, []byte(b.String()), 0o600)
+}
+
+func escapeTabs(s string) string {
+	return strings.NewReplacer("\t", `\t`, "\n", `\n`).Replace(s)
+}
