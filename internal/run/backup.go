@@ -130,7 +130,7 @@ func Backup(ctx context.Context, r *repo.Repository, o BackupOptions) (res *Back
 		res.Notes = append(res.Notes, set.Notes...)
 		res.Warnings = append(res.Warnings, set.Warnings...)
 	}
-	reader := &fileReader{live: live, second: live.SecondPass(open), snapped: snapped}
+	reader := &fileReader{live: live, snapped: snapped}
 	opts := archiver.Options{
 		Excludes: excludes, Reader: reader, Progress: o.Progress, OnProblem: o.OnProblem, Scan: o.Scan,
 		FromSnapshot: func(f view.File) bool { return snapshot.OriginOf(f) != snapshot.Live },

@@ -37,6 +37,10 @@ func TestMain(m *testing.M) {
 		pageWriter(path)
 		return
 	}
+	if path := os.Getenv("STILLPOINT_TEST_HOLDER"); path != "" {
+		holdFile(path, os.Getenv("STILLPOINT_TEST_HOLD_MODE"))
+		return
+	}
 	os.Exit(m.Run())
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/stillpoint-backup/stillpoint/internal/archiver"
@@ -65,8 +66,23 @@ func setSources(set *snapshot.Set) ([]repo.SourceInfo, func(string) bool) {
 // fileReader reads files of snapped sources directly (a snapshot or clone
 // cannot change while read) and everything else with the open-file strategy.
 type fileReader struct {
-	live, second *livefile.Reader
-	snapped      func(string) bool
+	live       *livefile.Reader
+	snapped    func(string) bool
+	secondOnce sync.Once
+	second     *livefile.Reader
+}
+
+// secondPass returns the reader for deferred files, made on first use from
+// a fresh scan: by the end of the run other processes may have closed them.
+func (fr *fileReader) secondPass() *livefile.Reader {
+	fr.secondOnce.Do(func() {
+		open, err := livefile.ScanOpenForWrite()
+		if err != nil {
+			open = nil // keep the first scan
+		}
+		fr.second = fr.live.SecondPass(open)
+	})
+	return fr.second
 }
 
 func (fr *fileReader) ReadFile(ctx context.Context, v view.View, p string, before *view.Stat, secondPass bool, attempt archiver.Attempt) archiver.ReadResult {
@@ -75,7 +91,7 @@ func (fr *fileReader) ReadFile(ctx context.Context, v view.View, p string, befor
 	}
 	rd := fr.live
 	if secondPass {
-		rd = fr.second
+		rd = fr.secondPass()
 	}
 	res := rd.Read(ctx, v, p, func(f view.File, _ *view.Stat) error {
 		_, err := attempt(f)
