@@ -1,0 +1,147 @@
+package backend
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"syscall"
+	"time"
+)
+
+// Retry wraps a backend and retries calls that fail for a reason that may
+// pass: not ErrExists, ErrNotFound, a full disk or the caller's context.
+type Retry struct {
+	Backend
+	// Attempts is the number of tries per call (default 4).
+	Attempts int
+	// Backoff is the wait before the second try; it doubles for each next
+	// one (default 50ms).
+	Backoff time.Duration
+	// OnRetry, if set, is told about every failure that is retried.
+	OnRetry func(op string, h Handle, attempt int, err error)
+}
+
+// NewRetry wraps b with the default attempts and backoff.
+func NewRetry(b Backend) *Retry {
+	return &Retry{Backend: b, Attempts: 4, Backoff: 50 * time.Millisecond}
+}
+
+// Permanent tells whether retrying err cannot help.
+func Permanent(err error) bool {
+	return errors.Is(err, ErrExists) || errors.Is(err, ErrNotFound) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, syscall.ENOSPC)
+}
+
+// do runs fn until it succeeds, fails permanently or the attempts are used up.
+func (r *Retry) do(ctx context.Context, op string, h Handle, fn func(attempt int) error) error {
+	attempts := r.Attempts
+	if attempts <= 0 {
+		attempts = 4
+	}
+	backoff := r.Backoff
+	if backoff <= 0 {
+		backoff = 50 * time.Millisecond
+	}
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = fn(attempt)
+		if err == nil || Permanent(err) || ctx.Err() != nil {
+			return err
+		}
+		if attempt >= attempts {
+			return fmt.Errorf("%w (gave up after %d attempts)", err, attempts)
+		}
+		if r.OnRetry != nil {
+			r.OnRetry(op, h, attempt, err)
+		}
+		if werr := wait(ctx, backoff); werr != nil {
+			return err
+		}
+		backoff *= 2
+	}
+}
+
+// Save implements Backend. A failed Save may have stored the file all the
+// same (a lost acknowledgement): when a retry finds the name taken, it
+// succeeds only if the stored content is exactly data, so nothing is ever
+// overwritten and a genuine name clash still reports ErrExists.
+func (r *Retry) Save(ctx context.Context, h Handle, data []byte) error {
+	return r.do(ctx, "save", h, func(attempt int) error {
+		err := r.Backend.Save(ctx, h, data)
+		if attempt == 1 || !errors.Is(err, ErrExists) {
+			return err
+		}
+		stored, lerr := r.Backend.Load(ctx, h, 0, 0)
+		if lerr != nil {
+			return fmt.Errorf("save %s: exists after a failed attempt and cannot be compared: %w", h, lerr)
+		}
+		if !bytes.Equal(stored, data) {
+			return err
+		}
+		return nil
+	})
+}
+
+// Load implements Backend.
+func (r *Retry) Load(ctx context.Context, h Handle, offset, length int64) ([]byte, error) {
+	var out []byte
+	err := r.do(ctx, "load", h, func(int) error {
+		var err error
+		out, err = r.Backend.Load(ctx, h, offset, length)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Stat implements Backend.
+func (r *Retry) Stat(ctx context.Context, h Handle) (FileInfo, error) {
+	var fi FileInfo
+	err := r.do(ctx, "stat", h, func(int) error {
+		var err error
+		fi, err = r.Backend.Stat(ctx, h)
+		return err
+	})
+	return fi, err
+}
+
+// List implements Backend. The listing is collected whole before fn sees
+// it, so a retried listing never shows fn a file twice; errors of fn are
+// not retried.
+func (r *Retry) List(ctx context.Context, k Kind, fn func(FileInfo) error) error {
+	var infos []FileInfo
+	err := r.do(ctx, "list", Handle{Kind: k}, func(int) error {
+		infos = infos[:0]
+		return r.Backend.List(ctx, k, func(fi FileInfo) error {
+			infos = append(infos, fi)
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	for _, fi := range infos {
+		if err := fn(fi); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Remove implements Backend.
+func (r *Retry) Remove(ctx context.Context, h Handle) error {
+	return r.do(ctx, "remove", h, func(int) error { return r.Backend.Remove(ctx, h) })
+}
+
+// Create implements Creator when the wrapped backend does.
+func (r *Retry) Create(ctx context.Context) error {
+	c, ok := r.Backend.(Creator)
+	if !ok {
+		return nil
+	}
+	return r.do(ctx, "create", Handle{}, func(int) error { return c.Create(ctx) })
+}
