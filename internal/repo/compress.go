@@ -65,6 +65,9 @@ func (c *compressor) compress(dst, data []byte) []byte {
 	return out
 }
 
+// compressBound is the largest zstd output for n bytes of input.
+func compressBound(n int) int { return n + n>>7 + 1024 }
+
 func (c *compressor) decompress(data []byte, rawLen int) ([]byte, error) {
 	out, err := c.dec.DecodeAll(data, make([]byte, 0, rawLen))
 	if err != nil {

@@ -315,9 +315,14 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, id ID, data []byt
 		return false, nil
 	}
 	r.startWriting()
+	// the destination holds zstd's worst case, so EncodeAll never allocates
+	// one of its own (incompressible chunks would make a MiB of garbage each)
 	var buf []byte
 	if b, ok := r.bufPool.Get().(*[]byte); ok {
 		buf = *b
+	}
+	if bound := compressBound(len(data)); cap(buf) < bound {
+		buf = make([]byte, 0, max(bound, compressBound(r.cfg.Chunker.Max)))
 	}
 	payload, flags := r.comp.compress(buf, data), flagCompressed
 	if payload == nil {
