@@ -4,7 +4,7 @@ import (
 	"io"
 
 	chunkers "github.com/PlakarKorp/go-cdc-chunkers"
-	_ "github.com/PlakarKorp/go-cdc-chunkers/chunkers/fastcdc" // registers fastcdc
+	_ "github.com/PlakarKorp/go-cdc-chunkers/chunkers/jc" // registers jc-v1.0.0, the default (docs/benchmarks.md)
 )
 
 // Chunker splits a stream into content-defined chunks. Its gear table is

@@ -31,7 +31,7 @@ type ChunkerParams struct {
 // 8 MiB keep file counts low without making a retry expensive.
 var DefaultConfig = Config{
 	Version:     formatVersion,
-	Chunker:     ChunkerParams{Algorithm: "fastcdc-v1.0.0", Min: 256 << 10, Avg: 1 << 20, Max: 4 << 20},
+	Chunker:     ChunkerParams{Algorithm: "jc-v1.0.0", Min: 256 << 10, Avg: 1 << 20, Max: 4 << 20},
 	Compression: "fastest",
 	PackSize:    8 << 20,
 }

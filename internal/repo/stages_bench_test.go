@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	_ "github.com/PlakarKorp/go-cdc-chunkers/chunkers/fastcdc"  // compared in BenchmarkChunkerAlgorithms
+	_ "github.com/PlakarKorp/go-cdc-chunkers/chunkers/ultracdc" // likewise
 	"github.com/stillpoint-backup/stillpoint/internal/backend"
 )
 
@@ -199,6 +201,41 @@ func BenchmarkSaveBlob(b *testing.B) {
 			if err := r.Flush(context.Background()); err != nil {
 				b.Fatal(err)
 			}
+		})
+	}
+}
+
+// BenchmarkChunkerAlgorithms compares the content-defined chunkers of
+// go-cdc-chunkers at our sizes; it is how the default was chosen.
+func BenchmarkChunkerAlgorithms(b *testing.B) {
+	data := benchData("random", 64<<20)
+	for _, algo := range []string{"fastcdc-v1.0.0", "ultracdc", "jc", "jc-v1.0.0"} {
+		b.Run(algo, func(b *testing.B) {
+			cfg := DefaultConfig
+			cfg.Chunker.Algorithm = algo
+			r, err := Init(context.Background(), backend.NewMem(), Credential{KeyFile: NewKeyFileSecret()}, cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			c, err := r.NewChunker()
+			if err != nil {
+				b.Skipf("%s: %v", algo, err)
+			}
+			b.SetBytes(int64(len(data)))
+			b.ResetTimer()
+			chunks := 0
+			for range b.N {
+				c.Reset(bytes.NewReader(data))
+				for {
+					if _, err := c.Next(); err == io.EOF {
+						break
+					} else if err != nil {
+						b.Fatal(err)
+					}
+					chunks++
+				}
+			}
+			b.ReportMetric(float64(len(data)*b.N)/float64(chunks)/1024, "KiB/chunk")
 		})
 	}
 }
