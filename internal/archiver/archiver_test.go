@@ -20,7 +20,7 @@ import (
 func newRepo(t *testing.T) *repo.Repository {
 	t.Helper()
 	cfg := repo.DefaultConfig
-	cfg.Chunker = repo.ChunkerParams{Algorithm: "fastcdc-v1.0.0", Min: 16 << 10, Avg: 64 << 10, Max: 256 << 10}
+	cfg.Chunker = repo.ChunkerParams{Algorithm: "jc-v1.0.0", Min: 16 << 10, Avg: 64 << 10, Max: 256 << 10}
 	cfg.PackSize = 1 << 20
 	r, err := repo.Init(context.Background(), backend.NewMem(), repo.Credential{Password: "pw"}, cfg)
 	if err != nil {

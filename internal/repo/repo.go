@@ -137,6 +137,10 @@ func newRepository(be backend.Backend, cfg *Config, mk *MasterKey) (*Repository,
 		return nil, err
 	}
 	r := &Repository{be: be, cfg: cfg, key: mk, comp: comp, index: NewIndex(), indexEvery: 32, hasher: newHasher(mk.ID)}
+	if _, err := r.NewChunker(); err != nil {
+		return nil, fmt.Errorf("repository chunker %s (%d/%d/%d): %w: this stillpoint cannot write to it",
+			cfg.Chunker.Algorithm, cfg.Chunker.Min, cfg.Chunker.Avg, cfg.Chunker.Max, err)
+	}
 	return r, nil
 }
 
