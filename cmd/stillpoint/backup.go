@@ -90,6 +90,7 @@ func runBackup(ctx context.Context, g *globals, f backupFlags, paths []string) e
 	if created != nil {
 		announceCreated(rep, r, created)
 	}
+	warnIndexProblems(rep, r)
 	progress := &archiver.Progress{}
 	stop := rep.Track("backup", func() report.Status {
 		return report.Status{

@@ -4,9 +4,23 @@ import (
 	"context"
 
 	"github.com/stillpoint-backup/stillpoint/internal/repo"
+	"github.com/stillpoint-backup/stillpoint/internal/report"
 	"github.com/stillpoint-backup/stillpoint/internal/run"
 )
 
 func openRepo(ctx context.Context, g *globals) (*repo.Repository, error) {
-	return run.Open(ctx, g.access)
+	r, err := run.Open(ctx, g.access)
+	if err != nil {
+		return nil, err
+	}
+	warnIndexProblems(g.reporter(), r)
+	return r, nil
+}
+
+// warnIndexProblems says which index files could not be read: the blobs
+// they list look missing until the damage is repaired.
+func warnIndexProblems(rep *report.Reporter, r *repo.Repository) {
+	for _, p := range r.IndexProblems() {
+		rep.Warn("index/"+p.Name, "damaged", p.Err.Error()+"; the data it lists is treated as missing (run `stillpoint check`)")
+	}
 }

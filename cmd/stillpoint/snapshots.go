@@ -11,7 +11,6 @@ import (
 	"github.com/stillpoint-backup/stillpoint/internal/outcome"
 	"github.com/stillpoint-backup/stillpoint/internal/repo"
 	"github.com/stillpoint-backup/stillpoint/internal/report"
-	"github.com/stillpoint-backup/stillpoint/internal/run"
 )
 
 func newSnapshotsCmd(g *globals) *cobra.Command {
@@ -28,7 +27,7 @@ func newSnapshotsCmd(g *globals) *cobra.Command {
 // loadSnapshots opens the repository and reads every manifest, warning
 // about those that cannot be read.
 func loadSnapshots(ctx context.Context, g *globals, rep *report.Reporter) (*repo.Repository, []*repo.Snapshot, error) {
-	r, err := run.Open(ctx, g.access)
+	r, err := openRepo(ctx, g)
 	if err != nil {
 		return nil, nil, err
 	}

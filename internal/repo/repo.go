@@ -23,6 +23,8 @@ type Repository struct {
 	comp   *compressor
 	index  *Index
 
+	indexProblems []*IndexLoadError
+
 	// writing
 	writeOnce   sync.Once
 	packers     map[BlobType]chan *packWriter
@@ -115,11 +117,17 @@ func Open(ctx context.Context, be backend.Backend, cred Credential) (*Repository
 	if err != nil {
 		return nil, err
 	}
-	if _, err := r.LoadIndex(ctx); err != nil {
+	bad, err := r.LoadIndex(ctx)
+	if err != nil {
 		return nil, err
 	}
+	r.indexProblems = bad
 	return r, nil
 }
+
+// IndexProblems lists the index files Open could not read. Their blobs
+// look missing until `check` has named the damage.
+func (r *Repository) IndexProblems() []*IndexLoadError { return r.indexProblems }
 
 // AddKey adds another way to open the repository.
 func (r *Repository) AddKey(ctx context.Context, cred Credential) error {
