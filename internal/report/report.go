@@ -131,6 +131,7 @@ func (r *Reporter) Track(verb string, sample func() Status) (stop func()) {
 		r.bar = progressbar.NewOptions64(-1,
 			progressbar.OptionSetWriter(r.Err),
 			progressbar.OptionShowBytes(true),
+			progressbar.OptionShowCount(),
 			progressbar.OptionSetPredictTime(true),
 			progressbar.OptionSetElapsedTime(true),
 			progressbar.OptionThrottle(200*time.Millisecond),
