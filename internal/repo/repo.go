@@ -492,24 +492,12 @@ func (r *Repository) LoadBlob(ctx context.Context, id ID) ([]byte, error) {
 
 // openBlob decrypts and checks one sealed blob.
 func (r *Repository) openBlob(bi BlobInfo, sealed []byte) ([]byte, error) {
-	aead := r.key.fileCipher(kindPack, bi.Pack)
-	plain, err := aead.Open(nil, nonceAt(uint64(bi.Offset)), sealed, []byte{byte(bi.Type)})
-	if err != nil {
-		return nil, ErrDecrypt
+	plain, err := r.OpenPack(bi.Pack).Blob(bi, sealed)
+	var be *BlobError
+	if errors.As(err, &be) {
+		return nil, be.Err
 	}
-	if bi.Flags&flagCompressed != 0 {
-		plain, err = r.comp.decompress(plain, int(bi.RawLen))
-		if err != nil {
-			return nil, err
-		}
-	}
-	if len(plain) != int(bi.RawLen) {
-		return nil, fmt.Errorf("length %d, index says %d", len(plain), bi.RawLen)
-	}
-	if r.Hash(plain) != bi.ID {
-		return nil, errors.New("content does not match its id (damaged)")
-	}
-	return plain, nil
+	return plain, err
 }
 
 // SaveTree stores a tree and returns its id.
@@ -656,3 +644,47 @@ func contains(list []string, s string) bool {
 
 // Close releases resources (not the backend).
 func (r *Repository) Close() {}
+
+// PackReader decrypts the blobs of one pack; it derives the pack's key once.
+type PackReader struct {
+	r    *Repository
+	id   ID
+	aead cipherAEAD
+}
+
+type cipherAEAD interface {
+	Open(dst, nonce, ciphertext, additionalData []byte) ([]byte, error)
+}
+
+// OpenPack prepares to read blobs of pack id.
+func (r *Repository) OpenPack(id ID) *PackReader {
+	return &PackReader{r: r, id: id, aead: r.key.fileCipher(kindPack, id)}
+}
+
+// ReadRange reads length bytes of the pack at offset.
+func (p *PackReader) ReadRange(ctx context.Context, offset, length int64) ([]byte, error) {
+	return p.r.be.Load(ctx, backend.Handle{Kind: backend.Packs, Name: p.id.String()}, offset, length)
+}
+
+// Blob decrypts, decompresses and verifies one blob from its sealed bytes.
+func (p *PackReader) Blob(bi BlobInfo, sealed []byte) ([]byte, error) {
+	plain, err := p.aead.Open(nil, nonceAt(uint64(bi.Offset)), sealed, []byte{byte(bi.Type)})
+	if err != nil {
+		return nil, &BlobError{ID: bi.ID, Pack: p.id, Err: ErrDecrypt}
+	}
+	if bi.Flags&flagCompressed != 0 {
+		if plain, err = p.r.comp.decompress(plain, int(bi.RawLen)); err != nil {
+			return nil, &BlobError{ID: bi.ID, Pack: p.id, Err: err}
+		}
+	}
+	if len(plain) != int(bi.RawLen) {
+		return nil, &BlobError{ID: bi.ID, Pack: p.id, Err: fmt.Errorf("length %d, index says %d", len(plain), bi.RawLen)}
+	}
+	if p.r.Hash(plain) != bi.ID {
+		return nil, &BlobError{ID: bi.ID, Pack: p.id, Err: errors.New("content does not match its id (damaged)")}
+	}
+	return plain, nil
+}
+
+// LookupBlob tells where a blob is stored.
+func (r *Repository) LookupBlob(id ID) (BlobInfo, bool) { return r.index.Lookup(id) }
