@@ -84,9 +84,9 @@ func main() {
 		debug.SetMemoryLimit(defaultMemoryLimit)
 	}
 	if os.Getenv("GOGC") == "" {
-		// most of the heap is pointer-free buffers, cheap to collect: trade
-		// a little CPU for half the headroom
-		debug.SetGCPercent(50)
+		// most of the heap is pointer-free buffers, cheap to mark: trade a
+		// little CPU for a quarter of the default headroom
+		debug.SetGCPercent(25)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -89,7 +89,7 @@ type Archiver struct {
 	blobWG    sync.WaitGroup
 	walkSem   chan struct{}
 
-	chunkBufs sync.Pool
+	chunkBufs *bufPool
 	chunkers  sync.Pool
 	smallMax  int64
 
@@ -122,8 +122,7 @@ func New(r Repo, v view.View, opts Options) *Archiver {
 	}
 	a := &Archiver{repo: r, view: v, opts: opts, outcomes: outcome.Counts{}}
 	a.smallMax = int64(r.Config().Chunker.Min)
-	maxChunk := r.Config().Chunker.Max
-	a.chunkBufs.New = func() any { b := make([]byte, maxChunk); return &b }
+	a.chunkBufs = newBufPool(max(r.Config().Chunker.Max, r.Config().Chunker.Min+1))
 	return a
 }
 
@@ -158,7 +157,7 @@ func (a *Archiver) Run(ctx context.Context, paths []string) (*Result, error) {
 	defer a.cancel(nil)
 
 	a.fileJobs = make(chan *fileJob, 4*a.opts.FileWorkers)
-	a.chunkJobs = make(chan *chunkJob, 2*a.opts.BlobWorkers)
+	a.chunkJobs = make(chan *chunkJob, a.opts.BlobWorkers)
 	a.walkSem = make(chan struct{}, a.opts.FileWorkers)
 	for range a.opts.BlobWorkers {
 		a.blobWG.Add(1)

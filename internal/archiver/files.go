@@ -233,37 +233,32 @@ func (e *repoError) Unwrap() error { return e.err }
 // hashed and stored in this goroutine; larger ones hand their chunks to the
 // blob workers so one big file still uses every core.
 func (a *Archiver) readContent(f view.File, j *fileJob) error {
-	bp := a.chunkBufs.Get().(*[]byte)
-	if j.st.Size < a.smallMax {
-		buf := (*bp)[:j.st.Size+1]
-		n, err := io.ReadFull(f, buf)
-		switch {
-		case err == nil:
-			// grew while read: chunk it all, starting with what we have
-			err := a.chunkStream(io.MultiReader(bytes.NewReader(buf[:n]), f), j)
-			a.chunkBufs.Put(bp)
-			return err
-		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		default:
-			a.chunkBufs.Put(bp)
-			return err
-		}
-		j.read = int64(n)
-		a.opts.Progress.bytesRead(int64(n))
-		if n > 0 {
-			id := a.repo.Hash(buf[:n])
-			if _, err := a.repo.SaveBlob(a.ctx, repo.DataBlob, id, buf[:n]); err != nil {
-				a.chunkBufs.Put(bp)
-				a.fail(fmt.Errorf("store %s: %w", j.path, err))
-				return &repoError{err}
-			}
-			j.content = append(j.content, id)
-		}
-		a.chunkBufs.Put(bp)
-		return nil
+	if j.st.Size >= a.smallMax {
+		return a.chunkStream(f, j)
 	}
-	a.chunkBufs.Put(bp)
-	return a.chunkStream(f, j)
+	bp := a.chunkBufs.get(int(j.st.Size) + 1)
+	defer a.chunkBufs.put(bp)
+	buf := *bp
+	n, err := io.ReadFull(f, buf)
+	switch {
+	case err == nil:
+		// grew while read: chunk it all, starting with what we have
+		return a.chunkStream(io.MultiReader(bytes.NewReader(buf[:n]), f), j)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+	default:
+		return err
+	}
+	j.read = int64(n)
+	a.opts.Progress.bytesRead(int64(n))
+	if n > 0 {
+		id := a.repo.Hash(buf[:n])
+		if _, err := a.repo.SaveBlob(a.ctx, repo.DataBlob, id, buf[:n]); err != nil {
+			a.fail(fmt.Errorf("store %s: %w", j.path, err))
+			return &repoError{err}
+		}
+		j.content = append(j.content, id)
+	}
+	return nil
 }
 
 func (a *Archiver) chunkStream(r io.Reader, j *fileJob) error {
@@ -292,8 +287,8 @@ func (a *Archiver) chunkStream(r io.Reader, j *fileJob) error {
 			readErr = err
 			break
 		}
-		bp := a.chunkBufs.Get().(*[]byte)
-		data := (*bp)[:len(chunk)]
+		bp := a.chunkBufs.get(len(chunk))
+		data := *bp
 		copy(data, chunk)
 		cj := &chunkJob{buf: bp, data: data, wg: &wg}
 		wg.Add(1)
@@ -333,7 +328,7 @@ func (a *Archiver) blobWorker() {
 			cj.id = a.repo.Hash(cj.data)
 			_, cj.err = a.repo.SaveBlob(a.ctx, repo.DataBlob, cj.id, cj.data)
 		}
-		a.chunkBufs.Put(cj.buf)
+		a.chunkBufs.put(cj.buf)
 		cj.wg.Done()
 	}
 }

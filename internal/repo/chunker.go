@@ -19,7 +19,9 @@ type Chunker struct {
 func (r *Repository) NewChunker() (*Chunker, error) {
 	p := r.cfg.Chunker
 	opts := &chunkers.ChunkerOpts{MinSize: p.Min, NormalSize: p.Avg, MaxSize: p.Max, Key: r.key.chunkerKey()}
-	c, err := chunkers.NewChunkerBuffer(p.Algorithm, eofReader{}, opts, make([]byte, 2*p.Max))
+	// a scan buffer of exactly the largest chunk: twice that reads in larger
+	// strides, but each file worker holds one, and memory matters more here
+	c, err := chunkers.NewChunkerBuffer(p.Algorithm, eofReader{}, opts, make([]byte, p.Max))
 	if err != nil {
 		return nil, err
 	}

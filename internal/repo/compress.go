@@ -42,7 +42,9 @@ func newCompressor(name string) (*compressor, error) {
 	})
 	c := &compressor{dec: sharedDec}
 	if level != 0 {
-		c.enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(level),
+		// a 1 MiB window (the average chunk) halves the encoders' history
+		// buffers at a small cost in ratio for chunks larger than that
+		c.enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithWindowSize(1<<20),
 			zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithZeroFrames(true))
 		if err != nil {
 			return nil, err

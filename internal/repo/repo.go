@@ -256,9 +256,10 @@ func (r *Repository) IndexFiles(ctx context.Context) ([]string, error) {
 // --- writing -------------------------------------------------------------
 
 // Pipeline sizes. Each packer holds one pack of up to PackSize bytes in
-// memory; with one packer per core and per blob type, two uploads queued
-// and two being written, a backup holds at most (2*cores+4) packs: ~64 MiB
-// on 2 cores with 8 MiB packs, whatever the size of the files.
+// memory; with one packer per core and per blob type and two uploads being
+// written, a backup holds at most (2*cores+2) packs, most of them the small
+// tree packs: about 32 MiB of data packs on 2 cores with 8 MiB packs,
+// whatever the size of the files.
 const uploadWorkers = 2
 
 func (r *Repository) startWriting() {
@@ -272,7 +273,9 @@ func (r *Repository) startWriting() {
 			}
 			r.packers[t] = ch
 		}
-		r.uploads = make(chan *packWriter, uploadWorkers)
+		// unbuffered: a full pack waits for a free uploader rather than
+		// queueing, which bounds the packs held in memory
+		r.uploads = make(chan *packWriter)
 		for range uploadWorkers {
 			r.uploadWG.Add(1)
 			go r.uploader()
@@ -309,8 +312,13 @@ func (r *Repository) packBuf() []byte {
 	if b, ok := r.packBufs.Get().(*[]byte); ok {
 		return (*b)[:0]
 	}
-	return make([]byte, 0, 1<<20)
+	// room for the blobs, the sealed header (42 bytes a blob at most, for
+	// blobs of at least 1 byte: bounded by a 1/16 margin plus a constant) and the trailer
+	return make([]byte, 0, r.cfg.PackSize+r.cfg.PackSize/16+4096)
 }
+
+// sealOverhead is what sealing adds to a blob's payload (the GCM tag).
+const sealOverhead = 16
 
 // SaveBlob stores a blob with its precomputed id unless the repository
 // has it already. It compresses and encrypts in the caller's goroutine, so
@@ -334,7 +342,7 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, id ID, data []byt
 		buf = *b
 	}
 	if bound := compressBound(len(data)); cap(buf) < bound {
-		buf = make([]byte, 0, max(bound, compressBound(r.cfg.Chunker.Max)))
+		buf = make([]byte, 0, bound)
 	}
 	payload, flags := r.comp.compress(buf, data), flagCompressed
 	if payload == nil {
@@ -349,14 +357,16 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, id ID, data []byt
 	case <-ctx.Done():
 		return false, ctx.Err()
 	}
+	// close the pack before this blob would overflow it, so pack buffers are
+	// allocated once at their final size and reused
+	var full *packWriter
+	if pw != nil && pw.size()+len(payload)+sealOverhead > r.cfg.PackSize {
+		full, pw = pw, nil
+	}
 	if pw == nil {
 		pw = newPackWriter(r.key, r.packBuf())
 	}
 	pw.add(t, id, flags, payload, len(data))
-	var full *packWriter
-	if pw.size() >= r.cfg.PackSize {
-		full, pw = pw, nil
-	}
 	ch <- pw
 	if buf != nil {
 		r.bufPool.Put(&buf)
