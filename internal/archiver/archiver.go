@@ -34,7 +34,7 @@ type Repo interface {
 
 // Options configure a run.
 type Options struct {
-	Excludes filter.Set
+	Excludes filter.Excluder
 	// Parent is the root tree of the snapshot to compare with (null: none).
 	Parent repo.ID
 	// Reader decides how files that may be in use are read; nil reads each
@@ -119,6 +119,9 @@ func New(r Repo, v view.View, opts Options) *Archiver {
 	}
 	if opts.Progress == nil {
 		opts.Progress = &Progress{}
+	}
+	if opts.Excludes == nil {
+		opts.Excludes = filter.Set(nil)
 	}
 	a := &Archiver{repo: r, view: v, opts: opts, outcomes: outcome.Counts{}}
 	a.smallMax = int64(r.Config().Chunker.Min)

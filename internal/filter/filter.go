@@ -187,3 +187,28 @@ func (s *Selector) Select(filePath string, isDir bool, parentIncluded bool) (tak
 	}
 	return false, false
 }
+
+// Excluder decides whether a path is left out of a backup.
+type Excluder interface {
+	Excluded(path string, isDir bool) bool
+}
+
+// Scoped applies each set of patterns only below its root, so one source's
+// excludes do not touch another source.
+type Scoped []ScopedSet
+
+// ScopedSet is the patterns of one source.
+type ScopedSet struct {
+	Root string
+	Set  Set
+}
+
+// Excluded implements Excluder.
+func (s Scoped) Excluded(p string, isDir bool) bool {
+	for _, sc := range s {
+		if (p == sc.Root || strings.HasPrefix(p, strings.TrimSuffix(sc.Root, "/")+"/")) && sc.Set.Excluded(p, isDir) {
+			return true
+		}
+	}
+	return false
+}

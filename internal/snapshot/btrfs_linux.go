@@ -399,3 +399,6 @@ func removeSnapDir(dir string) error {
 	}
 	return nil
 }
+
+// Location is the directory holding this run's snapshots.
+func (s *btrfsSnapshot) Location() string { return s.dir }

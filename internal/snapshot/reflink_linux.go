@@ -186,3 +186,6 @@ func (s *reflinkSnapshot) Release() error {
 	s.done = true
 	return nil
 }
+
+// Location is the staging directory of this run's named clones.
+func (s *reflinkSnapshot) Location() string { return s.dir }

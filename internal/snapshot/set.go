@@ -181,3 +181,14 @@ func (s *Set) Release() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Locations lists where the set's snapshots are on disk, for hooks.
+func (s *Set) Locations() []string {
+	var out []string
+	for _, sn := range s.snaps {
+		if l, ok := sn.(interface{ Location() string }); ok && l.Location() != "" {
+			out = append(out, l.Location())
+		}
+	}
+	return out
+}
