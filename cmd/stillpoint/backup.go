@@ -9,8 +9,10 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/stillpoint-backup/stillpoint/internal/archiver"
+	"github.com/stillpoint-backup/stillpoint/internal/job"
 	"github.com/stillpoint-backup/stillpoint/internal/livefile"
 	"github.com/stillpoint-backup/stillpoint/internal/outcome"
+	"github.com/stillpoint-backup/stillpoint/internal/quiesce"
 	"github.com/stillpoint-backup/stillpoint/internal/report"
 	"github.com/stillpoint-backup/stillpoint/internal/run"
 	"github.com/stillpoint-backup/stillpoint/internal/snapshot"
@@ -25,6 +27,7 @@ type backupFlags struct {
 	openFiles  string
 	retries    int
 	stagingDir string
+	jobFile    string
 }
 
 func newBackupCmd(g *globals) *cobra.Command {
@@ -37,7 +40,15 @@ func newBackupCmd(g *globals) *cobra.Command {
 Only files whose size, times or inode changed since the last backup of the same
 paths are read again. Exit code 0: every file stored whole; 3: the snapshot was
 written but some files were not read whole (see the summary); 1: nothing was recorded.`,
-		Args: cobra.MinimumNArgs(1),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if f.jobFile == "" && len(args) == 0 {
+				return &exitError{code: exitUsage, err: fmt.Errorf("name the paths to back up, or a job file with --job")}
+			}
+			if f.jobFile != "" && len(args) > 0 {
+				return &exitError{code: exitUsage, err: fmt.Errorf("with --job the paths come from the job file; remove %s", strings.Join(args, " "))}
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runBackup(cmd.Context(), g, f, args)
 		},
@@ -50,37 +61,75 @@ written but some files were not read whole (see the summary); 1: nothing was rec
 	fl.StringVar(&f.snapshot, "snapshot", "auto", "snapshot policy: off (read live), auto (snap when a provider fits), on (same, warn when reading live), required (fail unless every source can be snapped)")
 	fl.StringVar(&f.openFiles, "open-files", "retry", "files read live that are open for writing or locked: read (store, flag if changed), retry, skip (try again at the end), stage (copy first)")
 	fl.IntVar(&f.retries, "retries", livefile.DefaultRetries, "attempts after the first for a file that changed or is locked (at most 10)")
+	fl.StringVar(&f.jobFile, "job", "", "run the backup a job file describes: sources with policies, hooks, writers, the inactivity wait (docs/job.md)")
 	fl.StringVar(&f.stagingDir, "staging-dir", "", "where --open-files stage copies files (default "+filepath.Join(run.CacheDir(), "staging")+"); must be outside the sources")
 	return cmd
 }
 
-func runBackup(ctx context.Context, g *globals, f backupFlags, paths []string) error {
-	rep := g.reporter()
+// backupOptions builds the run's options from the flags or the job file.
+func backupOptions(g *globals, f backupFlags, paths []string, rep *report.Reporter) (run.BackupOptions, error) {
+	staging := f.stagingDir
+	if staging == "" {
+		staging = filepath.Join(run.CacheDir(), "staging")
+	}
+	if f.jobFile != "" {
+		j, warnings, err := job.Load(f.jobFile)
+		if err != nil {
+			return run.BackupOptions{}, &exitError{code: exitUsage, err: err}
+		}
+		for _, w := range warnings {
+			rep.Warn("", "job", w.String())
+		}
+		if g.access.Repository == "" && j.Repository != "" {
+			g.access.Repository = j.Repository
+		}
+		return run.FromJob(j, staging)
+	}
 	policy, err := snapshot.ParsePolicy(f.snapshot)
 	if err != nil {
-		return &exitError{code: exitUsage, err: err}
+		return run.BackupOptions{}, &exitError{code: exitUsage, err: err}
 	}
 	lf := livefile.DefaultConfig()
 	if lf.Strategy, err = livefile.ParseStrategy(f.openFiles); err != nil {
-		return &exitError{code: exitUsage, err: err}
+		return run.BackupOptions{}, &exitError{code: exitUsage, err: err}
 	}
-	lf.Retries = f.retries
-	lf.StagingDir = f.stagingDir
-	if lf.StagingDir == "" {
-		lf.StagingDir = filepath.Join(run.CacheDir(), "staging")
+	lf.Retries, lf.StagingDir = f.retries, staging
+	o := run.BackupOptions{Excludes: f.excludes, Tags: f.tags, Host: f.host}
+	for _, p := range paths {
+		o.Sources = append(o.Sources, run.Source{Path: p, Snapshot: policy, OpenFiles: lf})
 	}
-	if lf.Strategy == livefile.StrategyStage {
-		if err := livefile.CheckStagingDir(lf.StagingDir, paths); err != nil {
+	return o, nil
+}
+
+func runBackup(ctx context.Context, g *globals, f backupFlags, paths []string) error {
+	rep := g.reporter()
+	o, err := backupOptions(g, f, paths, rep)
+	if err != nil {
+		return err
+	}
+	if len(f.tags) > 0 {
+		o.Tags = append(o.Tags, f.tags...)
+	}
+	o.Force = f.force
+	var sourcePaths []string
+	for _, s := range o.Sources {
+		sourcePaths = append(sourcePaths, s.Path)
+	}
+	for _, s := range o.Sources {
+		if s.OpenFiles.Strategy != livefile.StrategyStage {
+			continue
+		}
+		if err := livefile.CheckStagingDir(s.OpenFiles.StagingDir, sourcePaths); err != nil {
 			return &exitError{code: exitUsage, err: err}
 		}
-		if _, err := livefile.PurgeStaging(lf.StagingDir); err != nil {
-			rep.Warn(lf.StagingDir, "staging", "leftovers of an earlier run not removed: "+err.Error())
+		if _, err := livefile.PurgeStaging(s.OpenFiles.StagingDir); err != nil {
+			rep.Warn(s.OpenFiles.StagingDir, "staging", "leftovers of an earlier run not removed: "+err.Error())
 		}
 	}
 	// plan first: a required snapshot that cannot be taken fails before
 	// anything is written, the repository included
-	plan, err := run.PlanSnapshots(paths, policy, "")
-	if err != nil {
+	o.RunID = run.NewRunID()
+	if o.Plan, err = run.PlanSnapshots(o.Sources, o.RunID); err != nil {
 		return err
 	}
 	r, created, err := run.OpenOrCreate(ctx, g.access)
@@ -92,6 +141,28 @@ func runBackup(ctx context.Context, g *globals, f backupFlags, paths []string) e
 	}
 	warnIndexProblems(rep, r)
 	progress := &archiver.Progress{}
+	o.Progress, o.Scan = progress, rep.Mode != report.Quiet
+	o.LogDir = filepath.Join(run.CacheDir(), r.Config().ID, "logs")
+	o.OnProblem = func(p archiver.Problem) {
+		msg := p.Outcome.String()
+		if p.Reason != "" {
+			msg += " (" + p.Reason + ")"
+		}
+		if p.Error != "" {
+			msg += ": " + p.Error
+		}
+		if p.Holder != "" {
+			msg += " [held by " + p.Holder + "]"
+		}
+		rep.Warn(p.Path, p.Outcome.String(), msg)
+	}
+	o.OnHook = func(h quiesce.HookResult) {
+		rep.Event(map[string]any{"type": "hook", "point": h.Point, "command": h.Command, "exit_code": h.ExitCode,
+			"duration_secs": h.Duration.Seconds(), "timed_out": h.TimedOut, "error": h.Error, "essential": h.Essential})
+		if !h.OK() && rep.Mode != report.JSON {
+			rep.Warn(string(h.Point), "hook", fmt.Sprintf("hook %q failed: %s", h.Command, h.Error))
+		}
+	}
 	stop := rep.Track("backup", func() report.Status {
 		return report.Status{
 			FilesDone: progress.FilesDone.Load(), FilesTotal: progress.FilesTotal.Load(),
@@ -99,30 +170,13 @@ func runBackup(ctx context.Context, g *globals, f backupFlags, paths []string) e
 			ScanDone: progress.ScanDone.Load(), Current: progress.Current(),
 		}
 	})
-	res, err := run.Backup(ctx, r, run.BackupOptions{
-		Paths: paths, Excludes: f.excludes, Tags: f.tags, Host: f.host, Force: f.force,
-		Snapshot: plan, OpenFiles: lf, LogDir: filepath.Join(run.CacheDir(), r.Config().ID, "logs"),
-		Progress: progress, Scan: rep.Mode != report.Quiet,
-		OnProblem: func(p archiver.Problem) {
-			msg := p.Outcome.String()
-			if p.Reason != "" {
-				msg += " (" + p.Reason + ")"
-			}
-			if p.Error != "" {
-				msg += ": " + p.Error
-			}
-			if p.Holder != "" {
-				msg += " [held by " + p.Holder + "]"
-			}
-			rep.Warn(p.Path, p.Outcome.String(), msg)
-		},
-	})
+	res, err := run.Backup(ctx, r, o)
 	stop()
 	if err != nil {
+		if res != nil && res.Snapshot != nil {
+			printBackupSummary(rep, r.Backend().Location(), res)
+		}
 		return err
-	}
-	for _, w := range res.Warnings {
-		rep.Warn("", "snapshot", w)
 	}
 	printBackupSummary(rep, r.Backend().Location(), res)
 	if code := res.ExitCode(); code != exitOK {
@@ -159,6 +213,25 @@ func printBackupSummary(rep *report.Reporter, location string, res *run.BackupRe
 		rate = fmt.Sprintf(" (%s/s read)", report.Bytes(int64(float64(st.BytesRead)/st.DurationSecs)))
 	}
 	rep.Printf("  time:   %.1fs%s\n", st.DurationSecs, rate)
+	if q := s.Quiesce; q != nil {
+		if q.WaitMessage != "" || q.WaitedMs > 0 {
+			msg := q.WaitMessage
+			if msg == "" {
+				msg = fmt.Sprintf("quiet for %.0f ms", q.QuietForMs)
+			}
+			rep.Printf("  wait:   %s (waited %.1fs)\n", msg, q.WaitedMs/1000)
+		}
+		for _, w := range q.Writers {
+			extra := ""
+			if w.Error != "" {
+				extra = ": " + w.Error
+			}
+			rep.Printf("  writer: %s held its application still for %.0f ms%s\n", w.Name, w.HeldMs, extra)
+		}
+	}
+	for _, w := range res.Warnings {
+		rep.Printf("  warning: %s\n", w)
+	}
 	for _, src := range s.Sources {
 		how := fmt.Sprintf("read live (%s consistency)", src.Consistency)
 		if src.Provider != "none" {

@@ -70,7 +70,7 @@ func newRoot() *cobra.Command {
 	pf.BoolVarP(&g.quiet, "quiet", "q", false, "print errors only")
 	root.AddCommand(
 		newInitCmd(g), newBackupCmd(g), newSnapshotsCmd(g), newLsCmd(g),
-		newRestoreCmd(g), newCheckCmd(g), newDiffCmd(g), newUnlockCmd(g), newDoctorCmd(g),
+		newRestoreCmd(g), newCheckCmd(g), newDiffCmd(g), newUnlockCmd(g), newDoctorCmd(g), newJobCmd(g),
 	)
 	return root
 }

@@ -22,7 +22,7 @@ import (
 
 func smallConfig() repo.Config {
 	cfg := repo.DefaultConfig
-	cfg.Chunker = repo.ChunkerParams{Algorithm: "fastcdc-v1.0.0", Min: 16 << 10, Avg: 64 << 10, Max: 256 << 10}
+	cfg.Chunker = repo.ChunkerParams{Algorithm: "jc-v1.0.0", Min: 16 << 10, Avg: 64 << 10, Max: 256 << 10}
 	cfg.PackSize = 256 << 10 // many packs, and index files written during the run
 	return cfg
 }
@@ -103,7 +103,7 @@ func TestBackendFailuresNeverRecordBrokenSnapshots(t *testing.T) {
 		var res *run.BackupResult
 		rp, err := repo.Open(rctx, f, cred)
 		if err == nil {
-			res, err = run.Backup(rctx, rp, run.BackupOptions{Paths: []string{src}, Host: "faulty", OpenFiles: livefile.DefaultConfig()})
+			res, err = run.Backup(rctx, rp, run.BackupOptions{Sources: []run.Source{{Path: src, OpenFiles: livefile.DefaultConfig()}}, Host: "faulty"})
 		}
 		if rctx.Err() != nil {
 			t.Fatalf("round %d (%s): the backup hung: %v", round, plan.name, err)
@@ -187,7 +187,7 @@ func TestRetryMakesFlakyBackendsWork(t *testing.T) {
 		if err != nil {
 			t.Fatalf("round %d: open through Retry: %v", round, err)
 		}
-		res, err := run.Backup(ctx, rp, run.BackupOptions{Paths: []string{src}, Host: "retry", OpenFiles: livefile.DefaultConfig()})
+		res, err := run.Backup(ctx, rp, run.BackupOptions{Sources: []run.Source{{Path: src, OpenFiles: livefile.DefaultConfig()}}, Host: "retry"})
 		if err != nil {
 			t.Fatalf("round %d: backup through Retry: %v", round, err)
 		}

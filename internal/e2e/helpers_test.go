@@ -27,6 +27,10 @@ import (
 var bin string
 
 func TestMain(m *testing.M) {
+	if db := os.Getenv("STILLPOINT_E2E_BANK"); db != "" {
+		bankWriter(db)
+		return
+	}
 	dir, err := os.MkdirTemp("", "stillpoint-e2e-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -290,3 +290,10 @@ func within(p, base string) bool {
 	rel, err := filepath.Rel(base, p)
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
+
+// HasDumpHook tells whether a before-* hook dumps the database of a writer
+// kind (pg_dump, mysqldump, …): then that writer may run without a
+// snapshot that covers its files.
+func (j *Job) HasDumpHook(kind string) bool {
+	return (&validator{j: j}).dumpHook(kind)
+}

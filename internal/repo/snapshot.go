@@ -24,6 +24,7 @@ type Snapshot struct {
 	Partial     bool              `json:"partial"`
 	Consistency string            `json:"consistency,omitempty"` // weakest level over the sources
 	Sources     []SourceInfo      `json:"sources,omitempty"`
+	Quiesce     *QuiesceInfo      `json:"quiesce,omitempty"`
 	Extra       map[string]string `json:"extra,omitempty"`
 }
 
@@ -60,4 +61,25 @@ func (s *Snapshot) OutcomeCounts() outcome.Counts {
 		}
 	}
 	return c
+}
+
+// QuiesceInfo records how the moment of the backup was chosen.
+type QuiesceInfo struct {
+	// the write-inactivity wait
+	WaitedMs    float64 `json:"waited_ms,omitempty"`
+	QuietForMs  float64 `json:"quiet_for_ms,omitempty"`
+	Quiet       bool    `json:"quiet,omitempty"`
+	WaitMessage string  `json:"wait_message,omitempty"`
+	// application writers frozen around the snapshot set
+	Writers []WriterInfo `json:"writers,omitempty"`
+	// hooks that ran before the data was read
+	Hooks []string `json:"hooks,omitempty"`
+}
+
+// WriterInfo says how long a writer held its application still.
+type WriterInfo struct {
+	Name   string   `json:"name"`
+	HeldMs float64  `json:"held_ms"`
+	Error  string   `json:"error,omitempty"`
+	Notes  []string `json:"notes,omitempty"`
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"github.com/stillpoint-backup/stillpoint/internal/filter"
 	"github.com/stillpoint-backup/stillpoint/internal/livefile"
 	"github.com/stillpoint-backup/stillpoint/internal/outcome"
+	"github.com/stillpoint-backup/stillpoint/internal/quiesce"
 	"github.com/stillpoint-backup/stillpoint/internal/repo"
 	"github.com/stillpoint-backup/stillpoint/internal/snapshot"
 	"github.com/stillpoint-backup/stillpoint/internal/view"
@@ -27,17 +29,35 @@ import (
 // Version is the program's version, recorded in every snapshot.
 var Version = "0.1.0-dev"
 
+// Source is one path to back up with its own policies.
+type Source struct {
+	Path      string
+	Snapshot  snapshot.Policy
+	OpenFiles livefile.Config
+	Excludes  []string // patterns that apply below this source only
+}
+
 // BackupOptions describe one backup.
 type BackupOptions struct {
-	Paths    []string
-	Excludes []string
+	Sources  []Source
+	Excludes []string // patterns that apply everywhere
 	Tags     []string
 	Host     string
-	// Snapshot is the planned snapshot set; nil reads every source live.
-	Snapshot *snapshot.Plan
-	// OpenFiles says how files read live are handled (strategy, retries,
-	// staging directory).
-	OpenFiles livefile.Config
+	RunID    string
+	// Plan is the snapshot plan made by PlanSources before anything was
+	// written; nil reads every source live.
+	Plan *snapshot.Plan
+	// Quiescing: hooks around the run, writers frozen around the snapshot
+	// set, and a wait for a quiet period before it.
+	Hooks      quiesce.Hooks
+	Writers    []quiesce.Writer
+	Inactivity time.Duration
+	MaxWait    time.Duration
+	// FailWithoutQuiet fails the run when MaxWait passes without a quiet
+	// period (by default the snapshot is taken anyway, crash-consistent).
+	FailWithoutQuiet bool
+	OnHook           func(quiesce.HookResult)
+
 	Progress  *archiver.Progress
 	OnProblem func(archiver.Problem)
 	Scan      bool
@@ -53,34 +73,60 @@ type BackupResult struct {
 	Parent   *repo.Snapshot
 	Problems []archiver.Problem
 	// Notes and Warnings about how the data was read (snapshot fallbacks,
-	// nested subvolumes, open-file detection limits).
+	// nested subvolumes, open-file detection limits, optional hooks).
 	Notes    []string
 	Warnings []string
 	FileLog  string
+	Hooks    []quiesce.HookResult
 }
 
 // ExitCode is 0 when every file is whole, 3 when some were not read whole.
 func (b *BackupResult) ExitCode() int {
-	if b.Snapshot.Partial {
+	if b.Snapshot != nil && b.Snapshot.Partial {
 		return 3
 	}
 	return 0
 }
 
-// Backup runs one backup into r: lock, snapshot set, archive, flush,
-// manifest. The snapshot set is released however the run ends.
+// Backup runs one backup into r, through the hook points: before-backup,
+// before-snapshot, the inactivity wait, writers' freeze, the snapshot set,
+// thaw, after-snapshot, the backup, release, after-backup, on-error. The
+// snapshot set is released and the writers thawed however the run ends.
 func Backup(ctx context.Context, r *repo.Repository, o BackupOptions) (res *BackupResult, err error) {
 	start := time.Now()
-	paths, err := absPaths(o.Paths)
+	if len(o.Sources) == 0 {
+		return nil, errors.New("no paths to back up")
+	}
+	paths := make([]string, len(o.Sources))
+	scoped := filter.Scoped{}
+	for i, s := range o.Sources {
+		abs, err := filepath.Abs(s.Path)
+		if err != nil {
+			return nil, err
+		}
+		o.Sources[i].Path = filepath.Clean(abs)
+		paths[i] = o.Sources[i].Path
+		set, err := filter.CompileAll(s.Excludes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.Path, err)
+		}
+		if len(set) > 0 {
+			scoped = append(scoped, filter.ScopedSet{Root: o.Sources[i].Path, Set: set})
+		}
+	}
+	global, err := filter.CompileAll(o.Excludes)
 	if err != nil {
 		return nil, err
 	}
-	excludes, err := filter.CompileAll(o.Excludes)
-	if err != nil {
-		return nil, err
-	}
+	scoped = append(scoped, filter.ScopedSet{Root: "/", Set: global})
+	sortedPaths := append([]string(nil), paths...)
+	sort.Strings(sortedPaths)
+	sortedPaths = slices.Compact(sortedPaths)
 	if o.Host == "" {
 		o.Host, _ = os.Hostname()
+	}
+	if o.RunID == "" {
+		o.RunID = NewRunID()
 	}
 	lock, err := r.Lock(ctx, false, "backup")
 	if err != nil {
@@ -90,7 +136,7 @@ func Backup(ctx context.Context, r *repo.Repository, o BackupOptions) (res *Back
 
 	var parent *repo.Snapshot
 	if !o.Force {
-		parent, err = findParent(ctx, r, o.Host, paths)
+		parent, err = findParent(ctx, r, o.Host, sortedPaths)
 		if err != nil {
 			return nil, err
 		}
@@ -104,77 +150,165 @@ func Backup(ctx context.Context, r *repo.Repository, o BackupOptions) (res *Back
 	if note := open.Note(); note != "" {
 		res.Notes = append(res.Notes, note)
 	}
-	lfCfg := o.OpenFiles
-	lfCfg.Open = open
-	live, err := livefile.NewReader(lfCfg)
-	if err != nil {
-		return nil, err
-	}
-	defer live.Close()
-
-	var v view.View = &view.Live{}
-	sources := liveSources(paths)
-	snapped := func(string) bool { return false }
-	if o.Snapshot != nil {
-		set, err := o.Snapshot.Create(ctx)
+	readers := &sourceReaders{}
+	defer readers.close()
+	for _, s := range o.Sources {
+		cfg := s.OpenFiles
+		cfg.Open = open
+		rd, err := livefile.NewReader(cfg)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", s.Path, err)
 		}
-		defer func() {
-			if rerr := set.Release(); rerr != nil {
-				err = errors.Join(err, fmt.Errorf("release snapshot set: %w (stillpoint doctor --cleanup removes what is left)", rerr))
+		readers.add(s.Path, rd)
+	}
+	// writers' consistent copies go below the first source's staging
+	// directory (outside every source), and are removed with the run
+	stagingBase := o.Sources[0].OpenFiles.StagingDir
+	if stagingBase == "" {
+		stagingBase = os.TempDir()
+	}
+	writerStaging := filepath.Join(stagingBase, "writers-"+o.RunID)
+	defer os.RemoveAll(writerStaging)
+
+	var (
+		set      *snapshot.Set
+		subs     = map[string]string{}
+		qinfo    = &repo.QuiesceInfo{}
+		sources  = liveSources(sortedPaths)
+		snapped  = func(string) bool { return false }
+		saved    *repo.Snapshot
+		problems []archiver.Problem
+	)
+	phases := quiesce.Phases{
+		Snapshot: func(ctx context.Context) ([]string, error) {
+			if o.Inactivity > 0 {
+				ir, err := quiesce.WaitQuiet(ctx, sortedPaths, o.Inactivity, o.MaxWait, quiesce.InactivityOptions{})
+				if err != nil {
+					return nil, fmt.Errorf("inactivity wait: %w", err)
+				}
+				qinfo.WaitedMs = float64(ir.Waited.Microseconds()) / 1000
+				qinfo.QuietForMs = float64(ir.QuietFor.Microseconds()) / 1000
+				qinfo.Quiet, qinfo.WaitMessage = ir.Quiet, ir.Message
+				if ir.Fallback != "" {
+					res.Notes = append(res.Notes, ir.Fallback)
+				}
+				if !ir.Quiet {
+					if o.FailWithoutQuiet {
+						return nil, errors.New(ir.Message)
+					}
+					res.Warnings = append(res.Warnings, ir.Message)
+				}
 			}
-		}()
-		v = set.View()
-		sources, snapped = setSources(set)
-		res.Notes = append(res.Notes, set.Notes...)
-		res.Warnings = append(res.Warnings, set.Warnings...)
+			info := quiesce.FreezeInfo{RunID: o.RunID, Covered: coverage(o.Plan), StagingDir: writerStaging}
+			frozen, err := freezeAll(ctx, o.Writers, info)
+			if err != nil {
+				return nil, err
+			}
+			var serr error
+			if o.Plan != nil {
+				set, serr = o.Plan.Create(ctx)
+			}
+			qinfo.Writers = thawAll(frozen)
+			if serr != nil {
+				return nil, serr
+			}
+			if err := thawErrors(qinfo.Writers); err != nil {
+				// the snapshot is good; the application may still be paused
+				res.Warnings = append(res.Warnings, err.Error())
+			}
+			for _, fw := range frozen {
+				if fw.frozen != nil {
+					maps.Copy(subs, fw.frozen.Substitutes)
+				}
+			}
+			if set == nil {
+				return nil, nil
+			}
+			sources, snapped = setSources(set)
+			res.Notes = append(res.Notes, set.Notes...)
+			res.Warnings = append(res.Warnings, set.Warnings...)
+			return set.Locations(), nil
+		},
+		Backup: func(ctx context.Context, _ []string) (quiesce.Outcome, error) {
+			var v view.View = &view.Live{}
+			if set != nil {
+				v = set.View()
+			}
+			sv := &substituteView{View: v, subs: subs}
+			reader := &fileReader{readers: readers, snapped: func(p string) bool { return snapped(p) || sv.substituted(p) }}
+			opts := archiver.Options{
+				Excludes: scoped, Reader: reader, Progress: o.Progress, OnProblem: o.OnProblem, Scan: o.Scan,
+				FromSnapshot: func(f view.File) bool { return snapshot.OriginOf(f) != snapshot.Live },
+			}
+			if parent != nil {
+				opts.Parent = parent.Tree
+			}
+			ares, err := archiver.New(r, sv, opts).Run(ctx, sortedPaths)
+			if err != nil {
+				// what was stored is durable and indexed for the next run to reuse
+				_ = r.Flush(context.Background())
+				return quiesce.Outcome{}, err
+			}
+			if err := r.Flush(ctx); err != nil {
+				return quiesce.Outcome{}, err
+			}
+			s := &repo.Snapshot{
+				Time: start.UTC(), Host: o.Host, Paths: sortedPaths, Tags: o.Tags, Excludes: o.Excludes,
+				Tree: ares.Tree, Program: "stillpoint " + Version, Stats: ares.Stats,
+				Outcomes: map[string]int64{}, Sources: sources,
+			}
+			if u, err := user.Current(); err == nil {
+				s.User = u.Username
+			}
+			if parent != nil {
+				id := parent.ID
+				s.Parent = &id
+			}
+			for oc, n := range ares.Outcomes {
+				s.Outcomes[oc.String()] = n
+			}
+			s.Partial = ares.Outcomes.NotWhole() > 0
+			s.Consistency = weakest(sources)
+			if o.Inactivity > 0 || len(qinfo.Writers) > 0 || len(res.Hooks) > 0 {
+				s.Quiesce = qinfo
+			}
+			ws := r.Stats()
+			s.Stats.DataAdded = ws.DataAdded.Load()
+			s.Stats.StoredAdded = ws.StoredAdded.Load()
+			s.Stats.BlobsAdded = ws.Blobs.Load()
+			s.Stats.DurationSecs = time.Since(start).Seconds()
+			if _, err := r.SaveSnapshot(ctx, s); err != nil {
+				return quiesce.Outcome{}, err
+			}
+			saved, problems = s, ares.Problems
+			return outcomeFor(s), nil
+		},
+		Release: func(context.Context) error {
+			if set == nil {
+				return nil
+			}
+			if err := set.Release(); err != nil {
+				return fmt.Errorf("release snapshot set: %w (stillpoint doctor --cleanup removes what is left)", err)
+			}
+			return nil
+		},
 	}
-	reader := &fileReader{live: live, snapped: snapped}
-	opts := archiver.Options{
-		Excludes: excludes, Reader: reader, Progress: o.Progress, OnProblem: o.OnProblem, Scan: o.Scan,
-		FromSnapshot: func(f view.File) bool { return snapshot.OriginOf(f) != snapshot.Live },
+	runner := &quiesce.HookRunner{Hooks: o.Hooks, Log: o.OnHook}
+	seq, err := runner.Sequence(ctx, quiesce.HookEnv{RunID: o.RunID, Sources: sortedPaths}, phases)
+	if seq != nil {
+		res.Hooks = seq.Hooks
+		res.Warnings = append(res.Warnings, seq.Warnings()...)
 	}
-	if parent != nil {
-		opts.Parent = parent.Tree
-	}
-	ares, err := archiver.New(r, v, opts).Run(ctx, paths)
 	if err != nil {
-		// what was stored is durable and indexed for the next run to reuse
-		_ = r.Flush(context.Background())
-		return nil, err
+		if saved != nil {
+			// the snapshot is saved; only a cleanup step failed after it
+			res.Snapshot, res.Problems = saved, problems
+		}
+		return res, err
 	}
-	if err := r.Flush(ctx); err != nil {
-		return nil, err
-	}
-	snap := &repo.Snapshot{
-		Time: start.UTC(), Host: o.Host, Paths: paths, Tags: o.Tags, Excludes: o.Excludes,
-		Tree: ares.Tree, Program: "stillpoint " + Version, Stats: ares.Stats,
-		Outcomes: map[string]int64{}, Sources: sources,
-	}
-	if u, err := user.Current(); err == nil {
-		snap.User = u.Username
-	}
-	if parent != nil {
-		id := parent.ID
-		snap.Parent = &id
-	}
-	for oc, n := range ares.Outcomes {
-		snap.Outcomes[oc.String()] = n
-	}
-	snap.Partial = ares.Outcomes.NotWhole() > 0
-	snap.Consistency = weakest(sources)
-	ws := r.Stats()
-	snap.Stats.DataAdded = ws.DataAdded.Load()
-	snap.Stats.StoredAdded = ws.StoredAdded.Load()
-	snap.Stats.BlobsAdded = ws.Blobs.Load()
-	snap.Stats.DurationSecs = time.Since(start).Seconds()
-	if _, err := r.SaveSnapshot(ctx, snap); err != nil {
-		return nil, err
-	}
-	res.Snapshot, res.Problems = snap, ares.Problems
+	res.Snapshot, res.Problems = saved, problems
 	if o.LogDir != "" {
-		path, err := writeFileLog(o.LogDir, snap, ares.Problems)
+		path, err := writeFileLog(o.LogDir, saved, problems)
 		if err != nil {
 			res.Warnings = append(res.Warnings, "file log not written: "+err.Error())
 		}
@@ -182,6 +316,23 @@ func Backup(ctx context.Context, r *repo.Repository, o BackupOptions) (res *Back
 	}
 	return res, nil
 }
+
+// outcomeFor turns a manifest's counts into what hooks are told.
+func outcomeFor(s *repo.Snapshot) quiesce.Outcome {
+	c := s.OutcomeCounts()
+	code := 0
+	if s.Partial {
+		code = 3
+	}
+	return quiesce.Outcome{
+		FilesOK: int(c[outcome.OK]), FilesSnapshot: int(c[outcome.OKSnapshot]), FilesChanged: int(c[outcome.Changed]),
+		FilesSkipped: int(c[outcome.SkippedOpen]), FilesFailed: int(c[outcome.Failed] + c[outcome.Stale]),
+		SnapshotID: s.ID.String(), ExitCode: code,
+	}
+}
+
+// NewRunID returns a short random id for a run's labels and hooks.
+func NewRunID() string { return repo.NewRandomID().String()[:12] }
 
 // weakest is the weakest consistency level over the sources.
 func weakest(sources []repo.SourceInfo) string {
@@ -196,22 +347,6 @@ func weakest(sources []repo.SourceInfo) string {
 		return "live"
 	}
 	return level
-}
-
-func absPaths(paths []string) ([]string, error) {
-	if len(paths) == 0 {
-		return nil, errors.New("no paths to back up")
-	}
-	out := make([]string, 0, len(paths))
-	for _, p := range paths {
-		abs, err := filepath.Abs(p)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", p, err)
-		}
-		out = append(out, filepath.Clean(abs))
-	}
-	sort.Strings(out)
-	return slices.Compact(out), nil
 }
 
 // findParent picks the newest snapshot of the same host and paths.

@@ -55,13 +55,17 @@ func startHolder(t *testing.T, path, mode string) int {
 
 func backupLive(t *testing.T, r *repo.Repository, strategy livefile.Strategy, retries int, logDir string, paths ...string) *run.BackupResult {
 	t.Helper()
-	plan, err := run.PlanSnapshots(paths, snapshot.Off, "test")
+	lf := livefile.DefaultConfig()
+	lf.Strategy, lf.Retries, lf.StagingDir = strategy, retries, filepath.Join(t.TempDir(), "staging")
+	var sources []run.Source
+	for _, p := range paths {
+		sources = append(sources, run.Source{Path: p, Snapshot: snapshot.Off, OpenFiles: lf})
+	}
+	plan, err := run.PlanSnapshots(sources, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	lf := livefile.DefaultConfig()
-	lf.Strategy, lf.Retries, lf.StagingDir = strategy, retries, filepath.Join(t.TempDir(), "staging")
-	res, err := run.Backup(context.Background(), r, run.BackupOptions{Paths: paths, Snapshot: plan, OpenFiles: lf, LogDir: logDir})
+	res, err := run.Backup(context.Background(), r, run.BackupOptions{Sources: sources, Plan: plan, LogDir: logDir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,15 +151,16 @@ func TestStageStrategyReadsACopyAndCleansUp(t *testing.T) {
 	os.WriteFile(busy, bytes.Repeat([]byte("state "), 1000), 0o644)
 	startHolder(t, busy, "open")
 	r := newRepo(t)
-	plan, err := run.PlanSnapshots([]string{src}, snapshot.Off, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
 	staging := filepath.Join(t.TempDir(), "staging")
 	lf := livefile.DefaultConfig()
 	lf.Strategy, lf.StagingDir = livefile.StrategyStage, staging
+	sources := []run.Source{{Path: src, Snapshot: snapshot.Off, OpenFiles: lf}}
+	plan, err := run.PlanSnapshots(sources, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
 	var problems []archiver.Problem
-	res, err := run.Backup(context.Background(), r, run.BackupOptions{Paths: []string{src}, Snapshot: plan, OpenFiles: lf,
+	res, err := run.Backup(context.Background(), r, run.BackupOptions{Sources: sources, Plan: plan,
 		OnProblem: func(p archiver.Problem) { problems = append(problems, p) }})
 	if err != nil {
 		t.Fatal(err)

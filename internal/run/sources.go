@@ -18,16 +18,16 @@ import (
 
 // PlanSnapshots decides, before anything is written, how each source will be
 // read. A source with policy required that cannot be snapped is an error here.
-func PlanSnapshots(paths []string, policy snapshot.Policy, runID string) (*snapshot.Plan, error) {
-	abs, err := absPaths(paths)
-	if err != nil {
-		return nil, err
+func PlanSnapshots(sources []Source, runID string) (*snapshot.Plan, error) {
+	ss := make([]snapshot.Source, len(sources))
+	for i, s := range sources {
+		abs, err := filepath.Abs(s.Path)
+		if err != nil {
+			return nil, err
+		}
+		ss[i] = snapshot.Source{Path: filepath.Clean(abs), Policy: s.Snapshot}
 	}
-	sources := make([]snapshot.Source, len(abs))
-	for i, p := range abs {
-		sources[i] = snapshot.Source{Path: p, Policy: policy}
-	}
-	return snapshot.NewPlan(sources, snapshot.Options{RunID: runID})
+	return snapshot.NewPlan(ss, snapshot.Options{RunID: runID})
 }
 
 func liveSources(paths []string) []repo.SourceInfo {
@@ -63,36 +63,70 @@ func setSources(set *snapshot.Set) ([]repo.SourceInfo, func(string) bool) {
 	}
 }
 
-// fileReader reads files of snapped sources directly (a snapshot or clone
-// cannot change while read) and everything else with the open-file strategy.
-type fileReader struct {
-	live       *livefile.Reader
-	snapped    func(string) bool
+// sourceReaders holds each source's open-file reader, and the readers for
+// the second pass over deferred files.
+type sourceReaders struct {
+	roots      []string
+	first      []*livefile.Reader
 	secondOnce sync.Once
-	second     *livefile.Reader
+	second     []*livefile.Reader
 }
 
-// secondPass returns the reader for deferred files, made on first use from
-// a fresh scan: by the end of the run other processes may have closed them.
-func (fr *fileReader) secondPass() *livefile.Reader {
-	fr.secondOnce.Do(func() {
+func (s *sourceReaders) add(root string, r *livefile.Reader) {
+	s.roots = append(s.roots, root)
+	s.first = append(s.first, r)
+}
+
+// index finds the source holding p (the longest root that contains it).
+func (s *sourceReaders) index(p string) int {
+	best, bestLen := 0, -1
+	for i, r := range s.roots {
+		if (p == r || strings.HasPrefix(p, strings.TrimSuffix(r, "/")+"/")) && len(r) > bestLen {
+			best, bestLen = i, len(r)
+		}
+	}
+	return best
+}
+
+// reader returns the reader for p; for the second pass it is made on first
+// use from a fresh scan: by the end of the run other processes may have
+// closed the files.
+func (s *sourceReaders) reader(p string, secondPass bool) *livefile.Reader {
+	i := s.index(p)
+	if !secondPass {
+		return s.first[i]
+	}
+	s.secondOnce.Do(func() {
 		open, err := livefile.ScanOpenForWrite()
 		if err != nil {
 			open = nil // keep the first scan
 		}
-		fr.second = fr.live.SecondPass(open)
+		for _, r := range s.first {
+			s.second = append(s.second, r.SecondPass(open))
+		}
 	})
-	return fr.second
+	return s.second[i]
+}
+
+func (s *sourceReaders) close() {
+	for _, r := range s.first {
+		r.Close()
+	}
+}
+
+// fileReader reads files of snapped sources and writers' copies directly
+// (they cannot change while read) and everything else with its source's
+// open-file strategy.
+type fileReader struct {
+	readers *sourceReaders
+	snapped func(string) bool
 }
 
 func (fr *fileReader) ReadFile(ctx context.Context, v view.View, p string, before *view.Stat, secondPass bool, attempt archiver.Attempt) archiver.ReadResult {
 	if fr.snapped(p) {
 		return archiver.DirectReader{}.ReadFile(ctx, v, p, before, secondPass, attempt)
 	}
-	rd := fr.live
-	if secondPass {
-		rd = fr.secondPass()
-	}
+	rd := fr.readers.reader(p, secondPass)
 	res := rd.Read(ctx, v, p, func(f view.File, _ *view.Stat) error {
 		_, err := attempt(f)
 		return err

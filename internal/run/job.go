@@ -1,0 +1,62 @@
+package run
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/stillpoint-backup/stillpoint/internal/job"
+	"github.com/stillpoint-backup/stillpoint/internal/livefile"
+	"github.com/stillpoint-backup/stillpoint/internal/quiesce"
+	"github.com/stillpoint-backup/stillpoint/internal/snapshot"
+)
+
+// FromJob turns a validated job into backup options. stagingDefault is
+// used where the job names no staging directory.
+func FromJob(j *job.Job, stagingDefault string) (BackupOptions, error) {
+	o := BackupOptions{
+		Excludes: j.Exclude, Tags: j.Tags, Host: j.Host, Hooks: j.Hooks,
+		Inactivity: j.Quiesce.Inactivity, MaxWait: j.Quiesce.MaxWait,
+		FailWithoutQuiet: j.Quiesce.OnTimeout == "fail",
+	}
+	for _, s := range j.Sources {
+		pol, err := snapshot.ParsePolicy(s.Snapshot)
+		if err != nil {
+			return o, fmt.Errorf("%s: %w", s.Path, err)
+		}
+		lf := livefile.DefaultConfig()
+		if lf.Strategy, err = livefile.ParseStrategy(s.OpenFiles); err != nil {
+			return o, fmt.Errorf("%s: %w", s.Path, err)
+		}
+		lf.Retries = s.Retries
+		lf.StagingDir = firstNonEmpty(s.StagingDir, j.StagingDir, stagingDefault)
+		o.Sources = append(o.Sources, Source{Path: s.Path, Snapshot: pol, OpenFiles: lf, Excludes: s.Exclude})
+	}
+	for _, w := range j.Writers {
+		var opts []quiesce.DBOption
+		if j.HasDumpHook(w.Kind) {
+			opts = append(opts, quiesce.AllowUncoveredFiles())
+		}
+		switch w.Kind {
+		case "sqlite":
+			o.Writers = append(o.Writers, quiesce.NewSQLite(filepath.Clean(w.Target), w.Timeout))
+		case "postgres":
+			o.Writers = append(o.Writers, quiesce.NewPostgres(w.Target, w.Timeout, opts...))
+		case "mysql":
+			o.Writers = append(o.Writers, quiesce.NewMySQL(w.Target, w.Timeout, opts...))
+		case "command":
+			o.Writers = append(o.Writers, quiesce.NewCommandWriter(w.Freeze, w.Thaw, w.Timeout))
+		default:
+			return o, fmt.Errorf("unknown writer kind %q", w.Kind)
+		}
+	}
+	return o, nil
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
