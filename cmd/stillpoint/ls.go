@@ -67,6 +67,17 @@ func runLs(ctx context.Context, g *globals, f lsFlags, ref, sub string) error {
 		return err
 	}
 	sub = path.Clean("/" + sub)
+	if f.long && rep.Mode != report.JSON {
+		// how the data was read, before the listing (plain ls stays pipeable)
+		fmt.Fprintf(rep.Out, "# snapshot %s, %s, consistency %s\n", s.ID.Short(), s.Time.Local().Format("2006-01-02 15:04:05"), s.Consistency)
+		for _, src := range s.Sources {
+			how := "read live"
+			if src.Provider != "none" {
+				how = fmt.Sprintf("%s snapshot created %s", src.Provider, src.Created.Local().Format("15:04:05.000"))
+			}
+			fmt.Fprintf(rep.Out, "# source %s: %s, %s consistency\n", escapePath(src.Path), how, src.Consistency)
+		}
+	}
 	return walkTree(ctx, r, "/", s.Tree, func(p string, n *repo.Node) error {
 		if !(p == sub || strings.HasPrefix(p, strings.TrimSuffix(sub, "/")+"/")) {
 			return nil

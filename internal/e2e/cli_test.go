@@ -51,7 +51,8 @@ func TestCommandsAsUsed(t *testing.T) {
 		t.Errorf("ls -0 does not print raw names: %q", raw.stdout)
 	}
 	long := e.must(t, 0, "ls", "-l", "latest", src+"/docs/a.txt")
-	if !strings.HasPrefix(long.stdout, "-rw") || !strings.Contains(long.stdout, " 5 ") {
+	if !strings.Contains(long.stdout, "\n-rw") || !strings.Contains(long.stdout, " 5 ") ||
+		!strings.Contains(long.stdout, "# source "+src+": read live, live consistency") {
 		t.Errorf("ls -l: %q", long.stdout)
 	}
 
