@@ -8,19 +8,17 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net"
+	"github.com/stillpoint-backup/stillpoint/internal/testutil/serverutil"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	_ "github.com/go-sql-driver/mysql" // the "mysql" driver for readiness checks
-	"github.com/stillpoint-backup/stillpoint/internal/testutil/ci"
 )
 
 // Server is a running MariaDB (or MySQL) server.
@@ -44,11 +42,11 @@ type Server struct {
 func Start(t testing.TB, dataDir string) *Server {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		skipOrFail(t, "starting MariaDB as the mysql user needs root (euid %d)", os.Geteuid())
+		serverutil.SkipOrFail(t, "mysqlserver", "starting MariaDB as the mysql user needs root (euid %d)", os.Geteuid())
 	}
 	bin := findBinary("mariadbd", "mysqld")
 	if bin == "" {
-		skipOrFail(t, "no mariadbd or mysqld (Debian: apt-get install mariadb-server)")
+		serverutil.SkipOrFail(t, "mysqlserver", "no mariadbd or mysqld (Debian: apt-get install mariadb-server)")
 	}
 	s := &Server{DataDir: dataDir, Binary: bin}
 	if err := s.lookupUser(); err != nil {
@@ -67,7 +65,7 @@ func Start(t testing.TB, dataDir string) *Server {
 	}
 	s.Socket = filepath.Join(s.runDir, "mysqld.sock")
 	s.Log = filepath.Join(s.runDir, "error.log")
-	if err := makeReachable(dataDir); err != nil {
+	if err := serverutil.MakeReachable(dataDir); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dataDir, "mysql")); err != nil {
@@ -109,17 +107,12 @@ func findBinary(names ...string) string {
 			return p
 		}
 		for _, d := range []string{"/usr/sbin", "/usr/bin", "/usr/local/sbin"} {
-			if p := filepath.Join(d, n); isExec(p) {
+			if p := filepath.Join(d, n); serverutil.IsExec(p) {
 				return p
 			}
 		}
 	}
 	return ""
-}
-
-func isExec(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
 }
 
 func (s *Server) lookupUser() error {
@@ -170,7 +163,7 @@ func (s *Server) install() error {
 }
 
 func (s *Server) start(t testing.TB) error {
-	port, err := freePort()
+	port, err := serverutil.FreePort()
 	if err != nil {
 		return err
 	}
@@ -248,49 +241,5 @@ func (s *Server) tail() string {
 }
 
 func (s *Server) chownAll(dir string) error {
-	return filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		return os.Lchown(p, int(s.uid), int(s.gid))
-	})
-}
-
-// makeReachable lets the server's user walk down to p: test directories
-// (t.TempDir) are 0700 root. Only directories below the temp dir are
-// changed.
-func makeReachable(p string) error {
-	tmp := filepath.Clean(os.TempDir())
-	for d := filepath.Dir(filepath.Clean(p)); strings.HasPrefix(d, tmp+string(filepath.Separator)); d = filepath.Dir(d) {
-		fi, err := os.Stat(d)
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				continue
-			}
-			return err
-		}
-		if fi.Mode().Perm()&0o001 == 0 {
-			if err := os.Chmod(d, fi.Mode().Perm()|0o711); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func skipOrFail(t testing.TB, format string, args ...any) {
-	t.Helper()
-	if ci.Enabled() {
-		t.Fatalf("mysqlserver: "+format+" (CI=true, so this is a failure, not a skip)", args...)
-	}
-	t.Skipf("mysqlserver: "+format, args...)
+	return serverutil.ChownAll(dir, s.uid, s.gid)
 }

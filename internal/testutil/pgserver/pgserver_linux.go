@@ -7,21 +7,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
+	"github.com/stillpoint-backup/stillpoint/internal/testutil/serverutil"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/stillpoint-backup/stillpoint/internal/testutil/ci"
 )
 
 // Server is a running PostgreSQL server.
@@ -58,11 +55,11 @@ func Start(t testing.TB, dataDir string) *Server {
 func StartWith(t testing.TB, dataDir string, opts Options) *Server {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		skipOrFail(t, "starting PostgreSQL as another user needs root (euid %d)", os.Geteuid())
+		serverutil.SkipOrFail(t, "pgserver", "starting PostgreSQL as another user needs root (euid %d)", os.Geteuid())
 	}
 	bin, err := BinDir()
 	if err != nil {
-		skipOrFail(t, "%v", err)
+		serverutil.SkipOrFail(t, "pgserver", "%v", err)
 	}
 	s := &Server{DataDir: dataDir, User: "postgres", BinDir: bin}
 	if err := s.lookupUser(); err != nil {
@@ -71,7 +68,7 @@ func StartWith(t testing.TB, dataDir string, opts Options) *Server {
 	if err := os.MkdirAll(filepath.Dir(dataDir), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := makeReachable(dataDir); err != nil {
+	if err := serverutil.MakeReachable(dataDir); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dataDir, "PG_VERSION")); err != nil {
@@ -106,7 +103,7 @@ func BinDir() (string, error) {
 	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
 	sort.Slice(dirs, func(i, j int) bool { return version(dirs[i]) > version(dirs[j]) })
 	for _, d := range dirs {
-		if isExec(filepath.Join(d, "initdb")) && isExec(filepath.Join(d, "postgres")) {
+		if serverutil.IsExec(filepath.Join(d, "initdb")) && serverutil.IsExec(filepath.Join(d, "postgres")) {
 			return d, nil
 		}
 	}
@@ -116,11 +113,6 @@ func BinDir() (string, error) {
 func version(binDir string) int {
 	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(binDir)))
 	return v
-}
-
-func isExec(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
 }
 
 // DSN returns a URL for database db (empty: "postgres") as the superuser
@@ -178,7 +170,7 @@ func (s *Server) initdb(opts Options) error {
 		if err := os.MkdirAll(opts.WalDir, 0o700); err != nil {
 			return err
 		}
-		if err := makeReachable(opts.WalDir); err != nil {
+		if err := serverutil.MakeReachable(opts.WalDir); err != nil {
 			return err
 		}
 		if err := os.Chown(opts.WalDir, int(s.uid), int(s.gid)); err != nil {
@@ -194,7 +186,7 @@ func (s *Server) initdb(opts Options) error {
 }
 
 func (s *Server) start(t testing.TB) error {
-	port, err := freePort()
+	port, err := serverutil.FreePort()
 	if err != nil {
 		return err
 	}
@@ -283,53 +275,8 @@ func (s *Server) tail() string {
 // chownAll gives a restored data directory to the server's user, with the
 // 0700 mode PostgreSQL insists on.
 func (s *Server) chownAll(dir string) error {
-	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		return os.Lchown(p, int(s.uid), int(s.gid))
-	})
-	if err != nil {
+	if err := serverutil.ChownAll(dir, s.uid, s.gid); err != nil {
 		return err
 	}
 	return os.Chmod(dir, 0o700)
-}
-
-// makeReachable lets the server's user walk down to p: test directories
-// (t.TempDir) are 0700 root. Only directories below the temp dir are
-// changed.
-func makeReachable(p string) error {
-	tmp := filepath.Clean(os.TempDir())
-	for d := filepath.Dir(filepath.Clean(p)); strings.HasPrefix(d, tmp+string(filepath.Separator)); d = filepath.Dir(d) {
-		fi, err := os.Stat(d)
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				continue
-			}
-			return err
-		}
-		if fi.Mode().Perm()&0o001 == 0 {
-			if err := os.Chmod(d, fi.Mode().Perm()|0o711); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func skipOrFail(t testing.TB, format string, args ...any) {
-	t.Helper()
-	if ci.Enabled() {
-		t.Fatalf("pgserver: "+format+" (CI=true, so this is a failure, not a skip)", args...)
-	}
-	t.Skipf("pgserver: "+format, args...)
 }
