@@ -178,8 +178,23 @@ func TestKillDuringBackup(t *testing.T) {
 	if chk := e.run(t, "check", "--read-data"); chk.code != 0 || strings.Contains(chk.stderr, "error:") {
 		t.Fatalf("final check --read-data: %s", chk)
 	}
-	if got := len(e.snapshotIDs(t)); got != len(snaps) {
-		t.Fatalf("%d snapshots in the repository, %d backups succeeded: a killed run recorded one", got, len(snaps))
+	// A kill that lands after the manifest was written (while the run
+	// writes its file log or exits) leaves a complete snapshot: that is
+	// fine, and check --read-data above proved it whole. More snapshots
+	// than runs, or a lost one, is not.
+	ids := e.snapshotIDs(t)
+	if got := len(ids); got < len(snaps) || got > len(snaps)+kills {
+		t.Fatalf("%d snapshots in the repository, %d backups succeeded and %d were killed", got, len(snaps), kills)
+	}
+	known := map[string]bool{}
+	for _, s := range snaps {
+		known[s.id] = true
+	}
+	for _, id := range ids {
+		if !known[id] {
+			t.Logf("snapshot %s was completed by a run killed just after writing it; it restores: ", id[:8])
+			e.must(t, 0, "restore", id, "--target", t.TempDir())
+		}
 	}
 	e.restoreAndCompare(t, snaps[0].id, src, snaps[0].want)
 	last := snaps[len(snaps)-1]
