@@ -4,7 +4,6 @@ package mysqlserver
 
 import (
 	"bytes"
-	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -194,26 +193,7 @@ func (s *Server) waitReady(limit time.Duration) error {
 		return err
 	}
 	defer db.Close()
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		select {
-		case <-s.done:
-			return errors.New("the server exited")
-		default:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err = db.PingContext(ctx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-s.done:
-			return errors.New("the server exited")
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("not ready after %s: %v", limit, err)
+	return serverutil.WaitReady(s.done, limit, db.PingContext)
 }
 
 // Stop kills the server we started (by its pid; a test server needs no

@@ -215,32 +215,15 @@ func (s *Server) start(t testing.TB) error {
 // waitReady polls until the server accepts a query; a server that exits
 // or a loaded machine both end the wait with a reason, not a guess.
 func (s *Server) waitReady(limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	var err error
-	for time.Now().Before(deadline) {
-		select {
-		case <-s.done:
-			return errors.New("the server exited")
-		default:
+	return serverutil.WaitReady(s.done, limit, func(ctx context.Context) error {
+		c, err := pgx.Connect(ctx, s.DSN(""))
+		if err != nil {
+			return err
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		var c *pgx.Conn
-		c, err = pgx.Connect(ctx, s.DSN(""))
-		if err == nil {
-			_, err = c.Exec(ctx, "SELECT 1")
-			c.Close(ctx)
-		}
-		cancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-s.done:
-			return errors.New("the server exited")
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("not ready after %s: %v", limit, err)
+		defer c.Close(ctx)
+		_, err = c.Exec(ctx, "SELECT 1")
+		return err
+	})
 }
 
 // Stop ends the server the way `pg_ctl stop -m immediate` does (SIGQUIT

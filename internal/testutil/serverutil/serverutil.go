@@ -4,12 +4,15 @@
 package serverutil
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stillpoint-backup/stillpoint/internal/testutil/ci"
 )
@@ -69,4 +72,30 @@ func SkipOrFail(t testing.TB, who, format string, args ...any) {
 		t.Fatalf(who+": "+format+" (CI=true, so this is a failure, not a skip)", args...)
 	}
 	t.Skipf(who+": "+format, args...)
+}
+
+// WaitReady polls probe until it succeeds, the server exits (done closes)
+// or limit passes. Each probe gets five seconds.
+func WaitReady(done <-chan struct{}, limit time.Duration, probe func(ctx context.Context) error) error {
+	deadline := time.Now().Add(limit)
+	var err error
+	for time.Now().Before(deadline) {
+		select {
+		case <-done:
+			return errors.New("the server exited")
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = probe(ctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-done:
+			return errors.New("the server exited")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("not ready after %s: %v", limit, err)
 }
