@@ -171,7 +171,7 @@ func (f *Faulty) Load(ctx context.Context, h Handle, offset, length int64) ([]by
 		if err != nil {
 			return nil, err
 		}
-		return data[:len(data)/2], fmt.Errorf("load %s: short read: %w", h, io.ErrUnexpectedEOF)
+		return data[:len(data)/2], fmt.Errorf("load %s: short read: %w: %w", h, ErrInjected, io.ErrUnexpectedEOF)
 	}
 	return nil, ft.err("load", h)
 }
