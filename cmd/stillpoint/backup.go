@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -28,6 +29,7 @@ type backupFlags struct {
 	retries    int
 	stagingDir string
 	jobFile    string
+	compress   string
 }
 
 func newBackupCmd(g *globals) *cobra.Command {
@@ -61,6 +63,7 @@ written but some files were not read whole (see the summary); 1: nothing was rec
 	fl.StringVar(&f.snapshot, "snapshot", "auto", "snapshot policy: off (read live), auto (snap when a provider fits), on (same, warn when reading live), required (fail unless every source can be snapped)")
 	fl.StringVar(&f.openFiles, "open-files", "retry", "files read live that are open for writing or locked: read (store, flag if changed), retry, skip (try again at the end), stage (copy first)")
 	fl.IntVar(&f.retries, "retries", livefile.DefaultRetries, "attempts after the first for a file that changed or is locked (at most 10)")
+	fl.StringVar(&f.compress, "compression", "", "zstd level for this run's new data: off, fastest, default, better (default: the job's, else the repository's)")
 	fl.StringVar(&f.jobFile, "job", "", "run the backup a job file describes: sources with policies, hooks, writers, the inactivity wait (docs/job.md)")
 	fl.StringVar(&f.stagingDir, "staging-dir", "", "where --open-files stage copies files (default "+filepath.Join(run.CacheDir(), "staging")+"); must be outside the sources")
 	return cmd
@@ -111,6 +114,12 @@ func runBackup(ctx context.Context, g *globals, f backupFlags, paths []string) e
 		o.Tags = append(o.Tags, f.tags...)
 	}
 	o.Force = f.force
+	if f.compress != "" {
+		o.Compression = f.compress
+	}
+	if o.Compression != "" && !slices.Contains(job.CompressionLevels, o.Compression) {
+		return &exitError{code: exitUsage, err: fmt.Errorf("--compression %q: use one of %s", o.Compression, strings.Join(job.CompressionLevels, ", "))}
+	}
 	var sourcePaths []string
 	for _, s := range o.Sources {
 		sourcePaths = append(sourcePaths, s.Path)

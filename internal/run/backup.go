@@ -44,6 +44,9 @@ type BackupOptions struct {
 	Tags     []string
 	Host     string
 	RunID    string
+	// Compression overrides the repository's level for this run's new
+	// blobs (off, fastest, default, better); "" keeps it.
+	Compression string
 	// Plan is the snapshot plan made by PlanSources before anything was
 	// written; nil reads every source live.
 	Plan *snapshot.Plan
@@ -117,6 +120,11 @@ func Backup(ctx context.Context, r *repo.Repository, o BackupOptions) (res *Back
 	global, err := filter.CompileAll(o.Excludes)
 	if err != nil {
 		return nil, err
+	}
+	if o.Compression != "" {
+		if err := r.SetCompression(o.Compression); err != nil {
+			return nil, err
+		}
 	}
 	scoped = append(scoped, filter.ScopedSet{Root: "/", Set: global})
 	sortedPaths := append([]string(nil), paths...)

@@ -14,7 +14,7 @@ import (
 // used where the job names no staging directory.
 func FromJob(j *job.Job, stagingDefault string) (BackupOptions, error) {
 	o := BackupOptions{
-		Excludes: j.Exclude, Tags: j.Tags, Host: j.Host, Hooks: j.Hooks,
+		Excludes: j.Exclude, Tags: j.Tags, Host: j.Host, Hooks: j.Hooks, Compression: j.Compression,
 		Inactivity: j.Quiesce.Inactivity, MaxWait: j.Quiesce.MaxWait,
 		FailWithoutQuiet: j.Quiesce.OnTimeout == "fail",
 	}
