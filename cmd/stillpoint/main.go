@@ -90,7 +90,9 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	stopProfiles := startProfiles()
 	err := newRoot().ExecuteContext(ctx)
+	stopProfiles()
 	if err == nil {
 		return
 	}

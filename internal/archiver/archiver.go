@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/stillpoint-backup/stillpoint/internal/bufs"
 	"github.com/stillpoint-backup/stillpoint/internal/filter"
 	"github.com/stillpoint-backup/stillpoint/internal/outcome"
 	"github.com/stillpoint-backup/stillpoint/internal/repo"
@@ -89,8 +90,9 @@ type Archiver struct {
 	blobWG    sync.WaitGroup
 	walkSem   chan struct{}
 
-	chunkBufs *bufPool
-	chunkers  sync.Pool
+	chunkBufs *bufs.Classes
+	chunkers  chan *repo.Chunker // idle chunkers, at most one per chunkSem slot
+	chunkSem  chan struct{} // chunkers in use: each holds a scan buffer of the largest chunk
 	smallMax  int64
 
 	pending atomic.Int64 // file jobs and walker goroutines not yet finished or parked
@@ -125,7 +127,10 @@ func New(r Repo, v view.View, opts Options) *Archiver {
 	}
 	a := &Archiver{repo: r, view: v, opts: opts, outcomes: outcome.Counts{}}
 	a.smallMax = int64(r.Config().Chunker.Min)
-	a.chunkBufs = newBufPool(max(r.Config().Chunker.Max, r.Config().Chunker.Min+1))
+	// keep what the chunks in flight need: a chunker's next chunk and a
+	// blob worker's current one, at the average chunk size
+	chunkMax := max(r.Config().Chunker.Max, r.Config().Chunker.Min+1)
+	a.chunkBufs = bufs.NewClasses(64<<10, chunkMax, 2*a.opts.BlobWorkers*2*r.Config().Chunker.Avg)
 	return a
 }
 
@@ -160,8 +165,11 @@ func (a *Archiver) Run(ctx context.Context, paths []string) (*Result, error) {
 	defer a.cancel(nil)
 
 	a.fileJobs = make(chan *fileJob, 4*a.opts.FileWorkers)
-	a.chunkJobs = make(chan *chunkJob, a.opts.BlobWorkers)
+	// unbuffered: a chunk waits in its file worker, not in a queue as well
+	a.chunkJobs = make(chan *chunkJob)
 	a.walkSem = make(chan struct{}, a.opts.FileWorkers)
+	a.chunkSem = make(chan struct{}, a.opts.BlobWorkers)
+	a.chunkers = make(chan *repo.Chunker, a.opts.BlobWorkers)
 	for range a.opts.BlobWorkers {
 		a.blobWG.Add(1)
 		go a.blobWorker()

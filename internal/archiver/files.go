@@ -85,8 +85,7 @@ type fileJob struct {
 }
 
 type chunkJob struct {
-	buf  *[]byte
-	data []byte
+	data []byte // from chunkBufs
 	id   repo.ID
 	err  error
 	wg   *sync.WaitGroup
@@ -236,9 +235,8 @@ func (a *Archiver) readContent(f view.File, j *fileJob) error {
 	if j.st.Size >= a.smallMax {
 		return a.chunkStream(f, j)
 	}
-	bp := a.chunkBufs.get(int(j.st.Size) + 1)
-	defer a.chunkBufs.put(bp)
-	buf := *bp
+	buf := a.chunkBufs.Get(int(j.st.Size) + 1)
+	defer a.chunkBufs.Put(buf)
 	n, err := io.ReadFull(f, buf)
 	switch {
 	case err == nil:
@@ -262,16 +260,24 @@ func (a *Archiver) readContent(f view.File, j *fileJob) error {
 }
 
 func (a *Archiver) chunkStream(r io.Reader, j *fileJob) error {
+	// as many large files at once as there are blob workers to take their
+	// chunks: more would only hold buffers while waiting
+	select {
+	case a.chunkSem <- struct{}{}:
+	case <-a.ctx.Done():
+		return a.ctx.Err()
+	}
+	defer func() { <-a.chunkSem }()
 	var ch *repo.Chunker
-	if c, ok := a.chunkers.Get().(*repo.Chunker); ok {
-		ch = c
-	} else {
+	select {
+	case ch = <-a.chunkers:
+	default:
 		var err error
 		if ch, err = a.repo.NewChunker(); err != nil {
 			return err
 		}
 	}
-	defer a.chunkers.Put(ch)
+	defer func() { a.chunkers <- ch }()
 	ch.Reset(r)
 	var (
 		wg   sync.WaitGroup
@@ -287,10 +293,9 @@ func (a *Archiver) chunkStream(r io.Reader, j *fileJob) error {
 			readErr = err
 			break
 		}
-		bp := a.chunkBufs.get(len(chunk))
-		data := *bp
+		data := a.chunkBufs.Get(len(chunk))
 		copy(data, chunk)
-		cj := &chunkJob{buf: bp, data: data, wg: &wg}
+		cj := &chunkJob{data: data, wg: &wg}
 		wg.Add(1)
 		jobs = append(jobs, cj)
 		select {
@@ -328,7 +333,8 @@ func (a *Archiver) blobWorker() {
 			cj.id = a.repo.Hash(cj.data)
 			_, cj.err = a.repo.SaveBlob(a.ctx, repo.DataBlob, cj.id, cj.data)
 		}
-		a.chunkBufs.put(cj.buf)
+		a.chunkBufs.Put(cj.data)
+		cj.data = nil // the file's job list lives until its last chunk is stored
 		cj.wg.Done()
 	}
 }

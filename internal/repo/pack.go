@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 )
 
 // Pack layout: the sealed blobs one after another, then the sealed header,
@@ -28,7 +29,9 @@ type blobEntry struct {
 	RawLen uint32 // plaintext length
 }
 
-// packWriter assembles one pack in memory.
+// packWriter assembles one pack in memory. A blob's place is reserved
+// while the writer is held exclusively, and the blob is sealed into it
+// afterwards, so several cores fill one pack at once.
 type packWriter struct {
 	id   ID
 	aead interface {
@@ -36,6 +39,7 @@ type packWriter struct {
 	}
 	buf     []byte
 	entries []blobEntry
+	sealing sync.WaitGroup // blobs reserved but not yet sealed
 }
 
 func newPackWriter(mk *MasterKey, buf []byte) *packWriter {
@@ -43,24 +47,42 @@ func newPackWriter(mk *MasterKey, buf []byte) *packWriter {
 	return &packWriter{id: id, aead: mk.fileCipher(kindPack, id), buf: buf}
 }
 
-// add seals payload into the pack. payload is the (possibly compressed)
-// plaintext; rawLen is the plaintext length before compression.
-func (p *packWriter) add(t BlobType, id ID, flags uint8, payload []byte, rawLen int) {
-	off := len(p.buf)
-	// Seal grows dst to exactly the size it needs; grow geometrically here
-	// so that filling a pack blob by blob stays linear.
-	p.buf = slices.Grow(p.buf, len(payload)+32)
-	p.buf = p.aead.Seal(p.buf, nonceAt(uint64(off)), payload, []byte{byte(t)})
+// reserve claims the room of one sealed blob; the caller must seal into it
+// with sealInto. payloadLen is the (possibly compressed) plaintext length,
+// rawLen the length before compression.
+func (p *packWriter) reserve(t BlobType, id ID, flags uint8, payloadLen, rawLen int) (dst []byte, off int) {
+	off, n := len(p.buf), payloadLen+sealOverhead
+	if cap(p.buf)-off < n {
+		// growing moves the buffer: wait for the blobs being sealed into it
+		p.sealing.Wait()
+		p.buf = slices.Grow(p.buf, max(n, cap(p.buf)/2))
+	}
+	p.buf = p.buf[:off+n]
 	p.entries = append(p.entries, blobEntry{
 		Type: t, Flags: flags, ID: id,
-		Offset: uint32(off), Length: uint32(len(p.buf) - off), RawLen: uint32(rawLen),
+		Offset: uint32(off), Length: uint32(n), RawLen: uint32(rawLen),
 	})
+	p.sealing.Add(1)
+	return p.buf[off : off : off+n], off
+}
+
+// sealInto encrypts payload into the room reserve returned.
+func (p *packWriter) sealInto(dst []byte, off int, t BlobType, payload []byte) {
+	p.aead.Seal(dst, nonceAt(uint64(off)), payload, []byte{byte(t)})
+	p.sealing.Done()
+}
+
+// add reserves and seals in one step.
+func (p *packWriter) add(t BlobType, id ID, flags uint8, payload []byte, rawLen int) {
+	dst, off := p.reserve(t, id, flags, len(payload), rawLen)
+	p.sealInto(dst, off, t, payload)
 }
 
 func (p *packWriter) size() int { return len(p.buf) }
 
 // finish appends header and trailer and returns the pack's bytes.
 func (p *packWriter) finish() []byte {
+	p.sealing.Wait()
 	hdr := encodePackHeader(p.entries)
 	p.buf = slices.Grow(p.buf, len(hdr)+32+packTrailerLen)
 	start := len(p.buf)

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/stillpoint-backup/stillpoint/internal/backend"
+	"github.com/stillpoint-backup/stillpoint/internal/bufs"
 )
 
 // Repository is an open repository.
@@ -26,20 +27,19 @@ type Repository struct {
 	indexProblems []*IndexLoadError
 
 	// writing
-	writeOnce   sync.Once
-	packers     map[BlobType]chan *packWriter
-	inflight    sync.Map // ID -> struct{}: blobs added but not yet indexed
-	uploads     chan *packWriter
-	uploadWG    sync.WaitGroup
-	errMu       sync.Mutex
-	writeErr    error
-	pendingMu   sync.Mutex
-	pending     []packIndex // uploaded packs not yet in an index file
-	stats       WriteStats
-	bufPool     sync.Pool
-	packBufs    sync.Pool // finished packs' buffers, reused
-	indexEvery  int
-	packWorkers int
+	writeOnce  sync.Once
+	packers    map[BlobType]chan *packWriter
+	inflight   sync.Map // ID -> struct{}: blobs added but not yet indexed
+	uploads    chan *packWriter
+	uploadWG   sync.WaitGroup
+	errMu      sync.Mutex
+	writeErr   error
+	pendingMu  sync.Mutex
+	pending    []packIndex // uploaded packs not yet in an index file
+	stats      WriteStats
+	compBufs   *bufs.Classes // compression output
+	packBufs   *bufs.List    // uploaded data packs' buffers
+	indexEvery int
 }
 
 // WriteStats counts what was added to the repository.
@@ -144,7 +144,10 @@ func newRepository(be backend.Backend, cfg *Config, mk *MasterKey) (*Repository,
 	if err != nil {
 		return nil, err
 	}
-	r := &Repository{be: be, cfg: cfg, key: mk, comp: comp, index: NewIndex(), indexEvery: 32, hasher: newHasher(mk.ID)}
+	r := &Repository{be: be, cfg: cfg, key: mk, comp: comp, index: NewIndex(), indexEvery: 32, hasher: newHasher(mk.ID),
+		compBufs: bufs.NewClasses(64<<10, compressBound(cfg.Chunker.Max), runtime.GOMAXPROCS(0)*2*cfg.Chunker.Avg),
+		packBufs: bufs.NewList(uploadWorkers + 2),
+	}
 	if _, err := r.NewChunker(); err != nil {
 		return nil, fmt.Errorf("repository chunker %s (%d/%d/%d): %w: this stillpoint cannot write to it",
 			cfg.Chunker.Algorithm, cfg.Chunker.Min, cfg.Chunker.Avg, cfg.Chunker.Max, err)
@@ -255,22 +258,19 @@ func (r *Repository) IndexFiles(ctx context.Context) ([]string, error) {
 
 // --- writing -------------------------------------------------------------
 
-// Pipeline sizes. Each packer holds one pack of up to PackSize bytes in
-// memory; with one packer per core and per blob type and two uploads being
-// written, a backup holds at most (2*cores+2) packs, most of them the small
-// tree packs: about 32 MiB of data packs on 2 cores with 8 MiB packs,
-// whatever the size of the files.
+// Pipeline sizes. One packer per blob type: blobs are sealed into a pack
+// outside its lock, so one pack takes the blobs of every core. With two
+// uploads being written and one full pack waiting for an uploader, a
+// backup holds at most four data packs (8 MiB each), whatever the size of
+// the files; tree packs start small and grow.
 const uploadWorkers = 2
 
 func (r *Repository) startWriting() {
 	r.writeOnce.Do(func() {
-		r.packWorkers = runtime.GOMAXPROCS(0)
 		r.packers = map[BlobType]chan *packWriter{}
 		for _, t := range []BlobType{DataBlob, TreeBlob} {
-			ch := make(chan *packWriter, r.packWorkers)
-			for range r.packWorkers {
-				ch <- nil // packs are allocated when first used
-			}
+			ch := make(chan *packWriter, 1)
+			ch <- nil // packs are allocated when first used
 			r.packers[t] = ch
 		}
 		// unbuffered: a full pack waits for a free uploader rather than
@@ -306,11 +306,15 @@ func (r *Repository) Known(id ID) bool {
 	return ok
 }
 
-// packBuf returns an empty buffer for a new pack, reusing an uploaded
+// packBuf returns an empty buffer for a new pack of type t, reusing an uploaded
 // pack's when there is one.
-func (r *Repository) packBuf() []byte {
-	if b, ok := r.packBufs.Get().(*[]byte); ok {
-		return (*b)[:0]
+func (r *Repository) packBuf(t BlobType) []byte {
+	if t == TreeBlob {
+		// most runs write a few KiB of trees: grow only when needed
+		return make([]byte, 0, 64<<10)
+	}
+	if b := r.packBufs.Get(); b != nil {
+		return b
 	}
 	// room for the blobs, the sealed header (42 bytes a blob at most, for
 	// blobs of at least 1 byte: bounded by a 1/16 margin plus a constant) and the trailer
@@ -337,18 +341,11 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, id ID, data []byt
 	r.startWriting()
 	// the destination holds zstd's worst case, so EncodeAll never allocates
 	// one of its own (incompressible chunks would make a MiB of garbage each)
-	var buf []byte
-	if b, ok := r.bufPool.Get().(*[]byte); ok {
-		buf = *b
-	}
-	if bound := compressBound(len(data)); cap(buf) < bound {
-		buf = make([]byte, 0, bound)
-	}
-	payload, flags := r.comp.compress(buf, data), flagCompressed
+	buf := r.compBufs.Get(compressBound(len(data)))
+	defer r.compBufs.Put(buf)
+	payload, flags := r.comp.compress(buf[:0], data), flagCompressed
 	if payload == nil {
 		payload, flags = data, 0
-	} else {
-		buf = payload
 	}
 	ch := r.packers[t]
 	var pw *packWriter
@@ -364,13 +361,11 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, id ID, data []byt
 		full, pw = pw, nil
 	}
 	if pw == nil {
-		pw = newPackWriter(r.key, r.packBuf())
+		pw = newPackWriter(r.key, r.packBuf(t))
 	}
-	pw.add(t, id, flags, payload, len(data))
+	dst, off := pw.reserve(t, id, flags, len(payload), len(data))
 	ch <- pw
-	if buf != nil {
-		r.bufPool.Put(&buf)
-	}
+	pw.sealInto(dst, off, t, payload)
 	r.stats.Blobs.Add(1)
 	r.stats.DataAdded.Add(int64(len(data)))
 	if full != nil {
@@ -402,7 +397,9 @@ func (r *Repository) uploader() {
 		}
 		r.stats.StoredAdded.Add(int64(len(data)))
 		r.stats.Packs.Add(1)
-		r.packBufs.Put(&data)
+		if cap(data) >= r.cfg.PackSize+r.cfg.PackSize/16 {
+			r.packBufs.Put(data)
+		}
 		r.pendingMu.Lock()
 		r.pending = append(r.pending, pi)
 		flushNow := len(r.pending) >= r.indexEvery
@@ -429,11 +426,8 @@ func (r *Repository) Flush(ctx context.Context) error {
 		return r.err()
 	}
 	for _, ch := range r.packers {
-		for range r.packWorkers {
-			pw := <-ch
-			if pw != nil && len(pw.entries) > 0 {
-				r.uploads <- pw
-			}
+		if pw := <-ch; pw != nil && len(pw.entries) > 0 {
+			r.uploads <- pw
 		}
 	}
 	close(r.uploads)
