@@ -54,10 +54,15 @@ func newCompressor(name string) (*compressor, error) {
 }
 
 // compress returns data compressed into dst when that saves at least 1/32
-// of it; otherwise nil, and the blob is stored as it is. zstd gives up fast
-// on incompressible input, so no separate entropy test is needed.
+// of it; otherwise nil, and the blob is stored as it is. A large chunk is
+// first judged by samples from its start, middle and end: when none of them
+// compresses, neither will the rest (media, archives, encrypted data), and
+// the chunk is stored without spending a full compression pass on it.
 func (c *compressor) compress(dst, data []byte) []byte {
 	if c.enc == nil || len(data) < 64 {
+		return nil
+	}
+	if len(data) >= sampleMin && !c.anySampleCompresses(dst, data) {
 		return nil
 	}
 	out := c.enc.EncodeAll(data, dst[:0])
@@ -65,6 +70,24 @@ func (c *compressor) compress(dst, data []byte) []byte {
 		return nil
 	}
 	return out
+}
+
+const (
+	sampleLen = 16 << 10
+	sampleMin = 16 * sampleLen // below this, sampling saves little
+)
+
+// anySampleCompresses compresses three samples of data into scratch (which
+// holds compressBound(len(data)) bytes) and tells whether one of them saves
+// at least 1/32.
+func (c *compressor) anySampleCompresses(scratch, data []byte) bool {
+	for _, at := range []int{0, len(data)/2 - sampleLen/2, len(data) - sampleLen} {
+		out := c.enc.EncodeAll(data[at:at+sampleLen], scratch[:0])
+		if len(out) <= sampleLen-sampleLen/32 {
+			return true
+		}
+	}
+	return false
 }
 
 // compressBound is the largest zstd output for n bytes of input.
