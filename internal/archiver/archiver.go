@@ -92,7 +92,7 @@ type Archiver struct {
 
 	chunkBufs *bufs.Classes
 	chunkers  chan *repo.Chunker // idle chunkers, at most one per chunkSem slot
-	chunkSem  chan struct{} // chunkers in use: each holds a scan buffer of the largest chunk
+	chunkSem  chan struct{}      // chunkers in use: each holds a scan buffer of the largest chunk
 	smallMax  int64
 
 	pending atomic.Int64 // file jobs and walker goroutines not yet finished or parked
