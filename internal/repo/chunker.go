@@ -19,9 +19,11 @@ type Chunker struct {
 func (r *Repository) NewChunker() (*Chunker, error) {
 	p := r.cfg.Chunker
 	opts := &chunkers.ChunkerOpts{MinSize: p.Min, NormalSize: p.Avg, MaxSize: p.Max, Key: r.key.chunkerKey()}
-	// a scan buffer of exactly the largest chunk: twice that reads in larger
-	// strides, but each file worker holds one, and memory matters more here
-	c, err := chunkers.NewChunkerBuffer(p.Algorithm, eofReader{}, opts, make([]byte, p.Max))
+	// The scan buffer must hold the largest chunk. The library slides what
+	// is left after each cut to the buffer's start when it runs out of room:
+	// with one largest chunk that moves ~2 bytes per byte chunked, with two
+	// well under one. Only one chunker per core exists (archiver.chunkSem).
+	c, err := chunkers.NewChunkerBuffer(p.Algorithm, eofReader{}, opts, make([]byte, 2*p.Max))
 	if err != nil {
 		return nil, err
 	}
