@@ -2,7 +2,9 @@ package repo
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"runtime"
 	"sort"
 	"sync"
 
@@ -209,15 +211,19 @@ func (r *Repository) checkTree(ctx context.Context, dir string, id ID, blobOK fu
 // readAllPacks verifies every pack's header against the index and every
 // blob's content against its id.
 func (r *Repository) readAllPacks(ctx context.Context, indexed, onDisk map[ID]int64, badPacks map[ID]string, badBlobs map[ID]string, res *CheckResult) {
+	byPack := map[ID][]BlobInfo{}
+	r.index.Each(func(bi BlobInfo) { byPack[bi.Pack] = append(byPack[bi.Pack], bi) })
 	var mu sync.Mutex
 	work := make(chan ID)
 	var wg sync.WaitGroup
-	for range 2 {
+	// more readers than cores, so one waits for the disk while the others
+	// decrypt and hash
+	for range runtime.GOMAXPROCS(0) + 1 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for id := range work {
-				problems, blobs := r.verifyPack(ctx, id)
+				problems, blobs := r.verifyPack(ctx, id, byPack[id])
 				mu.Lock()
 				for _, p := range problems {
 					res.errorf("pack "+id.Short(), "%s", p)
@@ -243,7 +249,9 @@ func (r *Repository) readAllPacks(ctx context.Context, indexed, onDisk map[ID]in
 	wg.Wait()
 }
 
-func (r *Repository) verifyPack(ctx context.Context, id ID) (problems []string, badBlobs map[ID]string) {
+// verifyPack reads a whole pack and checks its header and every blob the
+// index places in it.
+func (r *Repository) verifyPack(ctx context.Context, id ID, fromIndex []BlobInfo) (problems []string, badBlobs map[ID]string) {
 	badBlobs = map[ID]string{}
 	data, err := r.be.Load(ctx, backend.Handle{Kind: backend.Packs, Name: id.String()}, 0, 0)
 	if err != nil {
@@ -254,12 +262,6 @@ func (r *Repository) verifyPack(ctx context.Context, id ID) (problems []string, 
 		problems = append(problems, herr.Error())
 	}
 	// verify by the index's view too: a damaged header must not hide damaged blobs
-	var fromIndex []BlobInfo
-	r.index.Each(func(bi BlobInfo) {
-		if bi.Pack == id {
-			fromIndex = append(fromIndex, bi)
-		}
-	})
 	if herr == nil {
 		hdr := map[ID]blobEntry{}
 		for _, e := range entries {
@@ -272,13 +274,18 @@ func (r *Repository) verifyPack(ctx context.Context, id ID) (problems []string, 
 			}
 		}
 	}
+	pr := r.OpenPack(id)
 	for _, bi := range fromIndex {
 		end := int64(bi.Offset) + int64(bi.Length)
 		if end > int64(len(data)) {
 			badBlobs[bi.ID] = "pack is truncated"
 			continue
 		}
-		if _, err := r.openBlob(bi, data[bi.Offset:end]); err != nil {
+		if _, err := pr.Blob(bi, data[bi.Offset:end]); err != nil {
+			var be *BlobError
+			if errors.As(err, &be) {
+				err = be.Err
+			}
 			badBlobs[bi.ID] = fmt.Sprintf("damaged in pack %s: %v", id.Short(), err)
 			problems = append(problems, fmt.Sprintf("blob %s (%s) is damaged: %v", bi.ID.Short(), bi.Type, err))
 		}

@@ -671,8 +671,10 @@ func (p *PackReader) ReadRange(ctx context.Context, offset, length int64) ([]byt
 }
 
 // Blob decrypts, decompresses and verifies one blob from its sealed bytes.
+// It decrypts in place: sealed is overwritten, and an uncompressed blob's
+// plaintext is a prefix of it.
 func (p *PackReader) Blob(bi BlobInfo, sealed []byte) ([]byte, error) {
-	plain, err := p.aead.Open(nil, nonceAt(uint64(bi.Offset)), sealed, []byte{byte(bi.Type)})
+	plain, err := p.aead.Open(sealed[:0], nonceAt(uint64(bi.Offset)), sealed, []byte{byte(bi.Type)})
 	if err != nil {
 		return nil, &BlobError{ID: bi.ID, Pack: p.id, Err: ErrDecrypt}
 	}
