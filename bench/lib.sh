@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # bench/lib.sh: what the benchmark scripts share. Sourced, not run.
 #
 # Builds pinned releases of restic and kopia from the Go module proxy and

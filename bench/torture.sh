@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# bench/torture.sh: the live-write torture benchmark (docs/consistency.md).
+#
+# Runs applications that write while backups run (a SQLite bank in rollback
+# and WAL mode, a bank of plain files, a big file rewritten in place, and
+# PostgreSQL under pgbench), backs them up K times in every mode (cp -a,
+# restic, kopia, stillpoint live / btrfs / reflink / inactivity wait /
+# writer), restores and verifies every backup, and prints a table of torn
+# restores and writer stalls (also written to bench/results/). Exits non-zero
+# when a stillpoint mode restores a torn copy it classed whole (silent), or a
+# mode that promises point-in-time consistency restores any torn copy.
+#
+# Needs root (loop mounts, fanotify, PostgreSQL run as its own user). As root
+# on Debian it installs what it needs. restic and kopia are built once from
+# the Go module proxy (bench/lib.sh) and cached; a missing one is built in the
+# background, at low priority, while the other modes run.
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$SCRIPT_DIR/lib.sh"
+
+QUICK=0
+K=
+WORKLOADS=
+MODES=
+KEEP=0
+WORKDIR=
+RESULTS=
+SP_BIN=
+BIN_CACHE="${STILLPOINT_BENCH_BIN:-${XDG_CACHE_HOME:-$HOME/.cache}/stillpoint-bench/bin}"
+EXTRA=()
+
+usage() {
+	cat <<EOF
+usage: bench/torture.sh [options] [-- torture-run-flags...]
+
+  --quick            small sizes, 3 backups per workload and mode (the CI check;
+                     under 10 minutes on 2 cores)
+  --k N              backups per workload and mode (default 20, quick 3)
+  --workloads LIST   bank-sqlite-rollback,bank-sqlite-wal,bank-files,big-file,postgres
+                     (default: all)
+  --modes LIST       cp,restic,kopia,read,retry,stage,btrfs,reflink,inactivity,writer
+                     (default: all)
+  --keep             keep the work directory, torn restores included
+  --workdir DIR      where the work directory is made (default \${TMPDIR:-/var/tmp});
+                     needs room for the repositories and a few restores
+  --results FILE     results file (default bench/results/torture-<date>[-quick].md)
+  --stillpoint-bin PATH  use this stillpoint instead of building ./cmd/stillpoint
+  --bin-cache DIR    where built restic/kopia are cached (default $BIN_CACHE)
+  -h, --help         this help
+
+Flags after -- go to \`torture run\` as they are (see \`go run ./bench/torture run -h\`),
+e.g. -- -big-mib 256 -pg-scale 5.
+EOF
+}
+
+die() { echo "torture.sh: error: $*" >&2; exit 1; }
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+while [[ $# -gt 0 ]]; do
+	case $1 in
+	--quick) QUICK=1; shift ;;
+	--k) K=${2:?--k needs a value}; shift 2 ;;
+	--k=*) K=${1#*=}; shift ;;
+	--workloads) WORKLOADS=${2:?--workloads needs a value}; shift 2 ;;
+	--workloads=*) WORKLOADS=${1#*=}; shift ;;
+	--modes) MODES=${2:?--modes needs a value}; shift 2 ;;
+	--modes=*) MODES=${1#*=}; shift ;;
+	--keep) KEEP=1; shift ;;
+	--workdir) WORKDIR=${2:?--workdir needs a value}; shift 2 ;;
+	--workdir=*) WORKDIR=${1#*=}; shift ;;
+	--results) RESULTS=${2:?--results needs a value}; shift 2 ;;
+	--results=*) RESULTS=${1#*=}; shift ;;
+	--stillpoint-bin) SP_BIN=${2:?--stillpoint-bin needs a value}; shift 2 ;;
+	--stillpoint-bin=*) SP_BIN=${1#*=}; shift ;;
+	--bin-cache) BIN_CACHE=${2:?--bin-cache needs a value}; shift 2 ;;
+	--bin-cache=*) BIN_CACHE=${1#*=}; shift ;;
+	--) shift; EXTRA=("$@"); break ;;
+	-h | --help) usage; exit 0 ;;
+	*) usage >&2; die "unknown argument: $1" ;;
+	esac
+done
+[[ -z $K || $K =~ ^[1-9][0-9]*$ ]] || die "--k must be a positive integer, got '$K'"
+[[ $(id -u) -eq 0 ]] || die "needs root (loop mounts, fanotify, PostgreSQL run as its own user)"
+command -v go >/dev/null || die "go is not on PATH"
+START=$SECONDS
+
+# ---------------------------------------------------------------- packages
+packages=(postgresql btrfs-progs xfsprogs util-linux mount)
+if command -v apt-get >/dev/null; then
+	missing=()
+	for p in "${packages[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+	done
+	if ((${#missing[@]})); then
+		log "installing ${missing[*]}"
+		apt-get update -qq
+		# keep the packages' own services from starting: the benchmark runs its own
+		added_policy=
+		if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+			printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+			chmod +x /usr/sbin/policy-rc.d
+			added_policy=1
+		fi
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+		[[ -n $added_policy ]] && rm -f /usr/sbin/policy-rc.d
+	fi
+fi
+for t in mkfs.btrfs mkfs.xfs losetup; do
+	command -v "$t" >/dev/null || die "$t is missing (Debian: apt-get install btrfs-progs xfsprogs util-linux)"
+done
+compgen -G '/usr/lib/postgresql/*/bin/pgbench' >/dev/null || die "PostgreSQL is missing (Debian: apt-get install postgresql)"
+
+# ---------------------------------------------------------------- build
+W=$(mktemp -d "${TMPDIR:-/tmp}/stillpoint-torture-build.XXXXXX")
+mkdir -p "$W/bin" "$W/logs"
+BUILD_PID=
+cleanup() {
+	local rc=$?
+	if [[ -n $BUILD_PID ]] && kill -0 "$BUILD_PID" 2>/dev/null; then
+		kill -- -"$BUILD_PID" 2>/dev/null || true
+		wait "$BUILD_PID" 2>/dev/null || true
+	fi
+	rm -rf -- "$W"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'echo "torture.sh: interrupted" >&2; exit 130' INT TERM
+
+if [[ -n $SP_BIN ]]; then
+	[[ -x $SP_BIN ]] || die "--stillpoint-bin $SP_BIN is not an executable file"
+	SP_BIN=$(cd "$(dirname "$SP_BIN")" && pwd)/$(basename "$SP_BIN")
+else
+	log "building stillpoint"
+	(cd "$REPO_ROOT" && go build -o "$W/bin/stillpoint" ./cmd/stillpoint) || die "could not build stillpoint"
+	SP_BIN=$W/bin/stillpoint
+fi
+log "building bench/torture"
+(cd "$REPO_ROOT" && go build -o "$W/bin/torture" ./bench/torture) || die "could not build bench/torture"
+
+# restic and kopia: cached, or built in the background while the other modes
+# run (the harness runs their modes last and waits for the binaries; a
+# failed build leaves BINARY.failed, which it reports)
+want() { [[ -z $MODES || ,$MODES, == *",$1,"* ]]; }
+RESTIC=$BIN_CACHE/restic-$RESTIC_VERSION
+KOPIA=$BIN_CACHE/kopia-$KOPIA_VERSION
+to_build=()
+if want restic && [[ ! -x $RESTIC ]]; then to_build+=(restic); fi
+if want kopia && [[ ! -x $KOPIA ]]; then to_build+=(kopia); fi
+if ((${#to_build[@]})); then
+	mkdir -p "$BIN_CACHE"
+	rm -f "$RESTIC.failed" "$KOPIA.failed"
+	log "building ${to_build[*]} in the background, at low priority (once; cached in $BIN_CACHE)"
+	export W BIN_CACHE SCRIPT_DIR
+	# its own process group, so that cleanup can stop the whole build
+	setsid nice -n 19 bash -c '
+		log() { printf "[%s] %s\n" "$(date +%H:%M:%S)" "$*" >&2; }
+		source "$SCRIPT_DIR/lib.sh"
+		for t in "$@"; do
+			case $t in
+			restic) install_restic >/dev/null || touch "$BIN_CACHE/restic-$RESTIC_VERSION.failed" ;;
+			kopia) install_kopia >/dev/null || touch "$BIN_CACHE/kopia-$KOPIA_VERSION.failed" ;;
+			esac
+		done' tools "${to_build[@]}" >"$W/logs/tools.log" 2>&1 &
+	BUILD_PID=$!
+fi
+
+# ---------------------------------------------------------------- run
+mkdir -p "$REPO_ROOT/bench/results"
+if [[ -z $RESULTS ]]; then
+	RESULTS=$REPO_ROOT/bench/results/torture-$(date +%Y-%m-%d)$([[ $QUICK -eq 1 ]] && echo -quick).md
+	[[ -e $RESULTS ]] && RESULTS=${RESULTS%.md}-$(date +%H%M%S).md
+fi
+CMDLINE="bench/torture.sh"
+[[ $QUICK -eq 1 ]] && CMDLINE+=" --quick"
+[[ -n $K ]] && CMDLINE+=" --k $K"
+[[ -n $WORKLOADS ]] && CMDLINE+=" --workloads $WORKLOADS"
+[[ -n $MODES ]] && CMDLINE+=" --modes $MODES"
+((${#EXTRA[@]})) && CMDLINE+=" -- ${EXTRA[*]}"
+
+args=(run -stillpoint "$SP_BIN" -restic "$RESTIC" -kopia "$KOPIA" -tool-wait 30m
+	-results "$RESULTS" -command "$CMDLINE" -workdir "${WORKDIR:-${TMPDIR:-/var/tmp}}")
+[[ $QUICK -eq 1 ]] && args+=(-quick)
+[[ -n $K ]] && args+=(-k "$K")
+[[ -n $WORKLOADS ]] && args+=(-workloads "$WORKLOADS")
+[[ -n $MODES ]] && args+=(-modes "$MODES")
+[[ $KEEP -eq 1 ]] && args+=(-keep)
+rc=0
+"$W/bin/torture" "${args[@]}" "${EXTRA[@]}" || rc=$?
+if [[ -n $BUILD_PID ]]; then
+	wait "$BUILD_PID" 2>/dev/null || true
+	BUILD_PID=
+	sed 's/^/    /' "$W/logs/tools.log" >&2
+fi
+log "torture.sh finished in $((SECONDS - START))s (exit $rc)"
+exit "$rc"

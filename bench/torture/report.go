@@ -1,0 +1,249 @@
+//go:build linux
+
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+// counts of a cell's verified runs.
+type counts struct {
+	verified, torn, silent, unflagged, flagged, errors int
+}
+
+func (c *cell) counts() counts {
+	var n counts
+	for _, r := range c.runs {
+		if r.err != "" {
+			n.errors++
+			continue
+		}
+		n.verified++
+		if r.v.torn {
+			n.torn++
+		}
+		if r.silent {
+			n.silent++
+		}
+		if r.unflagged {
+			n.unflagged++
+		}
+		if len(r.flagged) > 0 {
+			n.flagged++
+		}
+	}
+	return n
+}
+
+// failures are what make the run fail: a silent torn restore anywhere, a
+// torn restore where a promise holds, a backup that could not be verified,
+// a cell that could not run.
+func (h *harness) failures() []string {
+	var out []string
+	for _, c := range h.cells {
+		id := c.wl + " / " + c.mode.name
+		if c.skipped != "" && !strings.HasPrefix(c.skipped, "no ") {
+			out = append(out, fmt.Sprintf("%s did not run: %s", id, c.skipped))
+		}
+		n := c.counts()
+		if n.silent > 0 {
+			out = append(out, fmt.Sprintf("%s: %d silent torn restore(s)", id, n.silent))
+		}
+		if promised(c.mode.name, c.wl) && n.torn > 0 {
+			out = append(out, fmt.Sprintf("%s promises point-in-time consistency, but %d of %d restores are torn", id, n.torn, n.verified))
+		}
+		if n.errors > 0 {
+			out = append(out, fmt.Sprintf("%s: %d backup(s) could not be verified", id, n.errors))
+		}
+	}
+	return out
+}
+
+func (h *harness) report(start, end time.Time) string {
+	var b strings.Builder
+	cfg := h.cfg
+	fmt.Fprintf(&b, "## Torture results: %s\n\n", start.Format("2006-01-02"))
+	if cfg.commandLine != "" {
+		fmt.Fprintf(&b, "- command: `%s`\n", cfg.commandLine)
+	}
+	fmt.Fprintf(&b, "- %s to %s (%s); %d backups per workload and mode\n", start.UTC().Format("15:04"), end.UTC().Format("15:04 UTC"), end.Sub(start).Round(time.Second), cfg.k)
+	fmt.Fprintf(&b, "- machine: %d cores, %s, work directory on %s\n", runtime.NumCPU(), kernel(), fsType(h.work))
+	fmt.Fprintf(&b, "- tools: %s\n", strings.Join(h.versions(), "; "))
+	fmt.Fprintf(&b, "- sizes: big-file %d MiB at %d block writes/s; SQLite bank %d accounts; pgbench scale %d at %d tps; bank-files bursts %s–%s; inactivity %s (max-wait %s)\n",
+		cfg.bigFileMiB, cfg.bigRate, cfg.sqliteAccounts, cfg.pgScale, cfg.pgRate, cfg.burstMin, cfg.burstMax, cfg.inactivity, cfg.maxWait)
+	for _, n := range h.notes {
+		fmt.Fprintf(&b, "- NOTE: %s\n", n)
+	}
+	b.WriteString(`
+Counts are out of the verified backups. **PIT**: the mode promises point-in-time
+consistent restores for this workload (any torn restore fails the run).
+*Silent*: torn although stillpoint's record promised otherwise (must be 0).
+*Unflagged*: torn, nothing flagged, but each file on its own is whole: the files were
+read or cloned at different moments, which the snapshot's consistency (live / file)
+says. Backup: median wall time. Snapshot after: median (max) time from the start of
+stillpoint's run to its snapshot (includes the inactivity wait and the writers'
+freeze). Writer latency: over every operation that overlapped a backup (baseline:
+the writer alone); longest stall = the slowest single operation, or the longest pause.
+
+| workload | mode | | torn | silent | unflagged | flagged | errors | backup s | snapshot after s | ops | p50 ms | p99 ms | longest stall ms |
+|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|
+`)
+	for _, c := range h.cells {
+		b.WriteString(c.row())
+	}
+	var details []string
+	for _, c := range h.cells {
+		shown := 0
+		for i, r := range c.runs {
+			if (r.v.torn || r.err != "") && shown < 3 {
+				shown++
+				what := "torn: " + r.v.reason
+				if r.err != "" {
+					what = "error: " + r.err
+				} else if r.silent {
+					what = "**SILENT** " + what
+				}
+				if len(r.flagged) > 0 {
+					what += " (flagged: " + strings.Join(r.flagged, ", ") + ")"
+				}
+				details = append(details, fmt.Sprintf("- %s / %s #%d: %s", c.wl, c.mode.name, i+1, oneLine(what)))
+			}
+		}
+		if c.skipped != "" {
+			details = append(details, fmt.Sprintf("- %s / %s: not run: %s", c.wl, c.mode.name, oneLine(c.skipped)))
+		}
+	}
+	if len(details) > 0 {
+		b.WriteString("\n<details><summary>torn restores and errors (at most 3 per cell)</summary>\n\n")
+		b.WriteString(strings.Join(details, "\n"))
+		b.WriteString("\n\n</details>\n")
+	}
+	if f := h.failures(); len(f) > 0 {
+		b.WriteString("\n**FAILED:**\n\n- " + strings.Join(f, "\n- ") + "\n")
+	} else {
+		b.WriteString("\nNo silent torn restore; every promise held.\n")
+	}
+	return b.String()
+}
+
+func (c *cell) row() string {
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d.Microseconds())/1000) }
+	label := c.mode.title
+	if c.skipped != "" {
+		return fmt.Sprintf("| %s | %s | | not run | | | | | | | | | | |\n", c.wl, label)
+	}
+	var ops []op
+	var backups, snaps []time.Duration
+	for _, r := range c.runs {
+		ops = append(ops, r.ops...)
+		if r.err == "" {
+			backups = append(backups, r.backup)
+			if r.toSnapshot > 0 {
+				snaps = append(snaps, r.toSnapshot)
+			}
+		}
+	}
+	if c.mode.name == "baseline" {
+		ops = c.ops
+	}
+	st := statsOf(ops)
+	lat := fmt.Sprintf("%d | %s | %s | %s", st.n, ms(st.p50), ms(st.p99), ms(st.max))
+	if st.n == 0 {
+		lat = "0 | – | – | –"
+	}
+	if c.mode.name == "baseline" {
+		return fmt.Sprintf("| %s | *%s* | | | | | | | | | %s |\n", c.wl, label, lat)
+	}
+	n := c.counts()
+	frac := func(x int) string { return fmt.Sprintf("%d/%d", x, n.verified) }
+	torn := frac(n.torn)
+	pit := ""
+	if promised(c.mode.name, c.wl) {
+		pit = "PIT"
+		torn = "**" + torn + "**"
+	}
+	silent, unflagged, flagged := "–", "–", "–"
+	if c.mode.tool == "stillpoint" {
+		silent, unflagged, flagged = frac(n.silent), frac(n.unflagged), frac(n.flagged)
+		if n.silent > 0 {
+			silent = "**" + silent + "**"
+		}
+	}
+	snap := "–"
+	if len(snaps) > 0 {
+		snap = fmt.Sprintf("%.2f (%.2f)", median(snaps).Seconds(), slices.Max(snaps).Seconds())
+	}
+	bk := "–"
+	if len(backups) > 0 {
+		bk = fmt.Sprintf("%.2f", median(backups).Seconds())
+	}
+	return fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %d | %s | %s | %s |\n",
+		c.wl, label, pit, torn, silent, unflagged, flagged, n.errors, bk, snap, lat)
+}
+
+func median(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 400 {
+		s = s[:400] + "…"
+	}
+	return strings.ReplaceAll(s, "|", `\|`)
+}
+
+func (h *harness) versions() []string {
+	v := func(label, bin string, args ...string) string {
+		if bin == "" {
+			return label + " (not run)"
+		}
+		out, err := exec.Command(bin, args...).Output()
+		if err != nil {
+			return label + " (version unknown)"
+		}
+		f := strings.Fields(string(out))
+		if len(f) == 0 {
+			return label
+		}
+		if label == "restic" && len(f) > 1 {
+			return "restic " + f[1]
+		}
+		if label == "stillpoint" {
+			return "stillpoint " + f[len(f)-1]
+		}
+		return label + " " + f[0]
+	}
+	out := []string{v("stillpoint", h.cfg.stillpoint, "--version"), v("restic", h.cfg.restic, "version"), v("kopia", h.cfg.kopia, "--version")}
+	if pg, err := exec.Command(pgBin("postgres"), "--version").Output(); err == nil {
+		out = append(out, strings.TrimSpace(string(pg)))
+	}
+	return append(out, runtime.Version())
+}
+
+func kernel() string {
+	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		return "Linux"
+	}
+	return "Linux " + strings.TrimSpace(string(b))
+}
+
+func fsType(p string) string {
+	out, err := exec.Command("findmnt", "-n", "-o", "FSTYPE", "-T", p).Output()
+	if err != nil {
+		return "unknown filesystem"
+	}
+	return strings.TrimSpace(string(out))
+}
