@@ -38,14 +38,16 @@ func newCompressor(name string) (*compressor, error) {
 		return nil, err
 	}
 	decoderOnce.Do(func() {
-		sharedDec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
+		// every blob's plaintext is verified against its BLAKE3 id, so zstd's
+		// own frame checksum adds nothing
+		sharedDec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30), zstd.IgnoreChecksum(true))
 	})
 	c := &compressor{dec: sharedDec}
 	if level != 0 {
 		// a 1 MiB window (the average chunk) halves the encoders' history
 		// buffers at a small cost in ratio for chunks larger than that
 		c.enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithWindowSize(1<<20),
-			zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithZeroFrames(true))
+			zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithZeroFrames(true), zstd.WithEncoderCRC(false))
 		if err != nil {
 			return nil, err
 		}
@@ -94,7 +96,9 @@ func (c *compressor) anySampleCompresses(scratch, data []byte) bool {
 func compressBound(n int) int { return n + n>>7 + 1024 }
 
 func (c *compressor) decompress(data []byte, rawLen int) ([]byte, error) {
-	out, err := c.dec.DecodeAll(data, make([]byte, 0, rawLen))
+	// a little room past the end lets the decoder use its fast copies
+	// (which may write up to 16 bytes beyond a block) for the last block too
+	out, err := c.dec.DecodeAll(data, make([]byte, 0, rawLen+64))
 	if err != nil {
 		return nil, fmt.Errorf("decompress: %w", err)
 	}
