@@ -101,6 +101,12 @@ type restorer struct {
 	dirs   []dirMeta
 	packs  map[repo.ID][]blobUse
 	isRoot bool
+
+	// files are created by several goroutines while the walk goes on: each
+	// creation is a few system calls that wait on the filesystem
+	creators chan struct{}
+	created  sync.WaitGroup
+	madeDirs sync.Map // target directories known to exist
 }
 
 // fileState is a regular file being restored.
@@ -139,7 +145,10 @@ func Run(ctx context.Context, r Repo, root repo.ID, opts Options) (*Result, erro
 	if err := os.MkdirAll(opts.Target, 0o700); err != nil {
 		return nil, fmt.Errorf("create target %s: %w", opts.Target, err)
 	}
-	if err := rs.walk("/", root, false); err != nil {
+	rs.creators = make(chan struct{}, opts.Workers)
+	err := rs.walk("/", root, false)
+	rs.created.Wait()
+	if err != nil {
 		return &rs.res, err
 	}
 	rs.writePacks()
@@ -213,12 +222,34 @@ func (rs *restorer) walk(dir string, treeID repo.ID, included bool) error {
 		if !take {
 			continue
 		}
-		if err := os.MkdirAll(rs.dest(dir), 0o700); err != nil {
+		if err := rs.ensureDir(dir); err != nil {
 			rs.event(Event{Path: p, Kind: "error", Message: err.Error()})
 			continue
 		}
-		rs.restoreNode(p, n)
+		if n.Type != repo.NodeFile || n.Links > 1 {
+			// a hard link needs its first path to exist when it is made
+			rs.restoreNode(p, n)
+			continue
+		}
+		rs.creators <- struct{}{}
+		rs.created.Add(1)
+		go func() {
+			defer func() { <-rs.creators; rs.created.Done() }()
+			rs.restoreNode(p, n)
+		}()
 	}
+	return nil
+}
+
+// ensureDir makes the target directory of original directory dir, once.
+func (rs *restorer) ensureDir(dir string) error {
+	if _, ok := rs.madeDirs.Load(dir); ok {
+		return nil
+	}
+	if err := os.MkdirAll(rs.dest(dir), 0o700); err != nil {
+		return err
+	}
+	rs.madeDirs.Store(dir, true)
 	return nil
 }
 
