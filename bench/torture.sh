@@ -87,6 +87,47 @@ done
 command -v go >/dev/null || die "go is not on PATH"
 START=$SECONDS
 
+# ---------------------------------------------------------------- tools
+W=$(mktemp -d "${TMPDIR:-/tmp}/stillpoint-torture-build.XXXXXX")
+mkdir -p "$W/bin" "$W/logs"
+BUILD_PIDS=()
+cleanup() {
+	local rc=$? p
+	for p in "${BUILD_PIDS[@]}"; do
+		if kill -0 "$p" 2>/dev/null; then
+			kill -- -"$p" 2>/dev/null || true
+			wait "$p" 2>/dev/null || true
+		fi
+	done
+	rm -rf -- "$W"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'echo "torture.sh: interrupted" >&2; exit 130' INT TERM
+
+# restic and kopia: cached, or built now in the background (at low priority,
+# both at once) while everything else is prepared and the other modes run; the
+# harness runs their modes last and waits for the binaries. A failed build
+# leaves BINARY.failed, which the harness reports.
+want() { [[ -z $MODES || ,$MODES, == *",$1,"* ]]; }
+RESTIC=$BIN_CACHE/restic-$RESTIC_VERSION
+KOPIA=$BIN_CACHE/kopia-$KOPIA_VERSION
+build_bg() { # build_bg restic|kopia
+	local out=$BIN_CACHE/$1-$2
+	rm -f "$out.failed"
+	log "building $1 $2 in the background (once; cached in $BIN_CACHE)"
+	# its own process group (setsid), so that cleanup can stop the whole build
+	setsid nice -n 19 bash -c '
+		log() { printf "[%s] %s\n" "$(date +%H:%M:%S)" "$*" >&2; }
+		source "$SCRIPT_DIR/lib.sh"
+		"install_$1" >/dev/null || touch "$2.failed"' build "$1" "$out" >"$W/logs/$1.log" 2>&1 &
+	BUILD_PIDS+=($!)
+}
+export W BIN_CACHE SCRIPT_DIR
+mkdir -p "$BIN_CACHE"
+if want restic && [[ ! -x $RESTIC ]]; then build_bg restic "$RESTIC_VERSION"; fi
+if want kopia && [[ ! -x $KOPIA ]]; then build_bg kopia "$KOPIA_VERSION"; fi
+
 # ---------------------------------------------------------------- packages
 packages=(postgresql btrfs-progs xfsprogs util-linux mount)
 if command -v apt-get >/dev/null; then
@@ -114,21 +155,6 @@ done
 compgen -G '/usr/lib/postgresql/*/bin/pgbench' >/dev/null || die "PostgreSQL is missing (Debian: apt-get install postgresql)"
 
 # ---------------------------------------------------------------- build
-W=$(mktemp -d "${TMPDIR:-/tmp}/stillpoint-torture-build.XXXXXX")
-mkdir -p "$W/bin" "$W/logs"
-BUILD_PID=
-cleanup() {
-	local rc=$?
-	if [[ -n $BUILD_PID ]] && kill -0 "$BUILD_PID" 2>/dev/null; then
-		kill -- -"$BUILD_PID" 2>/dev/null || true
-		wait "$BUILD_PID" 2>/dev/null || true
-	fi
-	rm -rf -- "$W"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'echo "torture.sh: interrupted" >&2; exit 130' INT TERM
-
 if [[ -n $SP_BIN ]]; then
 	[[ -x $SP_BIN ]] || die "--stillpoint-bin $SP_BIN is not an executable file"
 	SP_BIN=$(cd "$(dirname "$SP_BIN")" && pwd)/$(basename "$SP_BIN")
@@ -139,33 +165,6 @@ else
 fi
 log "building bench/torture"
 (cd "$REPO_ROOT" && go build -o "$W/bin/torture" ./bench/torture) || die "could not build bench/torture"
-
-# restic and kopia: cached, or built in the background while the other modes
-# run (the harness runs their modes last and waits for the binaries; a
-# failed build leaves BINARY.failed, which it reports)
-want() { [[ -z $MODES || ,$MODES, == *",$1,"* ]]; }
-RESTIC=$BIN_CACHE/restic-$RESTIC_VERSION
-KOPIA=$BIN_CACHE/kopia-$KOPIA_VERSION
-to_build=()
-if want restic && [[ ! -x $RESTIC ]]; then to_build+=(restic); fi
-if want kopia && [[ ! -x $KOPIA ]]; then to_build+=(kopia); fi
-if ((${#to_build[@]})); then
-	mkdir -p "$BIN_CACHE"
-	rm -f "$RESTIC.failed" "$KOPIA.failed"
-	log "building ${to_build[*]} in the background, at low priority (once; cached in $BIN_CACHE)"
-	export W BIN_CACHE SCRIPT_DIR
-	# its own process group, so that cleanup can stop the whole build
-	setsid nice -n 19 bash -c '
-		log() { printf "[%s] %s\n" "$(date +%H:%M:%S)" "$*" >&2; }
-		source "$SCRIPT_DIR/lib.sh"
-		for t in "$@"; do
-			case $t in
-			restic) install_restic >/dev/null || touch "$BIN_CACHE/restic-$RESTIC_VERSION.failed" ;;
-			kopia) install_kopia >/dev/null || touch "$BIN_CACHE/kopia-$KOPIA_VERSION.failed" ;;
-			esac
-		done' tools "${to_build[@]}" >"$W/logs/tools.log" 2>&1 &
-	BUILD_PID=$!
-fi
 
 # ---------------------------------------------------------------- run
 mkdir -p "$REPO_ROOT/bench/results"
@@ -189,10 +188,10 @@ args=(run -stillpoint "$SP_BIN" -restic "$RESTIC" -kopia "$KOPIA" -tool-wait 30m
 [[ $KEEP -eq 1 ]] && args+=(-keep)
 rc=0
 "$W/bin/torture" "${args[@]}" "${EXTRA[@]}" || rc=$?
-if [[ -n $BUILD_PID ]]; then
-	wait "$BUILD_PID" 2>/dev/null || true
-	BUILD_PID=
-	sed 's/^/    /' "$W/logs/tools.log" >&2
-fi
+for p in "${BUILD_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+BUILD_PIDS=()
+for t in restic kopia; do
+	[[ -s $W/logs/$t.log ]] && sed "s/^/    $t: /" "$W/logs/$t.log" >&2
+done
 log "torture.sh finished in $((SECONDS - START))s (exit $rc)"
 exit "$rc"

@@ -387,7 +387,12 @@ func (h *harness) newEnv(wl workload, m mode, cellName string) (e *wlEnv, releas
 			return nil, nil, err
 		}
 	}
-	release = func() { os.RemoveAll(dir) }
+	removeDir := func() {
+		if !h.cfg.keep {
+			os.RemoveAll(dir)
+		}
+	}
+	release = removeDir
 	if m.fs == "dir" {
 		e.src = filepath.Join(dir, "data", wl.name())
 		return e, release, os.MkdirAll(e.src, 0o755)
@@ -402,7 +407,7 @@ func (h *harness) newEnv(wl workload, m mode, cellName string) (e *wlEnv, releas
 		if err := l.release(); err != nil {
 			logf("%v", err)
 		}
-		os.RemoveAll(dir)
+		removeDir()
 	}
 	e.src = filepath.Join(l.mnt, wl.name())
 	if m.fs == "btrfs" {

@@ -91,6 +91,7 @@ func (postgresWL) start(ctx context.Context, e *wlEnv, window int) (running, err
 		prefix: filepath.Join(e.aux, fmt.Sprintf("pgbench-%03d", window))}
 	args := []string{"-n", "-c", "2", "-j", "1", "-R", strconv.Itoa(e.cfg.pgRate), "-T", "1", "-l",
 		"-h", "127.0.0.1", "-p", strconv.Itoa(e.pg.port), "-U", "postgres"}
+	go checkpoints(ctx, e.pg, l.stopc)
 	go func() {
 		for k := 0; ; k++ {
 			select {
@@ -108,6 +109,31 @@ func (postgresWL) start(ctx context.Context, e *wlEnv, window int) (running, err
 		}
 	}()
 	return l, nil
+}
+
+// checkpoints runs CHECKPOINT every half second until stop closes. A live
+// copy breaks when a checkpoint completes while it runs (the copied
+// pg_control then starts recovery after changes that older copied pages
+// miss); on a busy server checkpoints run back to back, here they are
+// forced so that this shows within a few backups.
+func checkpoints(ctx context.Context, s *pgServer, stop <-chan struct{}) {
+	c, err := pgx.Connect(ctx, s.dsn())
+	if err != nil {
+		return
+	}
+	defer c.Close(context.Background())
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c.Exec(ctx, "CHECKPOINT")
+		}
+	}
 }
 
 func (l *pgbenchLoop) stop() error {

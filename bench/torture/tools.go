@@ -82,7 +82,9 @@ func (t *cpTool) backup(ctx context.Context, src string) (backupResult, error) {
 		return backupResult{}, err
 	}
 	os.Chmod(dst, 0o755)
-	_, code, err := command(ctx, nil, nil, "cp", "-a", src, dst)
+	// 1: some file could not be copied (a journal that vanished): the copy
+	// is still what a restore would give
+	_, code, err := command(ctx, nil, []int{1}, "cp", "-a", src, dst)
 	return backupResult{id: filepath.Join(dst, filepath.Base(src)), exit: code}, err
 }
 
@@ -147,16 +149,17 @@ func (t *kopiaTool) init(ctx context.Context) error {
 func (t *kopiaTool) backup(ctx context.Context, src string) (backupResult, error) {
 	out, code, err := command(ctx, t.env(), nil, t.bin, "snapshot", "create", "--json", "--no-progress", src)
 	r := backupResult{exit: code}
-	if err != nil {
-		return r, err
-	}
 	var m struct {
 		Root struct {
 			Obj string `json:"obj"`
 		} `json:"rootEntry"`
 	}
-	if err := json.Unmarshal([]byte(out), &m); err != nil || m.Root.Obj == "" {
-		return r, fmt.Errorf("kopia snapshot create: no root object in its output (%v)", err)
+	// a snapshot with errors (a file that vanished) still prints its manifest
+	if jerr := json.Unmarshal([]byte(out), &m); jerr != nil || m.Root.Obj == "" {
+		if err == nil {
+			err = fmt.Errorf("kopia snapshot create: no root object in its output (%v)", jerr)
+		}
+		return r, err
 	}
 	r.id = m.Root.Obj
 	return r, nil
