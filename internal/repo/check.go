@@ -211,8 +211,11 @@ func (r *Repository) checkTree(ctx context.Context, dir string, id ID, blobOK fu
 // readAllPacks verifies every pack's header against the index and every
 // blob's content against its id.
 func (r *Repository) readAllPacks(ctx context.Context, indexed, onDisk map[ID]int64, badPacks map[ID]string, badBlobs map[ID]string, res *CheckResult) {
-	byPack := map[ID][]BlobInfo{}
-	r.index.Each(func(bi BlobInfo) { byPack[bi.Pack] = append(byPack[bi.Pack], bi) })
+	// how many blobs the index places in each pack; the blobs themselves are
+	// found through each pack's header (a copy of the index per pack would
+	// cost as much memory as the index)
+	indexedIn := map[ID]int{}
+	r.index.Each(func(bi BlobInfo) { indexedIn[bi.Pack]++ })
 	var mu sync.Mutex
 	work := make(chan ID)
 	var wg sync.WaitGroup
@@ -223,7 +226,7 @@ func (r *Repository) readAllPacks(ctx context.Context, indexed, onDisk map[ID]in
 		go func() {
 			defer wg.Done()
 			for id := range work {
-				problems, blobs := r.verifyPack(ctx, id, byPack[id])
+				problems, blobs := r.verifyPack(ctx, id, indexedIn[id])
 				mu.Lock()
 				for _, p := range problems {
 					res.errorf("pack "+id.Short(), "%s", p)
@@ -250,32 +253,43 @@ func (r *Repository) readAllPacks(ctx context.Context, indexed, onDisk map[ID]in
 }
 
 // verifyPack reads a whole pack and checks its header and every blob the
-// index places in it.
-func (r *Repository) verifyPack(ctx context.Context, id ID, fromIndex []BlobInfo) (problems []string, badBlobs map[ID]string) {
+// index places in it (indexed of them).
+func (r *Repository) verifyPack(ctx context.Context, id ID, indexed int) (problems []string, badBlobs map[ID]string) {
 	badBlobs = map[ID]string{}
 	data, err := r.be.Load(ctx, backend.Handle{Kind: backend.Packs, Name: id.String()}, 0, 0)
 	if err != nil {
 		return []string{fmt.Sprintf("cannot be read: %v", err)}, nil
 	}
+	var toVerify []BlobInfo
 	entries, herr := r.packHeader(id, data)
 	if herr != nil {
 		problems = append(problems, herr.Error())
-	}
-	// verify by the index's view too: a damaged header must not hide damaged blobs
-	if herr == nil {
-		hdr := map[ID]blobEntry{}
+	} else {
 		for _, e := range entries {
-			hdr[e.ID] = e
-		}
-		for _, bi := range fromIndex {
-			e, ok := hdr[bi.ID]
-			if !ok || e.Offset != bi.Offset || e.Length != bi.Length {
+			bi, ok := r.index.Lookup(e.ID)
+			if !ok || bi.Pack != id {
+				continue // a copy the index does not use
+			}
+			if e.Offset != bi.Offset || e.Length != bi.Length {
 				problems = append(problems, fmt.Sprintf("header and index disagree about blob %s", bi.ID.Short()))
 			}
+			toVerify = append(toVerify, bi)
 		}
 	}
+	if herr != nil || len(toVerify) != indexed {
+		if herr == nil {
+			problems = append(problems, fmt.Sprintf("the index places %d blobs in this pack, its header lists %d of them", indexed, len(toVerify)))
+		}
+		// a damaged header must not hide damaged blobs: verify by the index's view
+		toVerify = toVerify[:0]
+		r.index.Each(func(bi BlobInfo) {
+			if bi.Pack == id {
+				toVerify = append(toVerify, bi)
+			}
+		})
+	}
 	pr := r.OpenPack(id)
-	for _, bi := range fromIndex {
+	for _, bi := range toVerify {
 		end := int64(bi.Offset) + int64(bi.Length)
 		if end > int64(len(data)) {
 			badBlobs[bi.ID] = "pack is truncated"

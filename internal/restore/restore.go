@@ -64,6 +64,9 @@ type Options struct {
 	Select    filter.Selector
 	Overwrite Overwrite
 	Workers   int
+	// BatchWrites bounds the blob writes planned before packs are read
+	// (0: DefaultBatchWrites).
+	BatchWrites int
 	// OnEvent is called for warnings and problems; may be nil.
 	OnEvent  func(Event)
 	Progress *Progress
@@ -106,8 +109,15 @@ type restorer struct {
 	// creation is a few system calls that wait on the filesystem
 	creators chan struct{}
 	created  sync.WaitGroup
-	madeDirs sync.Map // target directories known to exist
+	madeDirs sync.Map     // target directories known to exist
+	planned  atomic.Int64 // blob writes in packs, not yet done
 }
+
+// DefaultBatchWrites bounds the blob writes planned before the packs are
+// read: the files of a huge tree are restored batch by batch, so what is
+// kept per file does not grow with the tree. A pack whose blobs fall into
+// two batches is read twice, in parts.
+const DefaultBatchWrites = 32 << 10
 
 // fileState is a regular file being restored.
 type fileState struct {
@@ -140,6 +150,9 @@ func Run(ctx context.Context, r Repo, root repo.ID, opts Options) (*Result, erro
 	}
 	if opts.Progress == nil {
 		opts.Progress = &Progress{}
+	}
+	if opts.BatchWrites <= 0 {
+		opts.BatchWrites = DefaultBatchWrites
 	}
 	rs := &restorer{r: r, opts: opts, ctx: ctx, links: map[[2]uint64]string{}, packs: map[repo.ID][]blobUse{}, isRoot: os.Geteuid() == 0}
 	if err := os.MkdirAll(opts.Target, 0o700); err != nil {
@@ -237,6 +250,10 @@ func (rs *restorer) walk(dir string, treeID repo.ID, included bool) error {
 			defer func() { <-rs.creators; rs.created.Done() }()
 			rs.restoreNode(p, n)
 		}()
+		if rs.planned.Load() >= int64(rs.opts.BatchWrites) {
+			rs.created.Wait()
+			rs.writePacks()
+		}
 	}
 	return nil
 }
@@ -389,6 +406,7 @@ func (rs *restorer) createFile(p string, n *repo.Node) {
 		rs.packs[u.bi.Pack] = append(rs.packs[u.bi.Pack], u)
 	}
 	rs.mu.Unlock()
+	rs.planned.Add(int64(len(uses)))
 }
 
 func (rs *restorer) finishFile(fs *fileState) {
@@ -398,10 +416,14 @@ func (rs *restorer) finishFile(fs *fileState) {
 	rs.count(fs.node)
 }
 
-// writePacks reads every needed pack once and writes its blobs.
+// writePacks reads every pack the planned writes need, once, and writes
+// their blobs. No file may be planned meanwhile.
 func (rs *restorer) writePacks() {
-	ids := make([]repo.ID, 0, len(rs.packs))
-	for id := range rs.packs {
+	packs := rs.packs
+	rs.packs = map[repo.ID][]blobUse{}
+	rs.planned.Store(0)
+	ids := make([]repo.ID, 0, len(packs))
+	for id := range packs {
 		ids = append(ids, id)
 	}
 	sort.Slice(ids, func(i, j int) bool { return bytes.Compare(ids[i][:], ids[j][:]) < 0 })
@@ -413,7 +435,7 @@ func (rs *restorer) writePacks() {
 			defer wg.Done()
 			w := &packWriter{rs: rs}
 			for id := range work {
-				w.pack(id, rs.packs[id])
+				w.pack(id, packs[id])
 			}
 			w.close()
 		}()

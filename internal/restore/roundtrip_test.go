@@ -3,6 +3,7 @@ package restore_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -181,5 +182,54 @@ func TestMetadataRoundTrip(t *testing.T) {
 	must(t, syscall.Stat(filepath.Join(dst, src, "sparse.img"), &st))
 	if st.Blocks*512 > 8<<20 {
 		t.Errorf("sparse file restored with %d bytes allocated for 64 MiB: not sparse", st.Blocks*512)
+	}
+}
+
+// TestRestoreInBatches restores a tree whose files are planned in many
+// small batches: blobs shared by files of different batches, files of
+// several chunks and packs split between batches must all come back whole.
+func TestRestoreInBatches(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	shared := bytes.Repeat([]byte("shared content "), 5000)
+	for i := range 120 {
+		var data []byte
+		switch i % 3 {
+		case 0:
+			data = shared // the same blob in every batch
+		case 1:
+			data = []byte(fmt.Sprintf("small file %d\n", i))
+		default:
+			data = make([]byte, 300<<10) // several chunks
+			for j := range data {
+				data[j] = byte(i*7 + j*13 + j/997)
+			}
+		}
+		p := filepath.Join(src, fmt.Sprintf("d%d", i%7), fmt.Sprintf("f%03d", i))
+		must(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		must(t, os.WriteFile(p, data, 0o644))
+	}
+	ctx := context.Background()
+	cfg := repo.DefaultConfig
+	cfg.Chunker = repo.ChunkerParams{Algorithm: "jc-v1.0.0", Min: 16 << 10, Avg: 64 << 10, Max: 256 << 10}
+	cfg.PackSize = 512 << 10
+	r, err := repo.Init(ctx, backend.NewMem(), repo.Credential{KeyFile: repo.NewKeyFileSecret()}, cfg)
+	must(t, err)
+	res, err := archiver.New(r, &view.Live{}, archiver.Options{}).Run(ctx, []string{src})
+	must(t, err)
+	must(t, r.Flush(ctx))
+
+	for _, batch := range []int{1, 5, 64} {
+		dst := t.TempDir()
+		rr, err := restore.Run(ctx, r, res.Tree, restore.Options{Target: dst, BatchWrites: batch})
+		must(t, err)
+		if rr.Errors != 0 || rr.Files != 120 {
+			t.Fatalf("batches of %d: %d files, errors %+v", batch, rr.Files, rr.Events)
+		}
+		want, got := snapshotOf(t, src), snapshotOf(t, filepath.Join(dst, src))
+		for name, w := range want {
+			if g, ok := got[name]; !ok || !bytes.Equal(g.data, w.data) || g.size != w.size {
+				t.Fatalf("batches of %d: %s restored wrong", batch, name)
+			}
+		}
 	}
 }
