@@ -29,6 +29,7 @@ KEEP=0
 WORKDIR=
 RESULTS=
 SP_BIN=
+SP_REV=
 BIN_CACHE="${STILLPOINT_BENCH_BIN:-${XDG_CACHE_HOME:-$HOME/.cache}/stillpoint-bench/bin}"
 EXTRA=()
 
@@ -162,6 +163,7 @@ else
 	log "building stillpoint"
 	(cd "$REPO_ROOT" && go build -o "$W/bin/stillpoint" ./cmd/stillpoint) || die "could not build stillpoint"
 	SP_BIN=$W/bin/stillpoint
+	SP_REV=$(cd "$REPO_ROOT" && git rev-parse --short HEAD 2>/dev/null)$(cd "$REPO_ROOT" && git diff --quiet HEAD -- 2>/dev/null || echo '+dirty') || SP_REV=
 fi
 log "building bench/torture"
 (cd "$REPO_ROOT" && go build -o "$W/bin/torture" ./bench/torture) || die "could not build bench/torture"
@@ -179,7 +181,7 @@ CMDLINE="bench/torture.sh"
 [[ -n $MODES ]] && CMDLINE+=" --modes $MODES"
 ((${#EXTRA[@]})) && CMDLINE+=" -- ${EXTRA[*]}"
 
-args=(run -stillpoint "$SP_BIN" -restic "$RESTIC" -kopia "$KOPIA" -tool-wait 30m
+args=(run -stillpoint "$SP_BIN" -stillpoint-rev "$SP_REV" -restic "$RESTIC" -kopia "$KOPIA" -tool-wait 30m
 	-results "$RESULTS" -command "$CMDLINE" -workdir "${WORKDIR:-${TMPDIR:-/var/tmp}}")
 [[ $QUICK -eq 1 ]] && args+=(-quick)
 [[ -n $K ]] && args+=(-k "$K")

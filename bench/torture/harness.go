@@ -28,8 +28,10 @@ type config struct {
 	results     string
 	commandLine string
 	stillpoint  string
-	restic      string
-	kopia       string
+	// stillpointRev names the build (a commit) in the results
+	stillpointRev string
+	restic        string
+	kopia         string
 
 	bigFileMiB, bigRate  int
 	sqliteAccounts       int
@@ -103,6 +105,7 @@ func parseConfig(args []string) (*config, error) {
 	fs.StringVar(&c.results, "results", "", "markdown results file (default: none, printed only)")
 	fs.StringVar(&c.commandLine, "command", "", "the command line to print in the results")
 	fs.StringVar(&c.stillpoint, "stillpoint", "stillpoint", "stillpoint binary")
+	fs.StringVar(&c.stillpointRev, "stillpoint-rev", "", "the stillpoint build's commit, for the results")
 	fs.StringVar(&c.restic, "restic", "", "restic binary (restic mode skipped without)")
 	fs.StringVar(&c.kopia, "kopia", "", "kopia binary (kopia mode skipped without)")
 	fs.IntVar(&c.bigFileMiB, "big-mib", 1024, "size of big-file in MiB")

@@ -86,9 +86,10 @@ func (h *harness) report(start, end time.Time) string {
 Counts are out of the verified backups. **PIT**: the mode promises point-in-time
 consistent restores for this workload (any torn restore fails the run).
 *Silent*: torn although stillpoint's record promised otherwise (must be 0).
-*Unflagged*: torn, nothing flagged, but each file on its own is whole: the files were
-read or cloned at different moments, which the snapshot's consistency (live / file)
-says. Backup: median wall time. Snapshot after: median (max) time from the start of
+*Unflagged*: torn with nothing flagged, but no promise broken: each file is a state it
+had, and the files are from different moments (consistency live or file), or from one
+real moment at which the application was inconsistent (bank-files under a
+crash-consistent snapshot). Backup: median wall time. Snapshot after: median (max) time from the start of
 stillpoint's run to its snapshot (includes the inactivity wait and the writers'
 freeze). Writer latency: over every operation that overlapped a backup (baseline:
 the writer alone); longest stall = the slowest single operation, or the longest pause.
@@ -227,7 +228,11 @@ func (h *harness) versions() []string {
 		}
 		return label + " " + f[0]
 	}
-	out := []string{v("stillpoint", h.cfg.stillpoint, "--version"), v("restic", h.cfg.restic, "version"), v("kopia", h.cfg.kopia, "--version")}
+	sp := v("stillpoint", h.cfg.stillpoint, "--version")
+	if h.cfg.stillpointRev != "" {
+		sp += " (" + h.cfg.stillpointRev + ")"
+	}
+	out := []string{sp, v("restic", h.cfg.restic, "version"), v("kopia", h.cfg.kopia, "--version")}
 	if pg, err := exec.Command(pgBin("postgres"), "--version").Output(); err == nil {
 		out = append(out, strings.TrimSpace(string(pg)))
 	}
