@@ -171,7 +171,9 @@ log "building bench/torture"
 # ---------------------------------------------------------------- run
 mkdir -p "$REPO_ROOT/bench/results"
 if [[ -z $RESULTS ]]; then
-	RESULTS=$REPO_ROOT/bench/results/torture-$(date +%Y-%m-%d)$([[ $QUICK -eq 1 ]] && echo -quick).md
+	suffix=
+	[[ $QUICK -eq 1 ]] && suffix=-quick
+	RESULTS=$REPO_ROOT/bench/results/torture-$(date +%Y-%m-%d)$suffix.md
 	[[ -e $RESULTS ]] && RESULTS=${RESULTS%.md}-$(date +%H%M%S).md
 fi
 CMDLINE="bench/torture.sh"
