@@ -115,11 +115,13 @@ the writer alone); longest stall = the slowest single operation, or the longest 
 				if len(r.flagged) > 0 {
 					what += " (flagged: " + strings.Join(r.flagged, ", ") + ")"
 				}
+				// $WORK: the paths of this run's work directory mean nothing elsewhere
+				what = strings.ReplaceAll(what, h.work, "$WORK")
 				details = append(details, fmt.Sprintf("- %s / %s #%d: %s", c.wl, c.mode.name, i+1, oneLine(what)))
 			}
 		}
 		if c.skipped != "" {
-			details = append(details, fmt.Sprintf("- %s / %s: not run: %s", c.wl, c.mode.name, oneLine(c.skipped)))
+			details = append(details, fmt.Sprintf("- %s / %s: not run: %s", c.wl, c.mode.name, oneLine(strings.ReplaceAll(c.skipped, h.work, "$WORK"))))
 		}
 	}
 	if len(details) > 0 {
