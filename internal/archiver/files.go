@@ -196,11 +196,16 @@ func (a *Archiver) processFile(j *fileJob) {
 	if o.Whole() {
 		o = outcome.Failed
 	}
+	// only a version that was really stored can be kept: a placeholder of a
+	// file that failed before has no content to offer
+	keepOld := j.old != nil && j.old.Type == repo.NodeFile && j.old.Outcome != outcome.Failed &&
+		j.old.Outcome != outcome.SkippedOpen && (len(j.old.Content) > 0 || j.old.Size == 0) &&
+		res.Reason != outcome.ReasonVanished
 	a.record(Problem{Path: j.path, Outcome: o, Reason: res.Reason, Holder: res.Holder, Error: errString(res.Err)})
 	a.count(o)
 	a.opts.Progress.fileDone(j.st.Size)
 	switch {
-	case j.old != nil && j.old.Type == repo.NodeFile && (len(j.old.Content) > 0 || j.old.Size == 0) && res.Reason != outcome.ReasonVanished:
+	case keepOld:
 		n := *j.old
 		n.Outcome, n.Reason, n.Holder = outcome.Stale, res.Reason, res.Holder
 		j.fut.resolve(&n)

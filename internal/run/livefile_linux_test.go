@@ -174,3 +174,20 @@ func TestStageStrategyReadsACopyAndCleansUp(t *testing.T) {
 		t.Fatalf("staging directory not emptied: %v", left)
 	}
 }
+
+// A file locked in two backups in a row has no stored version to keep: the
+// second backup must record it as failed again, not carry the first one's
+// empty placeholder forward as an "older version".
+func TestFileLockedTwiceIsNotKeptAsAnEmptyVersion(t *testing.T) {
+	src := t.TempDir()
+	locked := filepath.Join(src, "bank.db")
+	os.WriteFile(locked, []byte("never read whole"), 0o644)
+	startHolder(t, locked, "flock")
+	r := newRepo(t)
+	backupLive(t, r, livefile.StrategyRetry, 1, "", src)
+	second := backupLive(t, r, livefile.StrategyRetry, 2, "", src)
+	n := treeAt(t, r, second.Snapshot.Tree, src).Find("bank.db")
+	if n == nil || n.Outcome != outcome.Failed || len(n.Content) != 0 {
+		t.Fatalf("second backup recorded %+v, want failed with no content (no version was ever stored)", n)
+	}
+}
