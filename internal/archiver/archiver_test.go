@@ -14,6 +14,7 @@ import (
 	"github.com/stillpoint-backup/stillpoint/internal/backend"
 	"github.com/stillpoint-backup/stillpoint/internal/repo"
 	"github.com/stillpoint-backup/stillpoint/internal/restore"
+	"github.com/stillpoint-backup/stillpoint/internal/testutil/ci"
 	"github.com/stillpoint-backup/stillpoint/internal/view"
 )
 
@@ -89,7 +90,7 @@ func must(t *testing.T, err error) {
 
 // A second backup of an unchanged tree of 100,000 files reads no content.
 func TestIncrementalManyFilesReadsNothing(t *testing.T) {
-	if testing.Short() {
+	if testing.Short() && !ci.Enabled() {
 		t.Skip("creates 100,000 files")
 	}
 	src := t.TempDir()

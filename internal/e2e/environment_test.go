@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/stillpoint-backup/stillpoint/internal/repo"
+	"github.com/stillpoint-backup/stillpoint/internal/testutil/ci"
 )
 
 // TestFullRepositoryDisk backs up more than fits on the repository's
@@ -25,7 +26,7 @@ import (
 // there is no space, leave a repository that checks clean and records no
 // snapshot, and work again once there is space.
 func TestFullRepositoryDisk(t *testing.T) {
-	requireRoot(t)
+	ci.NeedRoot(t)
 	mnt := t.TempDir()
 	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=24m,mode=0700"); err != nil {
 		t.Fatalf("mount tmpfs: %v", err)
@@ -103,7 +104,7 @@ func problemEvents(t *testing.T, out string) map[string]string {
 // in --json, the rest is backed up, the exit code is 3 and the snapshot
 // exists and restores.
 func TestBadSourceInput(t *testing.T) {
-	requireRoot(t)
+	ci.NeedRoot(t)
 	cred := nobody(t)
 	base, err := os.MkdirTemp("", "stillpoint-e2e-perm-")
 	if err != nil {
@@ -322,14 +323,7 @@ func TestLockedRepository(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	dead := exec.Command(bin, "--version")
-	if err := dead.Run(); err != nil {
-		t.Fatal(err)
-	}
-	if syscall.Kill(dead.Process.Pid, 0) == nil {
-		t.Skip("pid reused")
-	}
-	stale := writeLockFile(t, e, dead.Process.Pid, true)
+	stale := writeLockFile(t, e, deadPID(t), true)
 	res = e.must(t, 1, "backup", src)
 	if !strings.Contains(res.stderr, "stillpoint unlock") {
 		t.Errorf("a dead process's lock is not called stale: %s", res)
@@ -341,4 +335,21 @@ func TestLockedRepository(t *testing.T) {
 		t.Fatalf("stale lock still there: %v", err)
 	}
 	e.backupJSON(t, 0, src)
+}
+
+// deadPID returns the id of a process that has exited and whose id no
+// process has taken again.
+func deadPID(t *testing.T) int {
+	t.Helper()
+	for range 10 {
+		dead := exec.Command(bin, "--version")
+		if err := dead.Run(); err != nil {
+			t.Fatal(err)
+		}
+		if syscall.Kill(dead.Process.Pid, 0) != nil {
+			return dead.Process.Pid
+		}
+	}
+	t.Fatal("every exited process's id was taken again at once")
+	return 0
 }

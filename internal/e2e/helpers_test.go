@@ -51,18 +51,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// requireRoot skips locally and fails in CI when not root.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("this test needs root (CI=true, so not skipping)")
-	}
-	t.Skip("needs root")
-}
-
 // env is one repository's settings for the binary.
 type env struct {
 	repo     string

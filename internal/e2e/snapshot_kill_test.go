@@ -15,13 +15,14 @@ import (
 	"time"
 
 	"github.com/stillpoint-backup/stillpoint/internal/snapshot"
+	"github.com/stillpoint-backup/stillpoint/internal/testutil/ci"
 	"github.com/stillpoint-backup/stillpoint/internal/testutil/loopfs"
 )
 
 // kill -9 of a backup while its snapshot set exists leaves a labelled
 // snapshot; the next backup removes it, and nothing is left behind.
 func TestKillDuringSnapshotLeavesNothingAfterNextRun(t *testing.T) {
-	requireRoot(t)
+	ci.NeedRoot(t)
 	mnt := loopfs.Btrfs(t, 768)
 	src := filepath.Join(mnt, "data")
 	if err := os.MkdirAll(src, 0o755); err != nil {
@@ -93,7 +94,7 @@ func TestKillDuringSnapshotLeavesNothingAfterNextRun(t *testing.T) {
 // SIGTERM (and SIGINT) during a backup: the process releases its snapshot
 // set before it exits, and reports that nothing was recorded.
 func TestSigtermReleasesSnapshotSet(t *testing.T) {
-	requireRoot(t)
+	ci.NeedRoot(t)
 	mnt := loopfs.Btrfs(t, 768)
 	src := filepath.Join(mnt, "data")
 	os.MkdirAll(src, 0o755)
