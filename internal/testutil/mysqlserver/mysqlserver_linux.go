@@ -181,7 +181,7 @@ func (s *Server) start(t testing.TB) error {
 	t.Cleanup(s.Stop)
 	if err := s.waitReady(90 * time.Second); err != nil {
 		s.Stop()
-		return fmt.Errorf("%s on %s, port %d: %w\n%s%s", s.Binary, s.DataDir, port, err, out.String(), s.tail())
+		return fmt.Errorf("%s on %s, port %d: %w\n%s%s", s.Binary, s.DataDir, port, err, out.String(), serverutil.LogTail(s.Log))
 	}
 	return nil
 }
@@ -210,14 +210,6 @@ func (s *Server) Stop() {
 	}
 	s.cmd.Process.Kill()
 	<-s.done
-}
-
-func (s *Server) tail() string {
-	b, _ := os.ReadFile(s.Log)
-	if len(b) > 3000 {
-		b = b[len(b)-3000:]
-	}
-	return string(bytes.TrimSpace(b))
 }
 
 func (s *Server) chownAll(dir string) error {

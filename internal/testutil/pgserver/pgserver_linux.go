@@ -3,7 +3,6 @@
 package pgserver
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -207,7 +206,7 @@ func (s *Server) start(t testing.TB) error {
 	t.Cleanup(s.Stop)
 	if err := s.waitReady(90 * time.Second); err != nil {
 		s.Stop()
-		return fmt.Errorf("postgres on %s, port %d: %w\n%s", s.DataDir, port, err, s.tail())
+		return fmt.Errorf("postgres on %s, port %d: %w\n%s", s.DataDir, port, err, serverutil.LogTail(s.Log))
 	}
 	return nil
 }
@@ -245,14 +244,6 @@ func (s *Server) Stop() {
 		s.cmd.Process.Kill()
 		<-s.done
 	}
-}
-
-func (s *Server) tail() string {
-	b, _ := os.ReadFile(s.Log)
-	if len(b) > 3000 {
-		b = b[len(b)-3000:]
-	}
-	return string(bytes.TrimSpace(b))
 }
 
 // chownAll gives a restored data directory to the server's user, with the

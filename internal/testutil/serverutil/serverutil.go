@@ -4,6 +4,7 @@
 package serverutil
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -98,4 +99,13 @@ func WaitReady(done <-chan struct{}, limit time.Duration, probe func(ctx context
 		}
 	}
 	return fmt.Errorf("not ready after %s: %v", limit, err)
+}
+
+// LogTail returns the last few KiB of a server's log, for error messages.
+func LogTail(path string) string {
+	b, _ := os.ReadFile(path)
+	if len(b) > 3000 {
+		b = b[len(b)-3000:]
+	}
+	return string(bytes.TrimSpace(b))
 }
