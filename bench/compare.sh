@@ -131,11 +131,7 @@ command -v go >/dev/null || die "go is not on PATH"
 # ---------------------------------------------------------------- GNU time
 TIME_BIN=/usr/bin/time
 if ! "$TIME_BIN" -f %e true >/dev/null 2>&1; then
-	if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-		log "installing GNU time (apt-get install -y time)"
-		apt-get install -y -qq time >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq time >/dev/null 2>&1; } ||
-			die "could not install GNU time"
-	fi
+	"$REPO_ROOT/scripts/install-packages" time || die "could not install GNU time"
 	"$TIME_BIN" -f %e true >/dev/null 2>&1 || die "GNU time is required at $TIME_BIN (Debian: apt-get install time)"
 fi
 

@@ -131,25 +131,7 @@ if want kopia && [[ ! -x $KOPIA ]]; then build_bg kopia "$KOPIA_VERSION"; fi
 
 # ---------------------------------------------------------------- packages
 packages=(postgresql btrfs-progs xfsprogs util-linux mount)
-if command -v apt-get >/dev/null; then
-	missing=()
-	for p in "${packages[@]}"; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-	done
-	if ((${#missing[@]})); then
-		log "installing ${missing[*]}"
-		apt-get update -qq
-		# keep the packages' own services from starting: the benchmark runs its own
-		added_policy=
-		if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-			printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-			chmod +x /usr/sbin/policy-rc.d
-			added_policy=1
-		fi
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-		[[ -n $added_policy ]] && rm -f /usr/sbin/policy-rc.d
-	fi
-fi
+"$REPO_ROOT/scripts/install-packages" "${packages[@]}"
 for t in mkfs.btrfs mkfs.xfs losetup; do
 	command -v "$t" >/dev/null || die "$t is missing (Debian: apt-get install btrfs-progs xfsprogs util-linux)"
 done
