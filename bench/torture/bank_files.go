@@ -245,17 +245,13 @@ func workBankFiles(args []string) error {
 	burstMin := fs.Duration("burst-min", time.Second, "shortest busy burst")
 	burstMax := fs.Duration("burst-max", 3*time.Second, "longest busy burst")
 	gap := fs.Duration("gap", 5*time.Millisecond, "time between withdrawal and deposit")
-	aux := fs.String("aux", "", "aux directory")
-	latFile := fs.String("lat", "", "latency log")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	lat, err := createLatencyLog(*latFile)
+	wf := addWriterFlags(fs)
+	lat, err := wf.parse(fs, args)
 	if err != nil {
 		return err
 	}
 	defer lat.close()
-	ts, err := readTransfers(filepath.Join(*aux, transferLog))
+	ts, err := readTransfers(filepath.Join(*wf.aux, transferLog))
 	if err != nil {
 		return err
 	}
@@ -274,12 +270,12 @@ func workBankFiles(args []string) error {
 			return fmt.Errorf("%s: %v", acctFile(i), err)
 		}
 	}
-	logf, err := os.OpenFile(filepath.Join(*aux, transferLog), os.O_WRONLY|os.O_APPEND, 0)
+	logf, err := os.OpenFile(filepath.Join(*wf.aux, transferLog), os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		return err
 	}
 	defer logf.Close()
-	ctl, err := newAppControl(*aux, lat)
+	ctl, err := newAppControl(*wf.aux, lat)
 	if err != nil {
 		return err
 	}

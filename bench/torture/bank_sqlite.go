@@ -127,12 +127,8 @@ func workBankSQLite(args []string) error {
 	path := fs.String("db", "", "database")
 	journal := fs.String("journal", "delete", "journal mode")
 	accounts := fs.Int("accounts", 0, "number of accounts")
-	aux := fs.String("aux", "", "aux directory")
-	latFile := fs.String("lat", "", "latency log")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	lat, err := createLatencyLog(*latFile)
+	wf := addWriterFlags(fs)
+	lat, err := wf.parse(fs, args)
 	if err != nil {
 		return err
 	}
@@ -146,7 +142,7 @@ func workBankSQLite(args []string) error {
 	if err := db.Ping(); err != nil {
 		return err
 	}
-	ctl, err := newAppControl(*aux, lat)
+	ctl, err := newAppControl(*wf.aux, lat)
 	if err != nil {
 		return err
 	}

@@ -179,12 +179,8 @@ func workBigFile(args []string) error {
 	fs := flag.NewFlagSet("big-file", flag.ContinueOnError)
 	path := fs.String("file", "", "the file")
 	rate := fs.Int("rate", 100, "block writes per second")
-	aux := fs.String("aux", "", "aux directory")
-	latFile := fs.String("lat", "", "latency log")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	lat, err := createLatencyLog(*latFile)
+	wf := addWriterFlags(fs)
+	lat, err := wf.parse(fs, args)
 	if err != nil {
 		return err
 	}
@@ -199,7 +195,7 @@ func workBigFile(args []string) error {
 		return err
 	}
 	blocks := fi.Size() / blockSize
-	lf, err := os.OpenFile(filepath.Join(*aux, writeLog), os.O_RDWR|os.O_APPEND, 0)
+	lf, err := os.OpenFile(filepath.Join(*wf.aux, writeLog), os.O_RDWR|os.O_APPEND, 0)
 	if err != nil {
 		return err
 	}
@@ -211,7 +207,7 @@ func workBigFile(args []string) error {
 	seq := uint64(lfi.Size() / 4)
 	logw := bufio.NewWriter(lf)
 	defer logw.Flush()
-	ctl, err := newAppControl(*aux, lat)
+	ctl, err := newAppControl(*wf.aux, lat)
 	if err != nil {
 		return err
 	}

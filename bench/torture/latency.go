@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"encoding/binary"
 	"errors"
+	"flag"
 	"io"
 	"os"
 	"slices"
@@ -112,4 +113,22 @@ func statsOf(ops []op) latencyStats {
 func percentile(sorted []time.Duration, p int) time.Duration {
 	i := (len(sorted)*p + 99) / 100
 	return sorted[max(i-1, 0)]
+}
+
+// writerFlags are the flags every writer takes: where its aux files go
+// (logs outside the backed-up data) and where it logs its latencies.
+type writerFlags struct {
+	aux, lat *string
+}
+
+func addWriterFlags(fs *flag.FlagSet) writerFlags {
+	return writerFlags{aux: fs.String("aux", "", "aux directory"), lat: fs.String("lat", "", "latency log")}
+}
+
+// parse parses a writer's arguments and opens its latency log.
+func (w writerFlags) parse(fs *flag.FlagSet, args []string) (*latencyLog, error) {
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	return createLatencyLog(*w.lat)
 }
