@@ -62,6 +62,10 @@ type Backend interface {
 	// Load reads length bytes at offset (length 0: to the end). A file shorter
 	// than offset+length yields io.ErrUnexpectedEOF.
 	Load(ctx context.Context, h Handle, offset, length int64) ([]byte, error)
+	// LoadInto reads len(buf) bytes at offset into buf, so that a reader of
+	// many packs can reuse one buffer. A file shorter than offset+len(buf)
+	// yields io.ErrUnexpectedEOF; buf's content is then undefined.
+	LoadInto(ctx context.Context, h Handle, offset int64, buf []byte) error
 	// Stat returns the size of h, or ErrNotFound.
 	Stat(ctx context.Context, h Handle) (FileInfo, error)
 	// List calls fn for every file of kind k, in no particular order.

@@ -176,6 +176,24 @@ func (f *Faulty) Load(ctx context.Context, h Handle, offset, length int64) ([]by
 	return nil, ft.err("load", h)
 }
 
+// LoadInto implements Backend, with the same faults as Load.
+func (f *Faulty) LoadInto(ctx context.Context, h Handle, offset int64, buf []byte) error {
+	ft, d := f.decide(OpLoad, h.Kind)
+	if err := wait(ctx, d); err != nil {
+		return err
+	}
+	if ft == nil {
+		return f.Backend.LoadInto(ctx, h, offset, buf)
+	}
+	if ft.ShortRead {
+		if err := f.Backend.LoadInto(ctx, h, offset, buf[:len(buf)/2]); err != nil {
+			return err
+		}
+		return fmt.Errorf("load %s: short read: %w: %w", h, ErrInjected, io.ErrUnexpectedEOF)
+	}
+	return ft.err("load", h)
+}
+
 // Stat implements Backend.
 func (f *Faulty) Stat(ctx context.Context, h Handle) (FileInfo, error) {
 	ft, d := f.decide(OpStat, h.Kind)

@@ -139,14 +139,37 @@ func (l *Local) Load(ctx context.Context, h Handle, offset, length int64) ([]byt
 		length = fi.Size() - offset
 	}
 	buf := make([]byte, length)
+	if err := readFull(f, h, offset, buf); err != nil {
+		return nil, err
+	}
+	return buf, nil
+}
+
+// LoadInto implements Backend.
+func (l *Local) LoadInto(ctx context.Context, h Handle, offset int64, buf []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f, err := os.Open(l.path(h))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("load %s: %w", h, ErrNotFound)
+		}
+		return fmt.Errorf("load %s: %w", h, err)
+	}
+	defer f.Close()
+	return readFull(f, h, offset, buf)
+}
+
+func readFull(f *os.File, h Handle, offset int64, buf []byte) error {
 	n, err := f.ReadAt(buf, offset)
-	if int64(n) < length {
+	if n < len(buf) {
 		if err == nil || errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
-		return nil, fmt.Errorf("load %s: %w", h, err)
+		return fmt.Errorf("load %s: %w", h, err)
 	}
-	return buf, nil
+	return nil
 }
 
 // Stat implements Backend.

@@ -53,6 +53,24 @@ func (m *Mem) Load(ctx context.Context, h Handle, offset, length int64) ([]byte,
 	return append([]byte(nil), data[offset:offset+length]...), nil
 }
 
+// LoadInto implements Backend.
+func (m *Mem) LoadInto(ctx context.Context, h Handle, offset int64, buf []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.RLock()
+	data, ok := m.files[h]
+	m.mu.RUnlock()
+	if !ok {
+		return fmt.Errorf("load %s: %w", h, ErrNotFound)
+	}
+	if offset < 0 || offset+int64(len(buf)) > int64(len(data)) {
+		return fmt.Errorf("load %s: %w", h, io.ErrUnexpectedEOF)
+	}
+	copy(buf, data[offset:])
+	return nil
+}
+
 // Stat implements Backend.
 func (m *Mem) Stat(ctx context.Context, h Handle) (FileInfo, error) {
 	m.mu.RLock()

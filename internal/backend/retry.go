@@ -98,6 +98,13 @@ func (r *Retry) Load(ctx context.Context, h Handle, offset, length int64) ([]byt
 	return out, nil
 }
 
+// LoadInto implements Backend.
+func (r *Retry) LoadInto(ctx context.Context, h Handle, offset int64, buf []byte) error {
+	return r.do(ctx, "load", h, func(int) error {
+		return r.Backend.LoadInto(ctx, h, offset, buf)
+	})
+}
+
 // Stat implements Backend.
 func (r *Retry) Stat(ctx context.Context, h Handle) (FileInfo, error) {
 	var fi FileInfo

@@ -89,3 +89,12 @@ func (c *Classes) Put(b []byte) {
 		}
 	}
 }
+
+// Grow returns buf resliced to n bytes, or a new buffer of n bytes when buf
+// is too small: for one goroutine that reuses a single buffer.
+func Grow(buf []byte, n int) []byte {
+	if cap(buf) >= n {
+		return buf[:n]
+	}
+	return make([]byte, n)
+}

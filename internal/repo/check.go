@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/stillpoint-backup/stillpoint/internal/backend"
+	"github.com/stillpoint-backup/stillpoint/internal/bufs"
 )
 
 // CheckOptions select how deep check goes.
@@ -225,8 +226,9 @@ func (r *Repository) readAllPacks(ctx context.Context, indexed, onDisk map[ID]in
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var pb packBufs
 			for id := range work {
-				problems, blobs := r.verifyPack(ctx, id, indexedIn[id])
+				problems, blobs := r.verifyPack(ctx, id, onDisk[id], indexedIn[id], &pb)
 				mu.Lock()
 				for _, p := range problems {
 					res.errorf("pack "+id.Short(), "%s", p)
@@ -252,12 +254,16 @@ func (r *Repository) readAllPacks(ctx context.Context, indexed, onDisk map[ID]in
 	wg.Wait()
 }
 
-// verifyPack reads a whole pack and checks its header and every blob the
-// index places in it (indexed of them).
-func (r *Repository) verifyPack(ctx context.Context, id ID, indexed int) (problems []string, badBlobs map[ID]string) {
+// packBufs are one reader's buffers, reused for every pack it verifies.
+type packBufs struct{ pack, plain []byte }
+
+// verifyPack reads a whole pack of size bytes and checks its header and
+// every blob the index places in it (indexed of them).
+func (r *Repository) verifyPack(ctx context.Context, id ID, size int64, indexed int, pb *packBufs) (problems []string, badBlobs map[ID]string) {
 	badBlobs = map[ID]string{}
-	data, err := r.be.Load(ctx, backend.Handle{Kind: backend.Packs, Name: id.String()}, 0, 0)
-	if err != nil {
+	pb.pack = bufs.Grow(pb.pack, int(size))
+	data := pb.pack
+	if err := r.be.LoadInto(ctx, backend.Handle{Kind: backend.Packs, Name: id.String()}, 0, data); err != nil {
 		return []string{fmt.Sprintf("cannot be read: %v", err)}, nil
 	}
 	var toVerify []BlobInfo
@@ -295,7 +301,8 @@ func (r *Repository) verifyPack(ctx context.Context, id ID, indexed int) (proble
 			badBlobs[bi.ID] = "pack is truncated"
 			continue
 		}
-		if _, err := pr.Blob(bi, data[bi.Offset:end]); err != nil {
+		pb.plain = bufs.Grow(pb.plain, DecompressBuf(int(bi.RawLen)))
+		if _, err := pr.BlobInto(bi, data[bi.Offset:end], pb.plain); err != nil {
 			var be *BlobError
 			if errors.As(err, &be) {
 				err = be.Err

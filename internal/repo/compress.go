@@ -95,10 +95,18 @@ func (c *compressor) anySampleCompresses(scratch, data []byte) bool {
 // compressBound is the largest zstd output for n bytes of input.
 func compressBound(n int) int { return n + n>>7 + 1024 }
 
-func (c *compressor) decompress(data []byte, rawLen int) ([]byte, error) {
-	// a little room past the end lets the decoder use its fast copies
-	// (which may write up to 16 bytes beyond a block) for the last block too
-	out, err := c.dec.DecodeAll(data, make([]byte, 0, rawLen+64))
+// decompressSlack is room past a blob's end that lets the decoder use its
+// fast copies (which may write up to 16 bytes beyond a block) for the last
+// block too.
+const decompressSlack = 64
+
+// decompress decodes data into dst when it has room for rawLen bytes and
+// the slack, else into a new buffer.
+func (c *compressor) decompress(data []byte, rawLen int, dst []byte) ([]byte, error) {
+	if cap(dst) < rawLen+decompressSlack {
+		dst = make([]byte, 0, rawLen+decompressSlack)
+	}
+	out, err := c.dec.DecodeAll(data, dst[:0])
 	if err != nil {
 		return nil, fmt.Errorf("decompress: %w", err)
 	}

@@ -41,7 +41,7 @@ func TestCompressSkipsIncompressibleChunks(t *testing.T) {
 			continue
 		}
 		if out != nil {
-			back, err := c.decompress(out, len(tc.data))
+			back, err := c.decompress(out, len(tc.data), nil)
 			if err != nil || !bytes.Equal(back, tc.data) {
 				t.Errorf("%s: round trip failed: %v", tc.name, err)
 			}

@@ -670,16 +670,28 @@ func (p *PackReader) ReadRange(ctx context.Context, offset, length int64) ([]byt
 	return p.r.be.Load(ctx, backend.Handle{Kind: backend.Packs, Name: p.id.String()}, offset, length)
 }
 
+// ReadRangeInto reads len(buf) bytes of the pack at offset into buf.
+func (p *PackReader) ReadRangeInto(ctx context.Context, offset int64, buf []byte) error {
+	return p.r.be.LoadInto(ctx, backend.Handle{Kind: backend.Packs, Name: p.id.String()}, offset, buf)
+}
+
 // Blob decrypts, decompresses and verifies one blob from its sealed bytes.
 // It decrypts in place: sealed is overwritten, and an uncompressed blob's
 // plaintext is a prefix of it.
 func (p *PackReader) Blob(bi BlobInfo, sealed []byte) ([]byte, error) {
+	return p.BlobInto(bi, sealed, nil)
+}
+
+// BlobInto is Blob for a reader of many blobs: a compressed blob is
+// decompressed into buf when it fits (DecompressBuf tells how large buf
+// must be), and the plaintext then aliases buf.
+func (p *PackReader) BlobInto(bi BlobInfo, sealed, buf []byte) ([]byte, error) {
 	plain, err := p.aead.Open(sealed[:0], nonceAt(uint64(bi.Offset)), sealed, []byte{byte(bi.Type)})
 	if err != nil {
 		return nil, &BlobError{ID: bi.ID, Pack: p.id, Err: ErrDecrypt}
 	}
 	if bi.Flags&flagCompressed != 0 {
-		if plain, err = p.r.comp.decompress(plain, int(bi.RawLen)); err != nil {
+		if plain, err = p.r.comp.decompress(plain, int(bi.RawLen), buf); err != nil {
 			return nil, &BlobError{ID: bi.ID, Pack: p.id, Err: err}
 		}
 	}
@@ -691,6 +703,10 @@ func (p *PackReader) Blob(bi BlobInfo, sealed []byte) ([]byte, error) {
 	}
 	return plain, nil
 }
+
+// DecompressBuf is the size of a buffer BlobInto can decompress a blob of
+// rawLen bytes into.
+func DecompressBuf(rawLen int) int { return rawLen + decompressSlack }
 
 // LookupBlob tells where a blob is stored.
 func (r *Repository) LookupBlob(id ID) (BlobInfo, bool) { return r.index.Lookup(id) }

@@ -23,6 +23,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/stillpoint-backup/stillpoint/internal/bufs"
 	"github.com/stillpoint-backup/stillpoint/internal/filter"
 	"github.com/stillpoint-backup/stillpoint/internal/outcome"
 	"github.com/stillpoint-backup/stillpoint/internal/repo"
@@ -456,6 +457,9 @@ type packWriter struct {
 	rs      *restorer
 	open    *os.File
 	openFor *fileState
+	// reused for every pack: a fresh 8 MiB buffer per pack costs its
+	// zeroing and the garbage collector's work
+	span, plain []byte
 }
 
 func (w *packWriter) file(fs *fileState) (*os.File, error) {
@@ -490,7 +494,9 @@ func (w *packWriter) pack(id repo.ID, uses []blobUse) {
 	last := uses[len(uses)-1].bi
 	end := int64(last.Offset) + int64(last.Length)
 	pr := rs.r.OpenPack(id)
-	span, err := pr.ReadRange(rs.ctx, start, end-start)
+	w.span = bufs.Grow(w.span, int(end-start))
+	span := w.span[:end-start]
+	err := pr.ReadRangeInto(rs.ctx, start, span)
 	// uses are sorted by blob, so a blob used by several files is
 	// decrypted once
 	var (
@@ -527,14 +533,15 @@ func (w *packWriter) pack(id repo.ID, uses []blobUse) {
 // be read (a truncated pack), reads just that blob: what is intact still
 // restores.
 func (w *packWriter) blob(pr *repo.PackReader, bi repo.BlobInfo, span []byte, start int64, spanErr error) ([]byte, error) {
+	w.plain = bufs.Grow(w.plain, repo.DecompressBuf(int(bi.RawLen)))
 	if spanErr == nil {
-		return pr.Blob(bi, span[int64(bi.Offset)-start:int64(bi.Offset)-start+int64(bi.Length)])
+		return pr.BlobInto(bi, span[int64(bi.Offset)-start:int64(bi.Offset)-start+int64(bi.Length)], w.plain)
 	}
 	sealed, err := pr.ReadRange(w.rs.ctx, int64(bi.Offset), int64(bi.Length))
 	if err != nil {
 		return nil, fmt.Errorf("pack %s cannot be read: %w", bi.Pack.Short(), err)
 	}
-	return pr.Blob(bi, sealed)
+	return pr.BlobInto(bi, sealed, w.plain)
 }
 
 // done counts one blob of a file; the last one finishes the file.

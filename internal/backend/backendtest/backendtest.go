@@ -39,6 +39,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) backend.Backend) {
 		{"WriteOnce", testWriteOnce},
 		{"NotFound", testNotFound},
 		{"RangedLoad", testRangedLoad},
+		{"LoadInto", testLoadInto},
 		{"EmptyFile", testEmptyFile},
 		{"List", testList},
 		{"RemoveIdempotent", testRemove},
@@ -169,6 +170,34 @@ func testRangedLoad(t *testing.T, b backend.Backend) {
 		if !errors.Is(err, io.ErrUnexpectedEOF) {
 			t.Errorf("Load [%d,+%d] of a %d-byte file: got %d bytes, %v; want io.ErrUnexpectedEOF", c.off, c.n, size, len(got), err)
 		}
+	}
+}
+
+func testLoadInto(t *testing.T, b backend.Backend) {
+	h := backend.Handle{Kind: backend.Packs, Name: Name()}
+	data := randBytes(4096)
+	mustSave(t, b, h, data)
+	size := int64(len(data))
+	for _, c := range []struct{ off, n int64 }{{0, 1}, {0, size}, {1, size - 1}, {100, 200}, {size - 1, 1}, {size, 0}} {
+		buf := bytes.Repeat([]byte{0xAA}, int(c.n)+8)
+		if err := b.LoadInto(ctx, h, c.off, buf[:c.n]); err != nil {
+			t.Fatalf("LoadInto [%d,+%d]: %v", c.off, c.n, err)
+		}
+		if !bytes.Equal(buf[:c.n], data[c.off:c.off+c.n]) {
+			t.Errorf("LoadInto [%d,+%d]: content differs", c.off, c.n)
+		}
+		if !bytes.Equal(buf[c.n:], bytes.Repeat([]byte{0xAA}, 8)) {
+			t.Errorf("LoadInto [%d,+%d] wrote past its buffer", c.off, c.n)
+		}
+	}
+	for _, c := range []struct{ off, n int64 }{{0, size + 1}, {size - 10, 11}, {size, 1}, {size + 5, 1}} {
+		if err := b.LoadInto(ctx, h, c.off, make([]byte, c.n)); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Errorf("LoadInto [%d,+%d] of a %d-byte file: %v, want io.ErrUnexpectedEOF", c.off, c.n, size, err)
+		}
+	}
+	missing := backend.Handle{Kind: backend.Packs, Name: Name()}
+	if err := b.LoadInto(ctx, missing, 0, make([]byte, 10)); !backend.IsNotFound(err) {
+		t.Errorf("LoadInto of missing %s: %v, want ErrNotFound", missing, err)
 	}
 }
 
