@@ -207,6 +207,7 @@ func printBackupSummary(rep *report.Reporter, location string, res *run.BackupRe
 			"outcomes": s.Outcomes, "partial": s.Partial, "consistency": s.Consistency,
 			"sources": s.Sources, "problems": problems, "exit_code": res.ExitCode(),
 			"parent": s.Parent, "notes": res.Notes, "warnings": res.Warnings, "file_log": res.FileLog,
+			"quiesce": s.Quiesce,
 		})
 		return
 	}

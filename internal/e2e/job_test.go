@@ -117,6 +117,10 @@ hooks:
 			for i := range runs {
 				res := e.must(t, 0, "--json", "backup", "--job", jobFile)
 				sum := summary(t, res.stdout)
+				q, _ := sum["quiesce"].(map[string]any)
+				if ws, _ := q["writers"].([]any); len(ws) != 1 {
+					t.Fatalf("run %d: the JSON summary reports quiesce %v, want the SQLite writer", i, sum["quiesce"])
+				}
 				dst := t.TempDir()
 				e.must(t, 0, "restore", sum["snapshot_id"].(string), "--target", dst)
 				restored := filepath.Join(dst, db)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"testing"
 
 	_ "github.com/PlakarKorp/go-cdc-chunkers/chunkers/fastcdc"  // compared in BenchmarkChunkerAlgorithms
@@ -238,4 +239,73 @@ func BenchmarkChunkerAlgorithms(b *testing.B) {
 			b.ReportMetric(float64(len(data)*b.N)/float64(chunks)/1024, "KiB/chunk")
 		})
 	}
+}
+
+// BenchmarkStagesOnData runs each stage over the chunks of real data: the
+// file named by STILLPOINT_STAGE_DATA (bench/stages.sh passes a sample of
+// the big data set). How fast compression is depends on the data, so the
+// slowest stage is only known for given content.
+func BenchmarkStagesOnData(b *testing.B) {
+	path := os.Getenv("STILLPOINT_STAGE_DATA")
+	if path == "" {
+		b.Skip("STILLPOINT_STAGE_DATA is not set")
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := benchRepo(b)
+	c, err := r.NewChunker()
+	if err != nil {
+		b.Fatal(err)
+	}
+	chunkAll := func() (chunks [][]byte) {
+		c.Reset(bytes.NewReader(data))
+		for {
+			chunk, err := c.Next()
+			if err == io.EOF {
+				return chunks
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			chunks = append(chunks, append([]byte(nil), chunk...))
+		}
+	}
+	chunks := chunkAll()
+	run := func(name string, stage func([]byte)) {
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			for range b.N {
+				for _, chunk := range chunks {
+					stage(chunk)
+				}
+			}
+		})
+	}
+	b.Run("chunk", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		for range b.N {
+			c.Reset(bytes.NewReader(data))
+			for {
+				if _, err := c.Next(); err == io.EOF {
+					break
+				} else if err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+	run("hash", func(chunk []byte) { r.Hash(chunk) })
+	comp, err := newCompressor(r.cfg.Compression)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dst := make([]byte, 0, compressBound(r.cfg.Chunker.Max))
+	run("compress", func(chunk []byte) { comp.compress(dst, chunk) })
+	pw := newPackWriter(r.key, make([]byte, 0, 2*r.cfg.Chunker.Max))
+	run("encrypt", func(chunk []byte) {
+		pw.buf, pw.entries = pw.buf[:0], pw.entries[:0]
+		pw.add(DataBlob, ID{}, 0, chunk, len(chunk))
+	})
 }
