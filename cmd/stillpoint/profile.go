@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"runtime/pprof"
+	"runtime/trace"
 	"time"
 )
 
@@ -13,7 +14,9 @@ import (
 // environment (docs/benchmarks.md): STILLPOINT_CPUPROFILE=FILE writes a CPU
 // profile of the whole run; STILLPOINT_HEAPPROFILE=FILE writes a heap
 // profile taken when the heap in use was largest, which is what peak RSS
-// follows. The returned function finishes them.
+// follows; STILLPOINT_TRACE=FILE writes an execution trace, which shows
+// where goroutines wait (go tool trace -pprof=sync|syscall|sched FILE).
+// The returned function finishes them.
 func startProfiles() (stop func()) {
 	var stops []func()
 	if path := os.Getenv("STILLPOINT_CPUPROFILE"); path != "" {
@@ -25,6 +28,17 @@ func startProfiles() (stop func()) {
 			fmt.Fprintln(os.Stderr, "stillpoint: cpu profile:", err)
 		} else {
 			stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
+		}
+	}
+	if path := os.Getenv("STILLPOINT_TRACE"); path != "" {
+		f, err := os.Create(path)
+		if err == nil {
+			err = trace.Start(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "stillpoint: trace:", err)
+		} else {
+			stops = append(stops, func() { trace.Stop(); f.Close() })
 		}
 	}
 	if path := os.Getenv("STILLPOINT_HEAPPROFILE"); path != "" {
