@@ -71,7 +71,7 @@ awk -v cores="$cores" -v chunk="$chunk" -v hash="$hash" -v comp="$comp" -v enc="
 	printf "- all four stages sharing %d cores (sum of their costs per byte): at most %.0f MB/s\n", cores, shared
 	printf "- whole pipeline on in-memory data (BenchmarkPipeline/big, includes packing and storing to memory): %.0f MB/s = %.0f%% of the slowest stage, %.0f%% of the shared bound\n", pipe, 100 * pipe / bound, 100 * pipe / shared
 	if (dread != "" && dwrite != "")
-		printf "- the disk: reading %.0f MB/s (cold cache), writing %.0f MB/s (with fsync); a backup reads every byte and writes about as many, so with reads and writes taking turns at most %.0f MB/s\n", dread, dwrite, 1 / (1 / dread + 1 / dwrite)
+		printf "- the disk: reading %.0f MB/s (cold cache), writing %.0f MB/s (with fsync); a backup that reads every byte from it and writes about as many to it goes no faster than the slower of the two, %.0f MB/s\n", dread, dwrite, (dread < dwrite ? dread : dwrite)
 	if (measured != "")
 		printf "- measured end to end (big data set, from disk): %.0f MB/s = %.0f%% of the slowest stage, %.0f%% of the shared bound\n", measured, 100 * measured / bound, 100 * measured / shared
 }'

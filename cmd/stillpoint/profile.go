@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"runtime/metrics"
@@ -19,28 +20,23 @@ import (
 // The returned function finishes them.
 func startProfiles() (stop func()) {
 	var stops []func()
-	if path := os.Getenv("STILLPOINT_CPUPROFILE"); path != "" {
+	toFile := func(env, what string, start func(io.Writer) error, stop func()) {
+		path := os.Getenv(env)
+		if path == "" {
+			return
+		}
 		f, err := os.Create(path)
 		if err == nil {
-			err = pprof.StartCPUProfile(f)
+			err = start(f)
 		}
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "stillpoint: cpu profile:", err)
-		} else {
-			stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
+			fmt.Fprintf(os.Stderr, "stillpoint: %s: %v\n", what, err)
+			return
 		}
+		stops = append(stops, func() { stop(); f.Close() })
 	}
-	if path := os.Getenv("STILLPOINT_TRACE"); path != "" {
-		f, err := os.Create(path)
-		if err == nil {
-			err = trace.Start(f)
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "stillpoint: trace:", err)
-		} else {
-			stops = append(stops, func() { trace.Stop(); f.Close() })
-		}
-	}
+	toFile("STILLPOINT_CPUPROFILE", "cpu profile", pprof.StartCPUProfile, pprof.StopCPUProfile)
+	toFile("STILLPOINT_TRACE", "trace", trace.Start, trace.Stop)
 	if path := os.Getenv("STILLPOINT_HEAPPROFILE"); path != "" {
 		runtime.MemProfileRate = 64 << 10
 		done := make(chan struct{})

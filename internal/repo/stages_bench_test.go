@@ -57,14 +57,7 @@ func BenchmarkChunker(b *testing.B) {
 			b.SetBytes(int64(len(data)))
 			b.ResetTimer()
 			for range b.N {
-				c.Reset(bytes.NewReader(data))
-				for {
-					if _, err := c.Next(); err == io.EOF {
-						break
-					} else if err != nil {
-						b.Fatal(err)
-					}
-				}
+				chunkAll(b, c, data)
 			}
 		})
 	}
@@ -259,20 +252,8 @@ func BenchmarkStagesOnData(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	chunkAll := func() (chunks [][]byte) {
-		c.Reset(bytes.NewReader(data))
-		for {
-			chunk, err := c.Next()
-			if err == io.EOF {
-				return chunks
-			}
-			if err != nil {
-				b.Fatal(err)
-			}
-			chunks = append(chunks, append([]byte(nil), chunk...))
-		}
-	}
-	chunks := chunkAll()
+	var chunks [][]byte
+	chunkAll(b, c, data, func(chunk []byte) { chunks = append(chunks, append([]byte(nil), chunk...)) })
 	run := func(name string, stage func([]byte)) {
 		b.Run(name, func(b *testing.B) {
 			b.SetBytes(int64(len(data)))
@@ -286,14 +267,7 @@ func BenchmarkStagesOnData(b *testing.B) {
 	b.Run("chunk", func(b *testing.B) {
 		b.SetBytes(int64(len(data)))
 		for range b.N {
-			c.Reset(bytes.NewReader(data))
-			for {
-				if _, err := c.Next(); err == io.EOF {
-					break
-				} else if err != nil {
-					b.Fatal(err)
-				}
-			}
+			chunkAll(b, c, data)
 		}
 	})
 	run("hash", func(chunk []byte) { r.Hash(chunk) })
@@ -308,4 +282,21 @@ func BenchmarkStagesOnData(b *testing.B) {
 		pw.buf, pw.entries = pw.buf[:0], pw.entries[:0]
 		pw.add(DataBlob, ID{}, 0, chunk, len(chunk))
 	})
+}
+
+// chunkAll cuts data into chunks, handing each to the keep functions.
+func chunkAll(b *testing.B, c *Chunker, data []byte, keep ...func([]byte)) {
+	c.Reset(bytes.NewReader(data))
+	for {
+		chunk, err := c.Next()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, k := range keep {
+			k(chunk)
+		}
+	}
 }
