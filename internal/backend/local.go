@@ -120,12 +120,9 @@ func (l *Local) Load(ctx context.Context, h Handle, offset, length int64) ([]byt
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	f, err := os.Open(l.path(h))
+	f, err := l.openForLoad(h)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("load %s: %w", h, ErrNotFound)
-		}
-		return nil, fmt.Errorf("load %s: %w", h, err)
+		return nil, err
 	}
 	defer f.Close()
 	if length == 0 {
@@ -150,15 +147,23 @@ func (l *Local) LoadInto(ctx context.Context, h Handle, offset int64, buf []byte
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	f, err := os.Open(l.path(h))
+	f, err := l.openForLoad(h)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("load %s: %w", h, ErrNotFound)
-		}
-		return fmt.Errorf("load %s: %w", h, err)
+		return err
 	}
 	defer f.Close()
 	return readFull(f, h, offset, buf)
+}
+
+func (l *Local) openForLoad(h Handle) (*os.File, error) {
+	f, err := os.Open(l.path(h))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("load %s: %w", h, ErrNotFound)
+		}
+		return nil, fmt.Errorf("load %s: %w", h, err)
+	}
+	return f, nil
 }
 
 func readFull(f *os.File, h Handle, offset int64, buf []byte) error {

@@ -35,14 +35,9 @@ func (m *Mem) Save(ctx context.Context, h Handle, data []byte) error {
 
 // Load implements Backend.
 func (m *Mem) Load(ctx context.Context, h Handle, offset, length int64) ([]byte, error) {
-	if err := ctx.Err(); err != nil {
+	data, err := m.file(ctx, h)
+	if err != nil {
 		return nil, err
-	}
-	m.mu.RLock()
-	data, ok := m.files[h]
-	m.mu.RUnlock()
-	if !ok {
-		return nil, fmt.Errorf("load %s: %w", h, ErrNotFound)
 	}
 	if length == 0 {
 		length = int64(len(data)) - offset
@@ -55,20 +50,28 @@ func (m *Mem) Load(ctx context.Context, h Handle, offset, length int64) ([]byte,
 
 // LoadInto implements Backend.
 func (m *Mem) LoadInto(ctx context.Context, h Handle, offset int64, buf []byte) error {
-	if err := ctx.Err(); err != nil {
+	data, err := m.file(ctx, h)
+	if err != nil {
 		return err
-	}
-	m.mu.RLock()
-	data, ok := m.files[h]
-	m.mu.RUnlock()
-	if !ok {
-		return fmt.Errorf("load %s: %w", h, ErrNotFound)
 	}
 	if offset < 0 || offset+int64(len(buf)) > int64(len(data)) {
 		return fmt.Errorf("load %s: %w", h, io.ErrUnexpectedEOF)
 	}
 	copy(buf, data[offset:])
 	return nil
+}
+
+func (m *Mem) file(ctx context.Context, h Handle) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m.mu.RLock()
+	data, ok := m.files[h]
+	m.mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("load %s: %w", h, ErrNotFound)
+	}
+	return data, nil
 }
 
 // Stat implements Backend.

@@ -1,9 +1,7 @@
 package repo
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"testing"
 
 	"github.com/stillpoint-backup/stillpoint/internal/backend"
@@ -14,24 +12,16 @@ func chunkIDs(t *testing.T, r *Repository, data []byte) map[ID]bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Reset(bytes.NewReader(data))
 	ids := map[ID]bool{}
 	total := 0
-	for {
-		chunk, err := c.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	chunkAll(t, c, data, func(chunk []byte) {
 		p := r.cfg.Chunker
 		if len(chunk) > p.Max || (len(chunk) < p.Min && total+len(chunk) != len(data)) {
 			t.Fatalf("chunk of %d bytes outside [%d, %d]", len(chunk), p.Min, p.Max)
 		}
 		total += len(chunk)
 		ids[r.Hash(chunk)] = true
-	}
+	})
 	if total != len(data) {
 		t.Fatalf("chunks add up to %d of %d bytes", total, len(data))
 	}

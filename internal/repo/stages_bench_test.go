@@ -285,7 +285,7 @@ func BenchmarkStagesOnData(b *testing.B) {
 }
 
 // chunkAll cuts data into chunks, handing each to the keep functions.
-func chunkAll(b *testing.B, c *Chunker, data []byte, keep ...func([]byte)) {
+func chunkAll(tb testing.TB, c *Chunker, data []byte, keep ...func([]byte)) {
 	c.Reset(bytes.NewReader(data))
 	for {
 		chunk, err := c.Next()
@@ -293,7 +293,7 @@ func chunkAll(b *testing.B, c *Chunker, data []byte, keep ...func([]byte)) {
 			return
 		}
 		if err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 		for _, k := range keep {
 			k(chunk)

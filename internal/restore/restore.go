@@ -495,7 +495,7 @@ func (w *packWriter) pack(id repo.ID, uses []blobUse) {
 	end := int64(last.Offset) + int64(last.Length)
 	pr := rs.r.OpenPack(id)
 	w.span = bufs.Grow(w.span, int(end-start))
-	span := w.span[:end-start]
+	span := w.span
 	err := pr.ReadRangeInto(rs.ctx, start, span)
 	// uses are sorted by blob, so a blob used by several files is
 	// decrypted once
