@@ -46,7 +46,7 @@ type Stats struct {
 type SourceInfo struct {
 	Path        string    `json:"path"`
 	Provider    string    `json:"provider"`            // btrfs, reflink, none, …
-	Consistency string    `json:"consistency"`         // volume, file, live
+	Consistency string    `json:"consistency"`         // application, volume, crash, file, live
 	Created     time.Time `json:"created,omitempty"`   // when its snapshot set was created
 	FreezeMs    float64   `json:"freeze_ms,omitempty"` // time the set took to create
 	Note        string    `json:"note,omitempty"`      // e.g. why no snapshot was taken
@@ -74,6 +74,25 @@ type QuiesceInfo struct {
 	Writers []WriterInfo `json:"writers,omitempty"`
 	// hooks that ran before the data was read
 	Hooks []string `json:"hooks,omitempty"`
+	// the processes held (stopped) for the moment of the snapshot
+	Hold *HoldInfo `json:"hold,omitempty"`
+}
+
+// HoldInfo says which processes were stopped for the moment of a volume
+// snapshot, and for how long.
+type HoldInfo struct {
+	HeldMs   float64       `json:"held_ms"`
+	Held     []ProcessInfo `json:"held,omitempty"`
+	Skipped  []ProcessInfo `json:"skipped,omitempty"`
+	TimedOut bool          `json:"timed_out,omitempty"`
+	Message  string        `json:"message,omitempty"`
+}
+
+// ProcessInfo names a process; Reason says why it was not held.
+type ProcessInfo struct {
+	Pid     int    `json:"pid"`
+	Command string `json:"command"`
+	Reason  string `json:"reason,omitempty"`
 }
 
 // WriterInfo says how long a writer held its application still.

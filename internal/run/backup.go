@@ -18,6 +18,7 @@ import (
 
 	"github.com/stillpoint-backup/stillpoint/internal/archiver"
 	"github.com/stillpoint-backup/stillpoint/internal/filter"
+	"github.com/stillpoint-backup/stillpoint/internal/hold"
 	"github.com/stillpoint-backup/stillpoint/internal/livefile"
 	"github.com/stillpoint-backup/stillpoint/internal/outcome"
 	"github.com/stillpoint-backup/stillpoint/internal/quiesce"
@@ -59,7 +60,10 @@ type BackupOptions struct {
 	// FailWithoutQuiet fails the run when MaxWait passes without a quiet
 	// period (by default the snapshot is taken anyway, crash-consistent).
 	FailWithoutQuiet bool
-	OnHook           func(quiesce.HookResult)
+	// Hold stops the processes writing to a volume snapshot's filesystems
+	// for the moment of the snapshot.
+	Hold   hold.Options
+	OnHook func(quiesce.HookResult)
 
 	Progress  *archiver.Progress
 	OnProblem func(archiver.Problem)
