@@ -7,9 +7,11 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/stillpoint-backup/stillpoint/internal/archiver"
+	"github.com/stillpoint-backup/stillpoint/internal/hold"
 	"github.com/stillpoint-backup/stillpoint/internal/job"
 	"github.com/stillpoint-backup/stillpoint/internal/livefile"
 	"github.com/stillpoint-backup/stillpoint/internal/outcome"
@@ -17,6 +19,7 @@ import (
 	"github.com/stillpoint-backup/stillpoint/internal/report"
 	"github.com/stillpoint-backup/stillpoint/internal/run"
 	"github.com/stillpoint-backup/stillpoint/internal/snapshot"
+	"github.com/stillpoint-backup/stillpoint/internal/view"
 )
 
 type backupFlags struct {
@@ -30,6 +33,10 @@ type backupFlags struct {
 	stagingDir string
 	jobFile    string
 	compress   string
+	hold       string
+	holdSet    bool // --hold was given: it overrides the job file
+	holdFor    time.Duration
+	holdExcl   []string
 }
 
 func newBackupCmd(g *globals) *cobra.Command {
@@ -52,6 +59,7 @@ written but some files were not read whole (see the summary); 1: nothing was rec
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			f.holdSet = cmd.Flags().Changed("hold") || cmd.Flags().Changed("hold-timeout") || cmd.Flags().Changed("hold-exclude")
 			return runBackup(cmd.Context(), g, f, args)
 		},
 	}
@@ -65,6 +73,9 @@ written but some files were not read whole (see the summary); 1: nothing was rec
 	fl.IntVar(&f.retries, "retries", livefile.DefaultRetries, "attempts after the first for a file that changed or is locked (at most 10)")
 	fl.StringVar(&f.compress, "compression", "", "zstd level for this run's new data: off, fastest, default, better (default: the job's, else the repository's)")
 	fl.StringVar(&f.jobFile, "job", "", "run the backup a job file describes: sources with policies, hooks, writers, the inactivity wait (docs/job.md)")
+	fl.StringVar(&f.hold, "hold", "writers", "for a btrfs snapshot: writers (stop the processes writing to the filesystem for its milliseconds, so it is one point in time) or off (crash-consistent)")
+	fl.DurationVar(&f.holdFor, "hold-timeout", hold.DefaultTimeout, "longest a process is held; past it the snapshot is taken crash-consistent")
+	fl.StringArrayVar(&f.holdExcl, "hold-exclude", nil, "never hold this process (command name or executable path; repeatable)")
 	fl.StringVar(&f.stagingDir, "staging-dir", "", "where --open-files stage copies files (default "+filepath.Join(run.CacheDir(), "staging")+"); must be outside the sources")
 	return cmd
 }
@@ -86,7 +97,11 @@ func backupOptions(g *globals, f backupFlags, paths []string, rep *report.Report
 		if g.access.Repository == "" && j.Repository != "" {
 			g.access.Repository = j.Repository
 		}
-		return run.FromJob(j, staging)
+		o, err := run.FromJob(j, staging)
+		if err == nil && f.holdSet {
+			o.Hold, err = holdOptions(f)
+		}
+		return o, err
 	}
 	policy, err := snapshot.ParsePolicy(f.snapshot)
 	if err != nil {
@@ -98,14 +113,30 @@ func backupOptions(g *globals, f backupFlags, paths []string, rep *report.Report
 	}
 	lf.Retries, lf.StagingDir = f.retries, staging
 	o := run.BackupOptions{Excludes: f.excludes, Tags: f.tags, Host: f.host}
+	if o.Hold, err = holdOptions(f); err != nil {
+		return o, err
+	}
 	for _, p := range paths {
 		o.Sources = append(o.Sources, run.Source{Path: p, Snapshot: policy, OpenFiles: lf})
 	}
 	return o, nil
 }
 
+func holdOptions(f backupFlags) (hold.Options, error) {
+	if f.hold != "writers" && f.hold != "off" {
+		return hold.Options{}, &exitError{code: exitUsage, err: fmt.Errorf("--hold %q: use writers or off", f.hold)}
+	}
+	if f.holdFor <= 0 || f.holdFor > hold.MaxTimeout {
+		return hold.Options{}, &exitError{code: exitUsage, err: fmt.Errorf("--hold-timeout %s: give a duration above 0 and at most %s", f.holdFor, hold.MaxTimeout)}
+	}
+	return hold.Options{Enabled: f.hold == "writers", Timeout: f.holdFor, Exclude: f.holdExcl}, nil
+}
+
 func runBackup(ctx context.Context, g *globals, f backupFlags, paths []string) error {
 	rep := g.reporter()
+	if f.jobFile == "" && (f.retries < 0 || f.retries > livefile.MaxRetries) {
+		return &exitError{code: exitUsage, err: fmt.Errorf("--retries %d: use 0 to %d", f.retries, livefile.MaxRetries)}
+	}
 	o, err := backupOptions(g, f, paths, rep)
 	if err != nil {
 		return err
@@ -134,6 +165,11 @@ func runBackup(ctx context.Context, g *globals, f backupFlags, paths []string) e
 		if _, err := livefile.PurgeStaging(s.OpenFiles.StagingDir); err != nil {
 			rep.Warn(s.OpenFiles.StagingDir, "staging", "leftovers of an earlier run not removed: "+err.Error())
 		}
+	}
+	// a backup of nothing stops before it creates a repository, runs hooks
+	// or takes snapshots
+	if err := archiver.CheckRoots(&view.Live{}, sourcePaths); err != nil {
+		return err
 	}
 	// plan first: a required snapshot that cannot be taken fails before
 	// anything is written, the repository included
@@ -184,6 +220,8 @@ func runBackup(ctx context.Context, g *globals, f backupFlags, paths []string) e
 	if err != nil {
 		if res != nil && res.Snapshot != nil {
 			printBackupSummary(rep, r.Backend().Location(), res)
+			// not "nothing was recorded": say what failed after the snapshot
+			return &exitError{code: exitFatal, err: fmt.Errorf("snapshot %s was saved, but then: %w", res.Snapshot.ID.Short(), err)}
 		}
 		return err
 	}
@@ -275,11 +313,22 @@ func printBackupSummary(rep *report.Reporter, location string, res *run.BackupRe
 				rep.Printf("    … and %d more (stillpoint ls %s --outcome %s)\n", len(ps)-5, s.ID.Short(), o)
 				break
 			}
-			detail := p.Reason
-			if p.Holder != "" {
-				detail += ", held by " + p.Holder
-			}
-			rep.Printf("    %s (%s)\n", p.Path, detail)
+			rep.Printf("    %s%s\n", p.Path, problemDetail(p))
 		}
 	}
+}
+
+// problemDetail is " (reason, held by holder)", or "" when there is neither.
+func problemDetail(p archiver.Problem) string {
+	var parts []string
+	if p.Reason != "" {
+		parts = append(parts, p.Reason)
+	}
+	if p.Holder != "" {
+		parts = append(parts, "held by "+p.Holder)
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
 }

@@ -6,6 +6,10 @@ import "time"
 // snapshot is taken crash-consistent.
 const DefaultTimeout = 2 * time.Second
 
+// MaxTimeout is the longest hold allowed; VSS holds a volume's writes for
+// at most 10 s, and an application stopped longer than that may time out.
+const MaxTimeout = 10 * time.Second
+
 // Options configure a hold.
 type Options struct {
 	// Enabled holds the writers of the snapshotted filesystems.

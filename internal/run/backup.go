@@ -211,14 +211,24 @@ func Backup(ctx context.Context, r *repo.Repository, o BackupOptions) (res *Back
 					res.Warnings = append(res.Warnings, ir.Message)
 				}
 			}
+			if o.Plan != nil {
+				// old snapshots are deleted and dirty pages written back
+				// before the writers freeze, not while they wait
+				o.Plan.RemoveLeftovers()
+				if err := o.Plan.Flush(); err != nil {
+					res.Warnings = append(res.Warnings, "flushing before the snapshot: "+err.Error())
+				}
+			}
 			info := quiesce.FreezeInfo{RunID: o.RunID, Covered: coverage(o.Plan), StagingDir: writerStaging}
 			frozen, err := freezeAll(ctx, o.Writers, info)
 			if err != nil {
 				return nil, err
 			}
 			var serr error
+			var held *hold.Report
 			if o.Plan != nil {
-				set, serr = o.Plan.Create(ctx)
+				set, held, serr = createHeld(ctx, o.Plan, o.Hold)
+				qinfo.Hold = holdInfo(held)
 			}
 			qinfo.Writers = thawAll(frozen)
 			if serr != nil {
@@ -236,7 +246,10 @@ func Backup(ctx context.Context, r *repo.Repository, o BackupOptions) (res *Back
 			if set == nil {
 				return nil, nil
 			}
-			sources, snapped = setSources(set)
+			sources, snapped = setSources(set, held.PointInTime())
+			if held != nil && held.Message != "" {
+				res.Warnings = append(res.Warnings, "hold: "+held.Message+"; the btrfs snapshot is crash-consistent")
+			}
 			res.Notes = append(res.Notes, set.Notes...)
 			res.Warnings = append(res.Warnings, set.Warnings...)
 			return set.Locations(), nil
@@ -281,7 +294,7 @@ func Backup(ctx context.Context, r *repo.Repository, o BackupOptions) (res *Back
 			}
 			s.Partial = ares.Outcomes.NotWhole() > 0
 			s.Consistency = weakest(sources)
-			if o.Inactivity > 0 || len(qinfo.Writers) > 0 || len(res.Hooks) > 0 {
+			if o.Inactivity > 0 || len(qinfo.Writers) > 0 || len(res.Hooks) > 0 || qinfo.Hold != nil {
 				s.Quiesce = qinfo
 			}
 			ws := r.Stats()
@@ -348,17 +361,11 @@ func NewRunID() string { return repo.NewRandomID().String()[:12] }
 
 // weakest is the weakest consistency level over the sources.
 func weakest(sources []repo.SourceInfo) string {
-	rank := map[string]int{"application": 4, "volume": 3, "file": 2, "live": 1}
-	level := ""
-	for _, s := range sources {
-		if level == "" || rank[s.Consistency] < rank[level] {
-			level = s.Consistency
-		}
+	levels := make([]snapshot.Consistency, len(sources))
+	for i, s := range sources {
+		levels[i] = snapshot.Consistency(s.Consistency)
 	}
-	if level == "" {
-		return "live"
-	}
-	return level
+	return string(snapshot.Weakest(levels...))
 }
 
 // findParent picks the newest snapshot of the same host and paths.

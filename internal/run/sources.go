@@ -39,13 +39,17 @@ func liveSources(paths []string) []repo.SourceInfo {
 }
 
 // setSources describes how each source was read, and returns a test for
-// whether a path lies in a snapped source.
-func setSources(set *snapshot.Set) ([]repo.SourceInfo, func(string) bool) {
+// whether a path lies in a snapped source. held says that the writers were
+// held for the set: its crash-consistent snapshots are then one point in time.
+func setSources(set *snapshot.Set, held bool) ([]repo.SourceInfo, func(string) bool) {
 	created := time.Now().UTC().Add(-set.Window)
 	var out []repo.SourceInfo
 	var snappedRoots []string
 	for _, sp := range set.Sources {
 		si := repo.SourceInfo{Path: sp.Path, Provider: sp.Provider, Consistency: string(sp.Consistency), Note: sp.Note}
+		if held && sp.Consistency == snapshot.Crash {
+			si.Consistency = string(snapshot.Volume)
+		}
 		if sp.Provider != "none" {
 			si.Created = created
 			si.FreezeMs = float64(set.Window.Microseconds()) / 1000

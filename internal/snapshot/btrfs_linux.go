@@ -90,8 +90,8 @@ func (Btrfs) Detect(path string) (Fit, error) {
 	if why != "" {
 		return Fit{Provider: "btrfs", Reason: why}, nil
 	}
-	return Fit{Provider: "btrfs", OK: true, Consistency: Volume,
-		Reason: "read-only snapshot of subvolume " + src.root}, nil
+	return Fit{Provider: "btrfs", OK: true, Consistency: Crash,
+		Reason: "read-only snapshot of subvolume " + src.root + " (crash-consistent; a point in time with the writers held)"}, nil
 }
 
 // subvol is one subvolume to snap.
@@ -307,13 +307,13 @@ func (s *btrfsSnapshot) buildView(srcs []btrfsSource, subs map[uint64]subvol, ne
 	for _, src := range srcs {
 		sv := byRoot[src.root]
 		root := filepath.Join(s.snapPath(sv.id), rel(src.root, src.real))
-		routes = append(routes, route{src.orig, &stamped{&view.Live{Strip: src.orig, Root: root}, sv.dev, Volume}})
+		routes = append(routes, route{src.orig, &stamped{&view.Live{Strip: src.orig, Root: root}, sv.dev, Crash}})
 		for np, id := range nested {
 			if !within(np, src.real) {
 				continue
 			}
 			orig := filepath.Join(src.orig, rel(src.real, np))
-			routes = append(routes, route{orig, &stamped{&view.Live{Strip: orig, Root: s.snapPath(id)}, subs[id].dev, Volume}})
+			routes = append(routes, route{orig, &stamped{&view.Live{Strip: orig, Root: s.snapPath(id)}, subs[id].dev, Crash}})
 		}
 	}
 	var paths []string
@@ -328,7 +328,7 @@ func (s *btrfsSnapshot) buildView(srcs []btrfsSource, subs map[uint64]subvol, ne
 }
 
 func (s *btrfsSnapshot) Provider() string         { return "btrfs" }
-func (s *btrfsSnapshot) Consistency() Consistency { return Volume }
+func (s *btrfsSnapshot) Consistency() Consistency { return Crash }
 func (s *btrfsSnapshot) Sources() []string        { return s.sources }
 func (s *btrfsSnapshot) View() view.View          { return s.view }
 func (s *btrfsSnapshot) Notes() []string          { return s.notes }

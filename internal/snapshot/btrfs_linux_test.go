@@ -26,7 +26,7 @@ func TestBtrfsSubvolumeRoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := s.Sources[0]; got.Provider != "btrfs" || got.Consistency != Volume || s.Consistency() != Volume {
+	if got := s.Sources[0]; got.Provider != "btrfs" || got.Consistency != Crash || s.Consistency() != Crash {
 		t.Fatalf("source plan %+v, set consistency %s", got, s.Consistency())
 	}
 	// Change everything live; the view must not see it.
@@ -63,7 +63,7 @@ func TestBtrfsSubvolumeRoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if OriginOf(f) != Volume {
+	if OriginOf(f) != Crash {
 		t.Errorf("origin %s", OriginOf(f))
 	}
 	f.Close()

@@ -3,6 +3,7 @@ package snapshot
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -44,6 +45,34 @@ type Plan struct {
 
 	opts      Options
 	providers map[string]Provider
+
+	leftoversDone    bool
+	removed          []Leftover
+	leftoverWarnings []string
+}
+
+// HoldMounts lists the mount points of the filesystems the plan snaps as a
+// whole but only crash-consistently (btrfs): holding their writers while
+// the set is created makes those snapshots one point in time.
+func (p *Plan) HoldMounts() []string {
+	var out []string
+	for _, g := range p.groups() {
+		if g.consistency == Crash && !slices.Contains(out, g.fs.Mountpoint) {
+			out = append(out, g.fs.Mountpoint)
+		}
+	}
+	return out
+}
+
+// Mounts lists the mount points of every filesystem the plan snaps.
+func (p *Plan) Mounts() []string {
+	var out []string
+	for _, g := range p.groups() {
+		if g.provider.Name() != "none" && !slices.Contains(out, g.fs.Mountpoint) {
+			out = append(out, g.fs.Mountpoint)
+		}
+	}
+	return out
 }
 
 // RequiredError is returned when a source with policy required cannot be
@@ -144,9 +173,10 @@ func (p *Plan) decide(s Source) (SourcePlan, error) {
 
 // group is the sources one provider snaps in one filesystem.
 type group struct {
-	provider Provider
-	fs       FSInfo
-	sources  []string
+	provider    Provider
+	fs          FSInfo
+	consistency Consistency
+	sources     []string
 }
 
 // groups keeps the order of first appearance, so creation order is stable.
@@ -160,7 +190,7 @@ func (p *Plan) groups() []*group {
 		}
 		g := byKey[key]
 		if g == nil {
-			g = &group{provider: p.providers[s.Provider], fs: s.FS}
+			g = &group{provider: p.providers[s.Provider], fs: s.FS, consistency: s.Consistency}
 			byKey[key] = g
 			out = append(out, g)
 		}

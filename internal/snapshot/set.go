@@ -53,9 +53,9 @@ func (p *Plan) Create(ctx context.Context) (*Set, error) {
 		bySrc:    map[string]Snapshot{},
 	}
 	groups := p.groups()
-	if !p.opts.KeepLeftovers {
-		s.removeLeftovers(groups)
-	}
+	p.RemoveLeftovers()
+	s.Removed = append(s.Removed, p.removed...)
+	s.Warnings = append(s.Warnings, p.leftoverWarnings...)
 	start := time.Now()
 	for _, g := range groups {
 		if err := ctx.Err(); err != nil {
@@ -98,9 +98,17 @@ func (s *Set) abort(err error) error {
 	return err
 }
 
-func (s *Set) removeLeftovers(groups []*group) {
+// RemoveLeftovers removes what killed runs left on the filesystems the
+// plan snaps (unless Options.KeepLeftovers). Create calls it; calling it
+// first keeps the deletion of old snapshots out of the moment a hold
+// stalls the writers. It runs once.
+func (p *Plan) RemoveLeftovers() {
+	if p.opts.KeepLeftovers || p.leftoversDone {
+		return
+	}
+	p.leftoversDone = true
 	var mps []string
-	for _, g := range groups {
+	for _, g := range p.groups() {
 		if g.provider.Name() != "none" {
 			mps = append(mps, g.fs.Mountpoint)
 		}
@@ -110,17 +118,17 @@ func (s *Set) removeLeftovers(groups []*group) {
 	}
 	found, err := FindLeftovers(mps)
 	if err != nil {
-		s.Warnings = append(s.Warnings, err.Error())
+		p.leftoverWarnings = append(p.leftoverWarnings, err.Error())
 	}
 	for _, lo := range found {
 		if lo.InUse {
 			continue
 		}
 		if err := Cleanup([]Leftover{lo}); err != nil {
-			s.Warnings = append(s.Warnings, err.Error())
+			p.leftoverWarnings = append(p.leftoverWarnings, err.Error())
 			continue
 		}
-		s.Removed = append(s.Removed, lo)
+		p.removed = append(p.removed, lo)
 	}
 }
 
@@ -133,16 +141,33 @@ func (s *Set) Snapshots() []Snapshot { return append([]Snapshot(nil), s.snaps...
 
 // Consistency is the weakest consistency of any source.
 func (s *Set) Consistency() Consistency {
-	c := Volume
+	var levels []Consistency
 	for _, sp := range s.Sources {
-		switch {
-		case sp.Consistency == Live:
-			return Live
-		case sp.Consistency == File:
-			c = File
+		levels = append(levels, sp.Consistency)
+	}
+	return Weakest(levels...)
+}
+
+// rank orders the levels, strongest highest. Crash ranks above File: it
+// is one moment across files, which crash-safe applications need, though a
+// file written during it may be torn.
+var rank = map[Consistency]int{"application": 5, Volume: 4, Crash: 3, File: 2, Live: 1}
+
+// Weakest is the weakest of levels (Live for none, or an unknown level).
+func Weakest(levels ...Consistency) Consistency {
+	if len(levels) == 0 {
+		return Live
+	}
+	w := levels[0]
+	for _, c := range levels[1:] {
+		if rank[c] < rank[w] {
+			w = c
 		}
 	}
-	return c
+	if rank[w] == 0 {
+		return Live
+	}
+	return w
 }
 
 // Clone freezes path now if its source's snapshot can clone single files

@@ -188,7 +188,7 @@ func TestDoctor(t *testing.T) {
 	if b.FS.FSType != "btrfs" || b.FS.Mountpoint != bt || b.Subvolume == nil || b.Subvolume.Root != bt+"/data" || b.Subvolume.ID < 256 {
 		t.Errorf("btrfs path: %s", dumpJSON(b))
 	}
-	if !b.Fits[0].OK || b.Fits[0].Consistency != Volume || !b.Fits[1].OK || b.Fits[1].Consistency != File {
+	if !b.Fits[0].OK || b.Fits[0].Consistency != Crash || !b.Fits[1].OK || b.Fits[1].Consistency != File {
 		t.Errorf("btrfs fits: %s", dumpJSON(b.Fits))
 	}
 	if e.FS.FSType != "ext4" || !strings.HasPrefix(e.FS.Device, "/dev/loop") || e.Subvolume != nil || e.Fits[0].OK || e.Fits[1].OK || !e.Fits[2].OK {

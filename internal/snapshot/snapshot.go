@@ -22,8 +22,16 @@ type Consistency string
 
 // Consistency levels, strongest first.
 const (
-	// Volume: every file of the snapshot is from the same instant.
+	// Volume: every file of the snapshot is from the same instant: every
+	// write that completed before it is in, none after.
 	Volume Consistency = "volume"
+	// Crash: what a power cut would leave. Every page is whole, but writes
+	// in flight while the snapshot was made are in or out one by one, so
+	// a file being written can be in no state it ever had. Crash-safe
+	// applications (databases, anything that orders its writes with fsync)
+	// recover from it. A btrfs snapshot is crash-consistent unless the
+	// writers are held for it (package hold).
+	Crash Consistency = "crash"
 	// File: each file is whole at one instant, but files differ in time.
 	File Consistency = "file"
 	// Live: files are read as they are; a reader must verify them.
@@ -72,7 +80,7 @@ type Cloner interface {
 }
 
 // OriginOf tells where the bytes of a file opened through a view of this
-// package come from: Volume (a volume snapshot), File (a per-file clone)
+// package come from: Crash (a volume snapshot), File (a per-file clone)
 // or Live.
 func OriginOf(f view.File) Consistency {
 	if o, ok := f.(interface{ Consistency() Consistency }); ok {

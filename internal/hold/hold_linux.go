@@ -1,0 +1,309 @@
+package hold
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// testSleepEnv makes a hold sleep once every writer is stopped, so a test
+// can kill stillpoint in the middle of a hold.
+const testSleepEnv = "STILLPOINT_TEST_HOLD_SLEEP"
+
+// maxRounds bounds the rescans for writers that started after the first
+// scan: each round stops what the one before found.
+const maxRounds = 4
+
+// Hold is the writers of some filesystems, stopped. Release resumes them.
+type Hold struct {
+	opts    Options
+	t       *target
+	wd      *watchdog
+	start   time.Time
+	report  Report
+	held    []heldProcess
+	heldPid map[int]bool
+	// unheld writers make the snapshot crash-consistent
+	unheld []string
+
+	mu       sync.Mutex
+	released bool
+}
+
+type heldProcess struct {
+	procStat
+	pidfd int
+}
+
+// Start stops every process that writes to the filesystems mounted at
+// mountpoints (open for writing, mapped writable, or working in them),
+// except stillpoint, its ancestors and the processes it started, PID 1,
+// kernel threads and what opts.Exclude names. It returns once each of
+// them has finished the system call it was in, or, past opts.Timeout,
+// with every process resumed and the reason in the report. Start never
+// fails the backup: what keeps it from holding goes into the report, and
+// the snapshot is then crash-consistent. A nil Hold holds nothing.
+func Start(ctx context.Context, mountpoints []string, opts Options) *Hold {
+	if !opts.Enabled || len(mountpoints) == 0 {
+		return nil
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	h := &Hold{opts: opts, heldPid: map[int]bool{}}
+	var err error
+	if h.t, err = newTarget(mountpoints); err != nil {
+		h.report.Message = "no hold: " + err.Error()
+		return h
+	}
+	if h.wd, err = startWatchdog(opts.Timeout); err != nil {
+		h.report.Message = "no hold: " + err.Error()
+		return h
+	}
+	var deadline time.Time
+	for round := 0; round < maxRounds; round++ {
+		found, err := h.scan(round == 0)
+		if err != nil {
+			h.fail("scanning processes: " + err.Error())
+			return h
+		}
+		if len(found) == 0 {
+			break
+		}
+		if round == 0 {
+			// the first scan is before the hold; the rescans, for writers
+			// that started meanwhile, are inside it
+			h.start = time.Now()
+			deadline = h.start.Add(opts.Timeout)
+		}
+		for _, p := range found {
+			if err := h.stop(p); err != nil {
+				h.fail(err.Error())
+				return h
+			}
+		}
+		if !h.waitStopped(ctx, deadline) {
+			return h
+		}
+	}
+	if d, err := time.ParseDuration(os.Getenv(testSleepEnv)); err == nil {
+		time.Sleep(d)
+	}
+	return h
+}
+
+// scan lists the processes that use the target and are not held yet, and
+// records the ones it must pass over.
+func (h *Hold) scan(mappings bool) ([]procStat, error) {
+	procs, err := listProcesses()
+	if err != nil {
+		return nil, err
+	}
+	ours := ownFamily(procs)
+	var found []procStat
+	for pid, p := range procs {
+		if h.heldPid[pid] || pid == os.Getpid() || p.kernelThread() || p.state == 'Z' || p.state == 'X' {
+			continue
+		}
+		u, where := h.t.useOf(pid, mappings)
+		if u == noUse {
+			continue
+		}
+		reason, downgrade := h.passOver(p, ours)
+		if reason == "" {
+			found = append(found, p)
+			continue
+		}
+		if !h.skipped(pid) {
+			h.report.Skipped = append(h.report.Skipped, Process{Pid: pid, Command: p.comm, Reason: reason + " (" + where + ")"})
+			if downgrade && u == writes {
+				h.unheld = append(h.unheld, p.String())
+			}
+		}
+	}
+	slices.SortFunc(found, func(a, b procStat) int { return a.pid - b.pid })
+	return found, nil
+}
+
+func (h *Hold) skipped(pid int) bool {
+	return slices.ContainsFunc(h.report.Skipped, func(p Process) bool { return p.Pid == pid })
+}
+
+// passOver says why p is not held ("" to hold it), and whether its writes
+// then make the snapshot crash-consistent.
+func (h *Hold) passOver(p procStat, ours map[int]string) (reason string, downgrade bool) {
+	switch {
+	case p.pid == 1:
+		return "PID 1 is never held", true
+	case ours[p.pid] != "":
+		return ours[p.pid], false
+	case h.excluded(p):
+		return "hold-exclude", false
+	case p.state == 'T':
+		return "already stopped", false
+	case p.state == 't':
+		return "traced by a debugger", true
+	case p.foregroundOfTerminal():
+		return "foreground job of a terminal (its shell would take the terminal back)", true
+	}
+	return "", false
+}
+
+func (h *Hold) excluded(p procStat) bool {
+	if len(h.opts.Exclude) == 0 {
+		return false
+	}
+	exe := exePath(p.pid)
+	for _, x := range h.opts.Exclude {
+		if x == p.comm || (exe != "" && (x == exe || x == filepath.Base(exe))) {
+			return true
+		}
+	}
+	return false
+}
+
+// ownFamily names stillpoint's ancestors (they wait for it) and the
+// processes it started (hooks, writer commands, the watchdog): holding
+// them could only stall the run.
+func ownFamily(procs map[int]procStat) map[int]string {
+	out := map[int]string{}
+	self := os.Getpid()
+	for pid := procs[self].ppid; pid > 1; pid = procs[pid].ppid {
+		if _, ok := procs[pid]; !ok || out[pid] != "" {
+			break
+		}
+		out[pid] = "runs stillpoint"
+	}
+	children := map[int][]int{}
+	for pid, p := range procs {
+		children[p.ppid] = append(children[p.ppid], pid)
+	}
+	queue := slices.Clone(children[self])
+	for len(queue) > 0 {
+		pid := queue[0]
+		queue = queue[1:]
+		if out[pid] == "" {
+			out[pid] = "started by stillpoint"
+			queue = append(queue, children[pid]...)
+		}
+	}
+	return out
+}
+
+// stop tells the watchdog, then stops p through a pidfd, so a pid reused
+// since the scan is never signalled.
+func (h *Hold) stop(p procStat) error {
+	fd, err := unix.PidfdOpen(p.pid, 0)
+	if err != nil {
+		return nil // exited since the scan
+	}
+	if st, err := readStat("/proc/"+strconv.Itoa(p.pid)+"/stat", p.pid); err != nil || st.start != p.start {
+		unix.Close(fd)
+		return nil
+	}
+	if err := h.wd.hold(p); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("the hold watchdog is gone: %w", err)
+	}
+	if err := unix.PidfdSendSignal(fd, unix.SIGSTOP, nil, 0); err != nil {
+		unix.Close(fd)
+		if err == unix.ESRCH {
+			return nil
+		}
+		return fmt.Errorf("stopping %s: %w", p, err)
+	}
+	h.held = append(h.held, heldProcess{p, fd})
+	h.heldPid[p.pid] = true
+	h.report.Held = append(h.report.Held, Process{Pid: p.pid, Command: p.comm})
+	return nil
+}
+
+// waitStopped waits until every held process has stopped. Past the
+// deadline (or on cancellation) it resumes them and says so.
+func (h *Hold) waitStopped(ctx context.Context, deadline time.Time) bool {
+	for pause := 50 * time.Microsecond; ; pause = min(2*pause, time.Millisecond) {
+		var running []string
+		for _, p := range h.held {
+			if !allThreadsStopped(p.pid) {
+				running = append(running, p.String())
+			}
+		}
+		if len(running) == 0 {
+			return true
+		}
+		if ctx.Err() != nil {
+			h.fail("cancelled")
+			return false
+		}
+		if time.Now().After(deadline) {
+			h.report.TimedOut = true
+			h.fail(fmt.Sprintf("%s did not stop within the hold timeout of %s (a system call that does not return, e.g. I/O on a hung device)",
+				strings.Join(running, ", "), h.opts.Timeout))
+			return false
+		}
+		time.Sleep(pause)
+	}
+}
+
+// fail resumes everything now; the snapshot will be crash-consistent.
+func (h *Hold) fail(why string) {
+	h.report.Message = joinWhy(h.report.Message, why)
+	h.resume()
+}
+
+func joinWhy(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+
+// resume continues every held process, last stopped first, and ends the
+// watchdog. It is idempotent.
+func (h *Hold) resume() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.released {
+		return
+	}
+	h.released = true
+	for i := len(h.held) - 1; i >= 0; i-- {
+		unix.PidfdSendSignal(h.held[i].pidfd, unix.SIGCONT, nil, 0)
+		unix.Close(h.held[i].pidfd)
+	}
+	if !h.start.IsZero() {
+		h.report.HeldMs = float64(time.Since(h.start).Microseconds()) / 1000
+	}
+	if h.wd != nil {
+		h.wd.done()
+	}
+}
+
+// Release resumes every held process and reports the hold. It is
+// idempotent, and safe to defer. A hold that ran past its timeout (the
+// watchdog may have resumed the processes before the snapshot was made)
+// is reported timed out.
+func (h *Hold) Release() *Report {
+	if h == nil {
+		return nil
+	}
+	h.resume()
+	if !h.start.IsZero() && h.report.HeldMs > float64(h.opts.Timeout.Microseconds())/1000 && !h.report.TimedOut {
+		h.report.TimedOut = true
+		h.report.Message = joinWhy(h.report.Message, fmt.Sprintf("the hold lasted %.0f ms, past its timeout of %s: the watchdog may have resumed the writers before the snapshot",
+			h.report.HeldMs, h.opts.Timeout))
+	}
+	if len(h.unheld) > 0 && h.report.Message == "" {
+		h.report.Message = "writers not held: " + strings.Join(h.unheld, ", ")
+	}
+	r := h.report
+	return &r
+}
