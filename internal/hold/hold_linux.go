@@ -18,8 +18,8 @@ import (
 // can kill stillpoint in the middle of a hold.
 const testSleepEnv = "STILLPOINT_TEST_HOLD_SLEEP"
 
-// maxRounds bounds the rescans for writers that started after the first
-// scan: each round stops what the one before found.
+// maxRounds bounds the scans for writers that started after the one
+// before: each round stops what the one before found.
 const maxRounds = 4
 
 // Hold is the writers of some filesystems, stopped. Release resumes them.
@@ -31,6 +31,7 @@ type Hold struct {
 	report  Report
 	held    []heldProcess
 	heldPid map[int]bool
+	found   []procStat // by Prepare's scan
 	// unheld writers make the snapshot crash-consistent
 	unheld []string
 
@@ -43,15 +44,22 @@ type heldProcess struct {
 	pidfd int
 }
 
-// Start stops every process that writes to the filesystems mounted at
-// mountpoints (open for writing, mapped writable, or working in them),
-// except stillpoint, its ancestors and the processes it started, PID 1,
-// kernel threads and what opts.Exclude names. It returns once each of
-// them has finished the system call it was in, or, past opts.Timeout,
-// with every process resumed and the reason in the report. Start never
-// fails the backup: what keeps it from holding goes into the report, and
-// the snapshot is then crash-consistent. A nil Hold holds nothing.
+// Start prepares a hold and stops the writers at once (Prepare, then Stop).
 func Start(ctx context.Context, mountpoints []string, opts Options) *Hold {
+	h := Prepare(mountpoints, opts)
+	h.Stop(ctx)
+	return h
+}
+
+// Prepare starts the watchdog and finds the processes that write to the
+// filesystems mounted at mountpoints (open for writing, mapped writable,
+// or working in them), so that Stop has little left to do while the
+// writers wait: a caller flushes the filesystems between the two. Never
+// held: stillpoint, its ancestors and the processes it started, PID 1,
+// kernel threads and what opts.Exclude names. A hold never fails the
+// backup: what keeps it from holding goes into the report, and the
+// snapshot is then crash-consistent. A nil Hold holds nothing.
+func Prepare(mountpoints []string, opts Options) *Hold {
 	if !opts.Enabled || len(mountpoints) == 0 {
 		return nil
 	}
@@ -68,36 +76,43 @@ func Start(ctx context.Context, mountpoints []string, opts Options) *Hold {
 		h.report.Message = "no hold: " + err.Error()
 		return h
 	}
-	var deadline time.Time
-	for round := 0; round < maxRounds; round++ {
-		found, err := h.scan(round == 0)
-		if err != nil {
-			h.fail("scanning processes: " + err.Error())
-			return h
-		}
-		if len(found) == 0 {
-			break
-		}
-		if round == 0 {
-			// the first scan is before the hold; the rescans, for writers
-			// that started meanwhile, are inside it
-			h.start = time.Now()
-			deadline = h.start.Add(opts.Timeout)
-		}
+	if h.found, err = h.scan(true); err != nil {
+		h.fail("scanning processes: " + err.Error())
+	}
+	return h
+}
+
+// Stop stops the writers Prepare found, then scans again for writers that
+// started since, until a scan finds none. It returns once each held
+// process has finished the system call it was in, or, past the timeout,
+// with every process resumed and the reason in the report.
+func (h *Hold) Stop(ctx context.Context) {
+	if h == nil || h.wd == nil || h.released {
+		return
+	}
+	h.start = time.Now()
+	deadline := h.start.Add(h.opts.Timeout)
+	found := h.found
+	for round := 0; round < maxRounds && len(found) > 0; round++ {
 		for _, p := range found {
 			if err := h.stop(p); err != nil {
 				h.fail(err.Error())
-				return h
+				return
 			}
 		}
 		if !h.waitStopped(ctx, deadline) {
-			return h
+			return
+		}
+		var err error
+		// the rescan is inside the hold: it passes over mappings (see useOf)
+		if found, err = h.scan(false); err != nil {
+			h.fail("scanning processes: " + err.Error())
+			return
 		}
 	}
 	if d, err := time.ParseDuration(os.Getenv(testSleepEnv)); err == nil {
 		time.Sleep(d)
 	}
-	return h
 }
 
 // scan lists the processes that use the target and are not held yet, and

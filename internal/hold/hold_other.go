@@ -19,6 +19,12 @@ func Start(_ context.Context, mountpoints []string, opts Options) *Hold {
 	return &Hold{report: Report{Message: "holding writers is not available on " + runtime.GOOS}}
 }
 
+// Prepare is Start: there is nothing to prepare.
+func Prepare(mountpoints []string, opts Options) *Hold { return Start(context.Background(), mountpoints, opts) }
+
+// Stop does nothing.
+func (h *Hold) Stop(context.Context) {}
+
 // Release reports the hold.
 func (h *Hold) Release() *Report {
 	if h == nil {

@@ -227,7 +227,7 @@ func Backup(ctx context.Context, r *repo.Repository, o BackupOptions) (res *Back
 			var serr error
 			var held *hold.Report
 			if o.Plan != nil {
-				set, held, serr = createHeld(ctx, o.Plan, o.Hold)
+				set, held, serr = CreateHeld(ctx, o.Plan, o.Hold)
 				qinfo.Hold = holdInfo(held)
 			}
 			qinfo.Writers = thawAll(frozen)

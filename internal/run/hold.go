@@ -8,12 +8,19 @@ import (
 	"github.com/stillpoint-backup/stillpoint/internal/snapshot"
 )
 
-// createHeld creates the plan's snapshot set with the writers of its
+// CreateHeld creates the plan's snapshot set with the writers of its
 // crash-consistent filesystems held (when opts say so), and resumes them
-// however creation ends, a panic included.
-func createHeld(ctx context.Context, plan *snapshot.Plan, opts hold.Options) (*snapshot.Set, *hold.Report, error) {
-	h := hold.Start(ctx, plan.HoldMounts(), opts)
+// however creation ends, a panic included. The filesystems are flushed
+// just before the writers stop, so the snapshot has little to write while
+// they wait.
+func CreateHeld(ctx context.Context, plan *snapshot.Plan, opts hold.Options) (*snapshot.Set, *hold.Report, error) {
+	h := hold.Prepare(plan.HoldMounts(), opts)
 	defer h.Release()
+	if h != nil {
+		// a failed flush only makes the hold longer: the snapshot syncs again
+		_ = plan.Flush()
+	}
+	h.Stop(ctx)
 	set, err := plan.Create(ctx)
 	return set, h.Release(), err
 }

@@ -205,7 +205,7 @@ func TestBtrfsSnapshotIsPointInTime(t *testing.T) {
 	for i := range 20 {
 		res := backupOnce(t, r, snapshot.Required, src)
 		s := res.Snapshot
-		if s.Sources[0].Provider != "btrfs" || s.Consistency != "volume" {
+		if s.Sources[0].Provider != "btrfs" || s.Consistency != "crash" {
 			t.Fatalf("run %d: read via %+v", i, s.Sources)
 		}
 		if s.Sources[0].FreezeMs <= 0 || s.Sources[0].FreezeMs > 2000 {
