@@ -16,6 +16,7 @@ import (
 	"github.com/stillpoint-backup/stillpoint/internal/livefile"
 	"github.com/stillpoint-backup/stillpoint/internal/outcome"
 	"github.com/stillpoint-backup/stillpoint/internal/quiesce"
+	"github.com/stillpoint-backup/stillpoint/internal/repo"
 	"github.com/stillpoint-backup/stillpoint/internal/report"
 	"github.com/stillpoint-backup/stillpoint/internal/run"
 	"github.com/stillpoint-backup/stillpoint/internal/snapshot"
@@ -276,6 +277,9 @@ func printBackupSummary(rep *report.Reporter, location string, res *run.BackupRe
 			}
 			rep.Printf("  writer: %s held its application still for %.0f ms%s\n", w.Name, w.HeldMs, extra)
 		}
+		if h := q.Hold; h != nil {
+			rep.Printf("  hold:   %s\n", holdSentence(h))
+		}
 	}
 	for _, w := range res.Warnings {
 		rep.Printf("  warning: %s\n", w)
@@ -331,4 +335,23 @@ func problemDetail(p archiver.Problem) string {
 		return ""
 	}
 	return " (" + strings.Join(parts, ", ") + ")"
+}
+
+// holdSentence says whom the hold stopped, for how long, and whom not.
+func holdSentence(h *repo.HoldInfo) string {
+	var held []string
+	for _, p := range h.Held {
+		held = append(held, fmt.Sprintf("%s[%d]", p.Command, p.Pid))
+	}
+	s := "no process was writing to the snapshotted filesystems"
+	if len(held) > 0 {
+		s = fmt.Sprintf("stopped %s for %.1f ms", strings.Join(held, ", "), h.HeldMs)
+	}
+	for _, p := range h.Skipped {
+		s += fmt.Sprintf("; not %s[%d]: %s", p.Command, p.Pid, p.Reason)
+	}
+	if h.Message != "" {
+		s += "; " + h.Message
+	}
+	return s
 }

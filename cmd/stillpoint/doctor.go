@@ -75,7 +75,11 @@ func runDoctor(_ context.Context, g *globals, paths []string, cleanup bool) erro
 		}
 		for _, f := range p.Fits {
 			if f.OK {
-				rep.Printf("  %-8s fits: %s consistency\n", f.Provider, f.Consistency)
+				extra := ""
+				if f.Consistency == snapshot.Crash {
+					extra = " (a point in time, volume, when backup holds the writers: --hold writers, the default)"
+				}
+				rep.Printf("  %-8s fits: %s consistency%s\n", f.Provider, f.Consistency, extra)
 			} else {
 				rep.Printf("  %-8s does not fit: %s\n", f.Provider, f.Reason)
 			}
