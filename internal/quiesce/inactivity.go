@@ -48,6 +48,19 @@ type InactivityOptions struct {
 	// DefaultPollMaxFiles. Entries beyond it are not watched (the result
 	// says so).
 	MaxFiles int
+	// Snap, when set, takes the snapshot once the quiet period is reached,
+	// while the watch goes on: a write that lands between the end of the
+	// quiet period and the end of Snap may be in the snapshot half done.
+	// Then the snapshot is released and the wait starts again, within
+	// maxWait; past it the last snapshot is kept and the result is not
+	// Quiet. Snap calls ready right before it makes the snapshot: writes
+	// seen between the start of Snap and ready are those of writers
+	// freezing their applications, and do not count. release must undo
+	// what Snap made.
+	Snap func(ctx context.Context, ready func()) (release func(), err error)
+	// SnapOnlyWhenQuiet: when maxWait passes without a quiet period, Snap
+	// is not called (the caller fails the run).
+	SnapOnlyWhenQuiet bool
 }
 
 // LastWriter is the process that wrote last.
@@ -92,6 +105,9 @@ type InactivityResult struct {
 	LastWriter *LastWriter `json:"last_writer,omitempty"`
 	// Message is a sentence for the report.
 	Message string `json:"message"`
+	// Resnapped counts the snapshots released because a write landed
+	// while they were made (see InactivityOptions.Snap).
+	Resnapped int `json:"resnapped,omitempty"`
 }
 
 // WaitQuiet waits until no write happened under paths for the quiet
@@ -132,9 +148,13 @@ func WaitQuiet(ctx context.Context, paths []string, quiet, maxWait time.Duration
 	}
 	if quiet == 0 {
 		res.Quiet, res.Message = true, "no inactivity period asked for"
+		if opts.Snap != nil {
+			_, err := opts.Snap(ctx, func() {})
+			return res, err
+		}
 		return res, nil
 	}
-	tr := &quietTracker{start: start, last: start, quiet: quiet, maxWait: maxWait}
+	tr := &quietTracker{start: start, last: start, quiet: quiet, maxWait: maxWait, snap: opts.Snap}
 	var err error
 	if opts.ForcePoll {
 		err = pollQuiet(ctx, roots, tr, opts, &res)
@@ -150,8 +170,15 @@ func WaitQuiet(ctx context.Context, paths []string, quiet, maxWait time.Duration
 	res.Waited = now.Sub(start)
 	res.QuietFor = now.Sub(tr.last)
 	res.Quiet = tr.quietReached
+	res.Resnapped = tr.resnapped
 	if err != nil {
 		return res, err
+	}
+	if tr.snap != nil && !tr.snapped && !opts.SnapOnlyWhenQuiet {
+		// max-wait passed without a quiet period: snap anyway, crash-consistent
+		if _, err := tr.snap(ctx, func() {}); err != nil {
+			return res, err
+		}
 	}
 	res.Message = tr.message(res)
 	return res, nil
@@ -164,6 +191,52 @@ type quietTracker struct {
 	start, last    time.Time
 	quiet, maxWait time.Duration
 	quietReached   bool
+	lateWrite      bool // a write landed while the kept snapshot was made
+
+	snap      func(context.Context, func()) (func(), error)
+	snapped   bool // snap made the snapshot that is kept
+	resnapped int
+}
+
+// snapWhileWatching takes the snapshot once the quiet period is reached
+// (when there is a Snap). wroteSince tells whether a write was seen since
+// the watcher last looked; it is asked right before the snapshot, so the
+// quiet period still holds then, and right after it, so a write that
+// landed while it was made is known. done is true when the wait is over;
+// false sends the caller back to waiting for a quiet period.
+func (t *quietTracker) snapWhileWatching(ctx context.Context, wroteSince func() (bool, error)) (done bool, err error) {
+	if t.snap == nil {
+		return true, nil
+	}
+	if seen, err := wroteSince(); err != nil || seen {
+		if seen {
+			t.wrote(time.Now())
+			t.quietReached = false
+		}
+		return err != nil, err
+	}
+	var readyErr error
+	release, err := t.snap(ctx, func() { _, readyErr = wroteSince() })
+	if err == nil {
+		err = readyErr
+	}
+	if err != nil {
+		return true, err
+	}
+	seen, err := wroteSince()
+	if err != nil || !seen {
+		t.snapped = true
+		return true, err
+	}
+	t.wrote(time.Now())
+	t.quietReached = false
+	if t.maxWait > 0 && time.Since(t.start) >= t.maxWait {
+		t.snapped, t.lateWrite = true, true // no time left for another try: keep it, crash-consistent
+		return true, nil
+	}
+	t.resnapped++
+	release()
+	return false, nil
 }
 
 func (t *quietTracker) wrote(at time.Time) {
@@ -197,6 +270,10 @@ func (t *quietTracker) message(res InactivityResult) string {
 		}
 		return fmt.Sprintf("quiet for %s after %s of waiting; last writer %s (%s)",
 			t.quiet, res.Waited.Round(time.Millisecond), res.LastWriter, res.Method)
+	}
+	if t.lateWrite {
+		return fmt.Sprintf("a write landed while the snapshot was made, and max-wait %s left no time for another (last writer %s); snapshot is crash-consistent",
+			t.maxWait, res.LastWriter)
 	}
 	return fmt.Sprintf("no quiet period of %s within %s (last writer %s); snapshot is crash-consistent",
 		t.quiet, t.maxWait, res.LastWriter)
@@ -244,6 +321,21 @@ func pollQuiet(ctx context.Context, roots []string, tr *quietTracker, opts Inact
 		}
 		prev = cur
 		done, next := tr.check(time.Now())
+		if done && tr.quietReached {
+			done, err := tr.snapWhileWatching(ctx, func() (bool, error) {
+				now, _ := pollState(roots, opts.Files, maxFiles)
+				if sameState(prev, now) {
+					return false, nil
+				}
+				res.Writes++
+				prev = now
+				return true, nil
+			})
+			if done || err != nil {
+				return err
+			}
+			continue
+		}
 		if done {
 			return nil
 		}

@@ -62,6 +62,17 @@ func fanotifyQuiet(ctx context.Context, roots []string, tr *quietTracker, res *I
 	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 	for {
 		done, next := tr.check(time.Now())
+		if done && tr.quietReached {
+			// the kernel queues the events of writes made while the
+			// snapshot is taken: draining after it tells whether one landed
+			done, err := tr.snapWhileWatching(ctx, func() (bool, error) {
+				return drainFanotify(fd, buf, self, roots, comms, res)
+			})
+			if done || err != nil {
+				return true, err
+			}
+			continue
+		}
 		if done {
 			return true, nil
 		}

@@ -235,3 +235,59 @@ func TestWaitQuietIgnoresOwnAndUnrelatedWrites(t *testing.T) {
 		t.Fatalf("after %s: %+v", time.Since(t0), res)
 	}
 }
+
+// A write that lands while the snapshot is made (after the quiet period
+// ended) spoils that snapshot: it is released and the wait goes on, and
+// the next snapshot, made in quiet, is kept. Writes made between the
+// start of Snap and ready (writers freezing their applications) do not
+// count. Past max-wait the spoilt snapshot is kept and said not quiet.
+func TestWaitQuietSnapshotSpoiltByALateWrite(t *testing.T) {
+	ci.NeedRoot(t)
+	for _, poll := range []bool{false, true} {
+		t.Run(fmt.Sprintf("poll=%v", poll), func(t *testing.T) {
+			src, file := sourceOn(t, loopfs.Ext4(t, 16))
+			write := func() {
+				if out, err := exec.Command("sh", "-c", `echo late >> "$0"`, file).CombinedOutput(); err != nil {
+					t.Fatalf("%v %s", err, out)
+				}
+			}
+			var snaps, released int
+			snap := func(_ context.Context, ready func()) (func(), error) {
+				snaps++
+				write() // a writer's freeze: before ready, does not count
+				ready()
+				if snaps == 1 {
+					write() // lands while the first snapshot is made
+				}
+				time.Sleep(30 * time.Millisecond)
+				return func() { released++ }, nil
+			}
+			opts := InactivityOptions{Snap: snap, ForcePoll: poll, PollInterval: 20 * time.Millisecond}
+			res, err := WaitQuiet(context.Background(), []string{src}, 100*time.Millisecond, 5*time.Second, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.Quiet || snaps != 2 || released != 1 || res.Resnapped != 1 {
+				t.Fatalf("snaps %d, released %d: %+v", snaps, released, res)
+			}
+
+			// a write during every snapshot, and too little time for another
+			snaps, released = 0, 0
+			always := func(_ context.Context, ready func()) (func(), error) {
+				snaps++
+				ready()
+				write()
+				time.Sleep(30 * time.Millisecond)
+				return func() { released++ }, nil
+			}
+			opts.Snap = always
+			res, err = WaitQuiet(context.Background(), []string{src}, 100*time.Millisecond, 400*time.Millisecond, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Quiet || snaps < 1 || released != snaps-1 || !strings.Contains(res.Message, "crash-consistent") {
+				t.Fatalf("snaps %d, released %d: %+v", snaps, released, res)
+			}
+		})
+	}
+}

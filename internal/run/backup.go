@@ -193,14 +193,53 @@ func Backup(ctx context.Context, r *repo.Repository, o BackupOptions) (res *Back
 	)
 	phases := quiesce.Phases{
 		Snapshot: func(ctx context.Context) ([]string, error) {
+			if o.Plan != nil {
+				// old snapshots are deleted and dirty pages written back
+				// before the writers freeze, not while they wait
+				o.Plan.RemoveLeftovers()
+				if err := o.Plan.Flush(); err != nil {
+					res.Warnings = append(res.Warnings, "flushing before the snapshot: "+err.Error())
+				}
+			}
+			var held *hold.Report
+			// takeSet freezes the writers, creates the set with the writers
+			// of its filesystems held, and thaws; release undoes it, for a
+			// set that a write during its making spoilt
+			takeSet := func(ctx context.Context, ready func()) (func(), error) {
+				info := quiesce.FreezeInfo{RunID: o.RunID, Covered: coverage(o.Plan), StagingDir: writerStaging}
+				frozen, err := freezeAll(ctx, o.Writers, info)
+				if err != nil {
+					return nil, err
+				}
+				ready()
+				var serr error
+				if o.Plan != nil {
+					set, held, serr = CreateHeld(ctx, o.Plan, o.Hold)
+					qinfo.Hold = holdInfo(held)
+				}
+				qinfo.Writers = thawAll(frozen)
+				clear(subs)
+				for _, fw := range frozen {
+					if fw.frozen != nil {
+						maps.Copy(subs, fw.frozen.Substitutes)
+					}
+				}
+				return func() {
+					if err := set.Release(); err != nil {
+						res.Warnings = append(res.Warnings, "releasing a snapshot taken again: "+err.Error())
+					}
+					set = nil
+				}, serr
+			}
 			if o.Inactivity > 0 {
-				ir, err := quiesce.WaitQuiet(ctx, sortedPaths, o.Inactivity, o.MaxWait, quiesce.InactivityOptions{})
+				ir, err := quiesce.WaitQuiet(ctx, sortedPaths, o.Inactivity, o.MaxWait,
+					quiesce.InactivityOptions{Snap: takeSet, SnapOnlyWhenQuiet: o.FailWithoutQuiet})
 				if err != nil {
 					return nil, fmt.Errorf("inactivity wait: %w", err)
 				}
 				qinfo.WaitedMs = float64(ir.Waited.Microseconds()) / 1000
 				qinfo.QuietForMs = float64(ir.QuietFor.Microseconds()) / 1000
-				qinfo.Quiet, qinfo.WaitMessage = ir.Quiet, ir.Message
+				qinfo.Quiet, qinfo.WaitMessage, qinfo.Resnapped = ir.Quiet, ir.Message, ir.Resnapped
 				if ir.Fallback != "" {
 					res.Notes = append(res.Notes, ir.Fallback)
 				}
@@ -210,38 +249,12 @@ func Backup(ctx context.Context, r *repo.Repository, o BackupOptions) (res *Back
 					}
 					res.Warnings = append(res.Warnings, ir.Message)
 				}
-			}
-			if o.Plan != nil {
-				// old snapshots are deleted and dirty pages written back
-				// before the writers freeze, not while they wait
-				o.Plan.RemoveLeftovers()
-				if err := o.Plan.Flush(); err != nil {
-					res.Warnings = append(res.Warnings, "flushing before the snapshot: "+err.Error())
-				}
-			}
-			info := quiesce.FreezeInfo{RunID: o.RunID, Covered: coverage(o.Plan), StagingDir: writerStaging}
-			frozen, err := freezeAll(ctx, o.Writers, info)
-			if err != nil {
+			} else if _, err := takeSet(ctx, func() {}); err != nil {
 				return nil, err
-			}
-			var serr error
-			var held *hold.Report
-			if o.Plan != nil {
-				set, held, serr = CreateHeld(ctx, o.Plan, o.Hold)
-				qinfo.Hold = holdInfo(held)
-			}
-			qinfo.Writers = thawAll(frozen)
-			if serr != nil {
-				return nil, serr
 			}
 			if err := thawErrors(qinfo.Writers); err != nil {
 				// the snapshot is good; the application may still be paused
 				res.Warnings = append(res.Warnings, err.Error())
-			}
-			for _, fw := range frozen {
-				if fw.frozen != nil {
-					maps.Copy(subs, fw.frozen.Substitutes)
-				}
 			}
 			if set == nil {
 				return nil, nil
