@@ -101,6 +101,7 @@ type Archiver struct {
 	problems []Problem
 	outcomes outcome.Counts
 	stats    statCounters
+	missing  []string // paths to back up that did not exist
 }
 
 type statCounters struct {
@@ -201,9 +202,12 @@ func (a *Archiver) Run(ctx context.Context, paths []string) (*Result, error) {
 	if err := context.Cause(a.ctx); err != nil {
 		return nil, err
 	}
+	if len(a.missing) == len(roots) {
+		return nil, &MissingError{Paths: a.missing}
+	}
 	root := rootFuture.node
 	if root == nil {
-		return nil, errors.New("none of the paths to back up exists")
+		return nil, errors.New("none of the paths to back up could be read")
 	}
 	res := &Result{Tree: root.Subtree, Outcomes: a.outcomes, Problems: a.problems}
 	res.Stats = repo.Stats{
@@ -269,6 +273,19 @@ type vdir struct {
 	target   bool // this path itself is backed up
 }
 
+// targets lists the backed-up paths at or below p, the path of d.
+func (d *vdir) targets(p string) []string {
+	if d.target {
+		return []string{p}
+	}
+	var out []string
+	for name, c := range d.children {
+		out = append(out, c.targets(path.Join(p, name))...)
+	}
+	sort.Strings(out)
+	return out
+}
+
 func normalizeRoots(paths []string) ([]string, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("no paths to back up")
@@ -321,8 +338,11 @@ func buildVirtual(roots []string) *vdir {
 // own is the parent snapshot's tree of p.
 func (a *Archiver) walkVirtual(p string, vd *vdir, own *repo.Tree, old *repo.Node) *future {
 	st, err := a.view.Lstat(p)
+	if err == nil && !vd.target && st.Type != view.TypeDir {
+		err = &fs.PathError{Op: "lstat", Path: p, Err: syscall.ENOTDIR}
+	}
 	if err != nil {
-		a.fileError(p, err)
+		a.rootsFailed(p, vd, err)
 		return ready(nil)
 	}
 	if vd.target {
@@ -341,7 +361,46 @@ func (a *Archiver) walkVirtual(p string, vd *vdir, own *repo.Tree, old *repo.Nod
 		}
 		futures = append(futures, a.walkVirtual(path.Join(p, n), vd.children[n], a.loadSubtree(childOld), childOld))
 	}
+	if allDropped(futures) {
+		// only on the way to paths that are not there: no empty directory
+		// in the snapshot for them
+		return ready(nil)
+	}
 	return a.finishDir(p, st, futures)
+}
+
+// allDropped tells whether every future is already resolved to nothing.
+func allDropped(fs []*future) bool {
+	for _, f := range fs {
+		select {
+		case <-f.done:
+			if f.node != nil {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// rootsFailed records every path to back up at or below p, which could
+// not be looked at: a path that does not exist is missing (it was never
+// seen, so it did not vanish).
+func (a *Archiver) rootsFailed(p string, vd *vdir, err error) {
+	reason := classify(err)
+	if notThere(err) {
+		reason = outcome.ReasonMissing
+	}
+	for _, root := range vd.targets(p) {
+		a.record(Problem{Path: root, Outcome: outcome.Failed, Reason: reason, Error: err.Error()})
+		a.count(outcome.Failed)
+		if reason == outcome.ReasonMissing {
+			a.mu.Lock()
+			a.missing = append(a.missing, root)
+			a.mu.Unlock()
+		}
+	}
 }
 
 // loadSubtree returns the parent snapshot's tree of a directory node.
@@ -505,7 +564,7 @@ func (a *Archiver) fileError(p string, err error) {
 
 func classify(err error) string {
 	switch {
-	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
+	case notThere(err):
 		return outcome.ReasonVanished
 	case errors.Is(err, fs.ErrPermission):
 		return outcome.ReasonPermission

@@ -79,7 +79,8 @@ const (
 	ReasonLocked     = "locked"
 	ReasonOpen       = "open-for-writing"
 	ReasonPermission = "permission"
-	ReasonVanished   = "vanished"
+	ReasonMissing    = "missing"  // a path to back up did not exist when the run looked
+	ReasonVanished   = "vanished" // listed, then gone before it was read
 	ReasonIO         = "io"
 )
 
