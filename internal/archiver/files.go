@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 
 	"github.com/stillpoint-backup/stillpoint/internal/outcome"
@@ -26,7 +27,10 @@ type ReadResult struct {
 	Stored bool
 	// Deferred: try the file again at the end of the run.
 	Deferred bool
-	Err      error
+	// Detail says what was seen ("size 4096 → 8192 while read"); it is
+	// the reason of a changed file that has none.
+	Detail string
+	Err    error
 }
 
 // FileReader decides how a file that may be in use is read: once, with
@@ -61,7 +65,7 @@ func (DirectReader) ReadFile(ctx context.Context, v view.View, p string, _ *view
 		return ReadResult{Outcome: outcome.Failed, Reason: classify(err), Err: err}
 	}
 	if Changed(before, after) || n != after.Size {
-		return ReadResult{Outcome: outcome.Changed, Stored: true, Reason: "changed while read"}
+		return ReadResult{Outcome: outcome.Changed, Stored: true, Reason: describeChange(before, after, n)}
 	}
 	return ReadResult{Outcome: outcome.OK, Stored: true}
 }
@@ -70,6 +74,52 @@ func (DirectReader) ReadFile(ctx context.Context, v view.View, p string, _ *view
 func Changed(before, after *view.Stat) bool {
 	return before.Size != after.Size || !before.Mtime.Equal(after.Mtime) ||
 		!before.Ctime.Equal(after.Ctime) || before.Ino != after.Ino
+}
+
+// describeChange says what differs between the stat a read started from
+// and the one after it, of which read bytes were consumed, e.g. "size 10
+// → 20, mtime changed while read".
+func describeChange(before, after *view.Stat, read int64) string {
+	if before.Ino != after.Ino || before.Dev != after.Dev {
+		return "replaced while read"
+	}
+	var what []string
+	if before.Size != after.Size {
+		what = append(what, fmt.Sprintf("size %d → %d", before.Size, after.Size))
+	}
+	if !before.Mtime.Equal(after.Mtime) {
+		what = append(what, "mtime")
+	}
+	if !before.Ctime.Equal(after.Ctime) {
+		what = append(what, "ctime")
+	}
+	if len(what) == 0 {
+		if read != after.Size {
+			return fmt.Sprintf("read %d of %d bytes: written while read", read, after.Size)
+		}
+		return "changed while read"
+	}
+	return strings.Join(what, ", ") + " changed while read"
+}
+
+// changeReason is the reason to record for a file the reader classed
+// changed: its own words, else what the file's metadata shows now against
+// the open file's at the start of the read.
+func (a *Archiver) changeReason(j *fileJob, res ReadResult) string {
+	if res.Reason != "" {
+		return res.Reason
+	}
+	if res.Detail != "" {
+		return res.Detail
+	}
+	if j.openSt == nil {
+		return "changed while read"
+	}
+	now, err := a.view.Lstat(j.path)
+	if err != nil {
+		return "changed while read, then removed"
+	}
+	return describeChange(j.openSt, now, j.read)
 }
 
 type fileJob struct {
@@ -180,6 +230,9 @@ func (a *Archiver) processFile(j *fileJob) {
 		n.Outcome = res.Outcome
 		if n.Outcome == outcome.OK && j.fromSnap {
 			n.Outcome = outcome.OKSnapshot
+		}
+		if n.Outcome == outcome.Changed {
+			res.Reason = a.changeReason(j, res)
 		}
 		if !n.Outcome.Whole() {
 			n.Reason, n.Holder = res.Reason, res.Holder
