@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"path"
 	"strings"
 	"time"
@@ -78,10 +77,12 @@ func runLs(ctx context.Context, g *globals, f lsFlags, ref, sub string) error {
 			fmt.Fprintf(rep.Out, "# source %s: %s, %s consistency\n", escapePath(src.Path), how, src.Consistency)
 		}
 	}
-	return walkTree(ctx, r, "/", s.Tree, func(p string, n *repo.Node) error {
+	found := sub == "/"
+	err = walkTree(ctx, r, "/", s.Tree, func(p string, n *repo.Node) error {
 		if !(p == sub || strings.HasPrefix(p, strings.TrimSuffix(sub, "/")+"/")) {
 			return nil
 		}
+		found = true
 		if len(want) > 0 && !want[n.Outcome] {
 			return nil
 		}
@@ -110,6 +111,10 @@ func runLs(ctx context.Context, g *globals, f lsFlags, ref, sub string) error {
 		}
 		return nil
 	}, sub)
+	if err == nil && !found {
+		return fmt.Errorf("snapshot %s holds no %s (it has %s)", s.ID.Short(), escapePath(sub), escapePaths(s.Paths))
+	}
+	return err
 }
 
 // walkTree calls fn for every node below dir in path order, descending only
@@ -143,32 +148,56 @@ func related(p, within string) bool {
 
 func owner(id uint32) string { return fmt.Sprint(id) }
 
+// modeString formats a mode as ls -l does: a type letter, then rwx for
+// owner, group and others, with setuid and setgid as s (S without x) in
+// the owner's and the group's x, and the sticky bit as t (T) in the others'.
 func modeString(n *repo.Node) string {
-	m := fs.FileMode(n.Mode & 0o777)
-	if n.Mode&0o4000 != 0 {
-		m |= fs.ModeSetuid
+	b := []byte{typeLetter(n.Type), 'r', 'w', 'x', 'r', 'w', 'x', 'r', 'w', 'x'}
+	for i := 0; i < 9; i++ {
+		if n.Mode&(1<<(8-i)) == 0 {
+			b[1+i] = '-'
+		}
 	}
-	if n.Mode&0o2000 != 0 {
-		m |= fs.ModeSetgid
+	special := func(bit uint32, pos int, letter byte) {
+		if n.Mode&bit == 0 {
+			return
+		}
+		if b[pos] == 'x' {
+			b[pos] = letter
+		} else {
+			b[pos] = letter - 'a' + 'A'
+		}
 	}
-	if n.Mode&0o1000 != 0 {
-		m |= fs.ModeSticky
-	}
-	switch n.Type {
+	special(0o4000, 3, 's')
+	special(0o2000, 6, 's')
+	special(0o1000, 9, 't')
+	return string(b)
+}
+
+func typeLetter(t repo.NodeType) byte {
+	switch t {
 	case repo.NodeDir:
-		m |= fs.ModeDir
+		return 'd'
 	case repo.NodeSymlink:
-		m |= fs.ModeSymlink
+		return 'l'
 	case repo.NodeDevice:
-		m |= fs.ModeDevice
+		return 'b'
 	case repo.NodeCharDevice:
-		m |= fs.ModeDevice | fs.ModeCharDevice
+		return 'c'
 	case repo.NodeFIFO:
-		m |= fs.ModeNamedPipe
+		return 'p'
 	case repo.NodeSocket:
-		m |= fs.ModeSocket
+		return 's'
 	}
-	return m.String()
+	return '-'
+}
+
+func escapePaths(ps []string) string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = escapePath(p)
+	}
+	return strings.Join(out, ", ")
 }
 
 // escapePath makes any name printable on one line: control characters,
