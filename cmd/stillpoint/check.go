@@ -17,7 +17,7 @@ func newCheckCmd(g *globals) *cobra.Command {
 		Long: `Verify the repository's structure: indexes, packs, snapshots and trees, and that every
 blob a snapshot needs is present. With --read-data every blob is read, decrypted and
 hashed. Damaged objects and the snapshots they affect are named. Exit code 1 on damage.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runCheck(cmd.Context(), g, readData)
 		},
@@ -37,23 +37,20 @@ func runCheck(ctx context.Context, g *globals, readData bool) error {
 		return err
 	}
 	defer lock.Unlock()
-	res, err := r.Check(ctx, repo.CheckOptions{ReadData: readData, Progress: func(s string) {
-		if !g.quiet && !g.json {
-			fmt.Fprintln(rep.Err, s)
-		}
-	}})
+	res, err := r.Check(ctx, repo.CheckOptions{ReadData: readData, Progress: rep.Step})
 	if err != nil {
 		return err
 	}
-	rep.Event(map[string]any{"type": "summary", "ok": res.OK(), "result": res})
+	// the findings, then the verdict: the last line says how it went
 	for _, w := range res.Warnings {
 		rep.Warn(w.Object, "check", w.Message)
 	}
-	for _, e := range res.Errors {
-		if !g.json {
-			fmt.Fprintf(rep.Err, "error: %s: %s\n", e.Object, e.Message)
+	if !g.json {
+		for _, e := range res.Errors {
+			rep.Error(e.Object, e.Message)
 		}
 	}
+	rep.Event(map[string]any{"type": "summary", "ok": res.OK(), "result": res})
 	what := "structure"
 	if readData {
 		what = "structure and all data"

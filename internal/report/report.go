@@ -94,6 +94,16 @@ func (r *Reporter) printErr(format string, args ...any) {
 	fmt.Fprintf(r.Err, format, args...)
 }
 
+// Step says on Err which phase a long command has reached, in human mode
+// only. It is written before Step returns, so what follows it on Out, the
+// verdict, comes after it even when Out and Err are one terminal.
+func (r *Reporter) Step(msg string) {
+	if r.Mode != Human {
+		return
+	}
+	r.printErr("%s\n", msg)
+}
+
 // Printf writes to Out in human mode only.
 func (r *Reporter) Printf(format string, args ...any) {
 	if r.Mode != Human {
