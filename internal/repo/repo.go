@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/stillpoint-backup/stillpoint/internal/backend"
 	"github.com/stillpoint-backup/stillpoint/internal/bufs"
@@ -82,11 +83,13 @@ func Init(ctx context.Context, be backend.Backend, cred Credential, cfg Config) 
 // Exists tells whether be holds a repository.
 func Exists(ctx context.Context, be backend.Backend) (bool, error) {
 	_, err := be.Stat(ctx, backend.Handle{Kind: backend.Config, Name: "config"})
-	if err == nil {
+	switch {
+	case err == nil:
 		return true, nil
-	}
-	if backend.IsNotFound(err) {
+	case backend.IsNotFound(err):
 		return false, nil
+	case isFileInTheWay(err):
+		return false, noRepository(be, err)
 	}
 	return false, err
 }
@@ -95,12 +98,24 @@ func Exists(ctx context.Context, be backend.Backend) (bool, error) {
 func ReadConfig(ctx context.Context, be backend.Backend) (*Config, error) {
 	data, err := backend.ReadAll(ctx, be, backend.Handle{Kind: backend.Config, Name: "config"})
 	if err != nil {
-		if backend.IsNotFound(err) {
-			return nil, fmt.Errorf("no repository at %s (create one with `stillpoint init`)", be.Location())
+		if backend.IsNotFound(err) || isFileInTheWay(err) {
+			return nil, noRepository(be, err)
 		}
 		return nil, err
 	}
 	return parseConfig(data)
+}
+
+// isFileInTheWay tells whether err says the location is a file where the
+// repository's directory should be.
+func isFileInTheWay(err error) bool { return errors.Is(err, syscall.ENOTDIR) }
+
+// noRepository says why be holds no repository, and how to make one.
+func noRepository(be backend.Backend, err error) error {
+	if isFileInTheWay(err) {
+		return fmt.Errorf("%s is a file, not a repository: --repo names a repository's directory (`stillpoint init --repo DIR` creates one)", be.Location())
+	}
+	return fmt.Errorf("no stillpoint repository at %s (there is no config file): `stillpoint init --repo DIR` creates one in a new or empty directory", be.Location())
 }
 
 // Open opens an existing repository and loads its index.
