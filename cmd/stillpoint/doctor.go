@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -34,6 +36,9 @@ func runDoctor(_ context.Context, g *globals, paths []string, cleanup bool) erro
 		abs, err := filepath.Abs(p)
 		if err != nil {
 			return err
+		}
+		if _, err := os.Lstat(abs); err != nil {
+			return fmt.Errorf("%s: %w (doctor looks at paths you would back up)", abs, errors.Unwrap(err))
 		}
 		paths[i] = abs
 	}

@@ -2,8 +2,12 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/stillpoint-backup/stillpoint/internal/job"
 	"github.com/stillpoint-backup/stillpoint/internal/repo"
 	"github.com/stillpoint-backup/stillpoint/internal/report"
 	"github.com/stillpoint-backup/stillpoint/internal/run"
@@ -19,7 +23,7 @@ func newInitCmd(g *globals) *cobra.Command {
 With a password (--password-file or $STILLPOINT_PASSWORD) the repository is
 unlocked by that password. Without one, a random key is written to a key file
 (mode 0600); keep a copy of it somewhere else: without it the backups cannot be read.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runInit(cmd.Context(), g, compression)
 		},
@@ -29,6 +33,11 @@ unlocked by that password. Without one, a random key is written to a key file
 }
 
 func runInit(ctx context.Context, g *globals, compression string) error {
+	// before anything is written: a repository with a level no stillpoint
+	// knows could not be opened
+	if !slices.Contains(job.CompressionLevels, compression) {
+		return &exitError{code: exitUsage, err: fmt.Errorf("--compression %q: use one of %s", compression, strings.Join(job.CompressionLevels, ", "))}
+	}
 	cfg := repo.DefaultConfig
 	cfg.Compression = compression
 	r, created, err := run.Create(ctx, g.access, cfg)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -91,21 +92,85 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	stopProfiles := startProfiles()
-	err := newRoot().ExecuteContext(ctx)
+	root := newRoot()
+	started := noteStart(root)
+	cmd, err := root.ExecuteContextC(ctx)
 	stopProfiles()
 	if err == nil {
 		return
 	}
 	var ee *exitError
-	if errors.As(err, &ee) {
+	switch {
+	case errors.As(err, &ee):
 		if ee.err != nil {
 			fmt.Fprintln(os.Stderr, "stillpoint:", ee.err)
 		}
 		os.Exit(ee.code)
-	}
-	fmt.Fprintln(os.Stderr, "stillpoint:", err)
-	if ctx.Err() != nil {
-		fmt.Fprintln(os.Stderr, "stillpoint: interrupted; the repository is consistent, nothing was recorded for this run")
+	case !*started:
+		// the command line was wrong before the command began
+		fmt.Fprintln(os.Stderr, usageMessage(cmd, err))
+		os.Exit(exitUsage)
+	case ctx.Err() != nil:
+		// what failed after the signal failed because of it: one line that
+		// says what the interruption left
+		fmt.Fprintln(os.Stderr, "stillpoint: interrupted:", interruptedNote(cmd))
+	default:
+		fmt.Fprintln(os.Stderr, "stillpoint:", err)
 	}
 	os.Exit(exitFatal)
+}
+
+// usageMessage is one line: the command, what is wrong, how it is used.
+func usageMessage(cmd *cobra.Command, err error) string {
+	// cobra puts its suggestions for a mistyped command on lines of their own
+	msg := strings.Replace(err.Error(), "\n\nDid you mean this?\n", "; did you mean:", 1)
+	msg = strings.Join(strings.Fields(msg), " ")
+	if !cmd.HasParent() {
+		return fmt.Sprintf("stillpoint: %s (`stillpoint --help` lists the commands)", msg)
+	}
+	return fmt.Sprintf("%s: %s (usage: %s; more with --help)", cmd.CommandPath(), msg, cmd.UseLine())
+}
+
+// noArgs is cobra.NoArgs in words that fit a command that takes none.
+func noArgs(_ *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("takes no arguments, got %q", strings.Join(args, " "))
+	}
+	return nil
+}
+
+// noteStart wraps every command's RunE to record that it began: an error
+// before that is about the command line (a flag, the arguments, an unknown
+// command), and exits with exitUsage.
+func noteStart(root *cobra.Command) *bool {
+	started := new(bool)
+	var wrap func(c *cobra.Command)
+	wrap = func(c *cobra.Command) {
+		if run := c.RunE; run != nil {
+			c.RunE = func(cmd *cobra.Command, args []string) error {
+				*started = true
+				return run(cmd, args)
+			}
+		}
+		for _, sub := range c.Commands() {
+			wrap(sub)
+		}
+	}
+	wrap(root)
+	return started
+}
+
+// interruptedNote says what a command stopped by a signal leaves behind.
+func interruptedNote(cmd *cobra.Command) string {
+	switch cmd.Name() {
+	case "backup":
+		return "no snapshot was written; the data already stored is kept for the next backup, and the repository is consistent"
+	case "init":
+		return "the repository was not created; run init again"
+	case "restore":
+		return "the restore is incomplete; run it again with --overwrite if-changed to finish it"
+	case "check":
+		return "the check did not finish; run it again"
+	}
+	return "nothing was changed"
 }

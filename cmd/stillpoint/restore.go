@@ -100,6 +100,9 @@ func runRestore(ctx context.Context, g *globals, f restoreFlags, ref string) err
 		"kept_existing": res.Skipped, "errors": res.Errors, "not_whole": res.NotWhole, "exit_code": code})
 	rep.Printf("restored snapshot %s to %s: %d files (%s), %d directories, %d other\n",
 		s.ID.Short(), target, res.Files, report.Bytes(res.Bytes), res.Dirs, res.Others)
+	if res.Files+res.Dirs+res.Others+res.Skipped == 0 && len(f.includes)+len(f.excludes) > 0 {
+		rep.Warn("", "restore", fmt.Sprintf("nothing restored: no path of snapshot %s matches the --include and --exclude patterns (see `stillpoint ls %s`)", s.ID.Short(), s.ID.Short()))
+	}
 	if res.Skipped > 0 {
 		rep.Printf("  %d existing files kept (--overwrite %s)\n", res.Skipped, f.overwrite)
 	}

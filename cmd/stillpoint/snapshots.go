@@ -17,7 +17,7 @@ func newSnapshotsCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "snapshots",
 		Short: "List snapshots",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runSnapshots(cmd.Context(), g)
 		},

@@ -15,7 +15,7 @@ func newUnlockCmd(g *globals) *cobra.Command {
 		Long: `Remove locks whose process is gone (same host) or that were not refreshed for 30 minutes
 (other hosts). With --remove-all every lock is removed: only do that when no other
 stillpoint is using the repository.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runUnlock(cmd.Context(), g, all)
 		},

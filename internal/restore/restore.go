@@ -181,6 +181,11 @@ func Run(ctx context.Context, r Repo, root repo.ID, opts Options) (*Result, erro
 }
 
 func (rs *restorer) event(e Event) {
+	if e.Kind == "error" && rs.ctx.Err() != nil {
+		// an error after an interrupt is its echo ("pack cannot be read:
+		// context canceled"), not damage: the restore reports the interrupt
+		return
+	}
 	rs.mu.Lock()
 	if e.Kind == "error" {
 		rs.res.Errors++
