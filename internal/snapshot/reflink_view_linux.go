@@ -107,6 +107,13 @@ func cloneOnce(path, dir string) (*os.File, error) {
 		return nil, err
 	}
 	defer src.Close()
+	// FICLONE writes back the file's dirty pages under its inode lock,
+	// where a writer waits for it (384 ms for a 1 GiB file being written,
+	// in the torture benchmark). Writing them back first, without the
+	// lock, leaves the clone only what was dirtied in the last moment. An
+	// error here only makes the clone slower.
+	_ = unix.SyncFileRange(int(src.Fd()), 0, 0,
+		unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER)
 	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, &os.PathError{Op: "open O_TMPFILE", Path: dir, Err: err}
