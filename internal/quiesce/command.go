@@ -42,12 +42,19 @@ func (w *CommandWriter) Name() string {
 }
 
 // Freeze runs the freeze command; a failure or a timeout is an error (and
-// the run still calls Thaw).
+// the run still calls Thaw). A command killed at its own timeout is a
+// *TimeoutError: the writer knows nothing of the application's files, so
+// the snapshot then holds them as it finds them.
 func (w *CommandWriter) Freeze(ctx context.Context, info FreezeInfo) (*Frozen, error) {
 	w.runID, w.frozeAt = info.RunID, time.Now()
 	res := w.run(ctx, "freeze", w.FreezeCmd)
 	if !res.OK() {
-		return nil, fmt.Errorf("freeze command %q: %s%s", res.Command, res.Error, outputHint(res))
+		err := fmt.Errorf("freeze command %q: %s%s", res.Command, res.Error, outputHint(res))
+		if res.TimedOut && ctx.Err() == nil {
+			return nil, &TimeoutError{Writer: w.Name(), Err: err,
+				Consequence: "the application was not paused for the snapshot, which holds its files as they were (the thaw command still runs)"}
+		}
+		return nil, err
 	}
 	fr := &Frozen{}
 	if res.Note != "" {

@@ -4,6 +4,7 @@ package quiesce
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,5 +73,32 @@ func TestCommandWriterThawFailureSaysAppMayBePaused(t *testing.T) {
 	err := w.Thaw(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "may still be paused") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// A freeze command killed at its timeout is a *TimeoutError (the writer
+// knows no files); SnapOnTimeout lets the run go on, and thaw still runs.
+// A freeze command that fails is an error either way.
+func TestCommandWriterTimeout(t *testing.T) {
+	dir := t.TempDir()
+	w := NewCommandWriter("sleep 1000", "touch "+dir+"/thawed", 300*time.Millisecond)
+	_, err := w.Freeze(context.Background(), FreezeInfo{})
+	var te *TimeoutError
+	if !errors.As(err, &te) || te.CrashConsistent || len(te.NotWhole) != 0 || !strings.Contains(err.Error(), "timed out after 300ms") || !strings.Contains(err.Error(), "not paused") {
+		t.Fatalf("freeze: %v, want a *TimeoutError", err)
+	}
+	sw := SnapOnTimeout(w)
+	fr, err := sw.Freeze(context.Background(), FreezeInfo{})
+	if err != nil || fr.Timeout == nil {
+		t.Fatalf("on-timeout snap: %+v, %v", fr, err)
+	}
+	if err := sw.Thaw(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "thawed")); err != nil {
+		t.Fatal("thaw did not run after a timed-out freeze")
+	}
+	if _, err := SnapOnTimeout(NewCommandWriter("exit 2", "true", time.Second)).Freeze(context.Background(), FreezeInfo{}); err == nil || errors.As(err, &te) {
+		t.Fatalf("a failing freeze command with on-timeout snap: %v, want a plain error", err)
 	}
 }

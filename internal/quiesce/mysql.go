@@ -28,6 +28,8 @@ type MySQL struct {
 	conn   *sql.Conn
 	locked bool
 	name   string
+	// oneVolume: this Freeze checked that one snapshot holds the server's files.
+	oneVolume bool
 }
 
 // mysqlFix is the way out the coverage errors offer.
@@ -48,10 +50,13 @@ func NewMySQL(dsn string, timeout time.Duration, opts ...DBOption) *MySQL {
 // Name implements Writer.
 func (m *MySQL) Name() string { return m.name }
 
-// Freeze implements Writer.
+// Freeze implements Writer. When the read lock does not come within the
+// timeout (a long query or a held table lock), it returns a *TimeoutError:
+// the snapshot holds the server crash-consistent all the same.
 func (m *MySQL) Freeze(ctx context.Context, info FreezeInfo) (*Frozen, error) {
-	ctx, cancel := dbFreezeContext(ctx, m.timeout)
+	ctx, cancel := freezeContext(ctx, m.timeout)
 	defer cancel()
+	m.oneVolume = false
 	var err error
 	if m.db, err = sql.Open("mysql", m.dsn); err != nil {
 		return nil, m.fail(ctx, "open", err)
@@ -70,6 +75,8 @@ func (m *MySQL) Freeze(ctx context.Context, info FreezeInfo) (*Frozen, error) {
 			return nil, m.fail(ctx, "check the snapshot set", err)
 		}
 		fr.Notes = append(fr.Notes, fmt.Sprintf("%s: the server's files are not a restorable backup (%v); relying on the dump hook", m.Name(), err))
+	} else {
+		m.oneVolume = true
 	}
 	var id int64
 	if err := m.conn.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&id); err != nil {
@@ -177,8 +184,26 @@ func (m *MySQL) fail(ctx context.Context, step string, err error) error {
 	if errors.As(err, &ue) || errors.Is(err, errDBNoSnapshot) {
 		return fmt.Errorf("%s: %w", m.Name(), err)
 	}
+	var me *mysql.MySQLError
+	// the server's lock_wait_timeout is the writer's timeout too (see Freeze)
+	timedOut := freezeTimedOut(ctx) || (errors.As(err, &me) && me.Number == mysqlLockWaitTimeout)
 	if ctx.Err() != nil {
-		err = fmt.Errorf("%w (%v): raise the freeze timeout, or run the backup when no long query runs", err, ctx.Err())
+		err = fmt.Errorf("%w%s: it took longer than %s; raise the timeout, or run the backup when no long query runs", err, ctxNote(ctx, err), timeoutWords(m.timeout))
 	}
-	return fmt.Errorf("%s: %s: %w", m.Name(), step, err)
+	err = fmt.Errorf("%s: %s: %w", m.Name(), step, err)
+	if !timedOut {
+		return err
+	}
+	switch {
+	case m.oneVolume:
+		return &TimeoutError{Writer: m.Name(), Err: err, CrashConsistent: true,
+			Consequence: "the snapshot holds the server crash-consistent: InnoDB recovers from its redo log when the server starts on the restored files; MyISAM and Aria tables written meanwhile may need REPAIR TABLE"}
+	case m.opts.allowUncovered:
+		return &TimeoutError{Writer: m.Name(), Err: err, Consequence: "the dump hook's dump is the backup of this server"}
+	}
+	return fmt.Errorf("%w; on-timeout: snap does not apply: the time ran out before the writer could check that one snapshot holds all the server's files", err)
 }
+
+// mysqlLockWaitTimeout is ER_LOCK_WAIT_TIMEOUT, which FLUSH TABLES WITH READ
+// LOCK ends with when lock_wait_timeout passes.
+const mysqlLockWaitTimeout = 1205

@@ -220,6 +220,43 @@ func TestMySQLWriter(t *testing.T) {
 		myVerify(ctx, t, db, "live server")
 	})
 
+	// A long write keeps FLUSH TABLES WITH READ LOCK waiting past the
+	// writer's timeout: a crash-consistent *TimeoutError, the read lock
+	// given up, and writes go on.
+	t.Run("timeout", func(t *testing.T) {
+		long := srv.DB(t, "bank")
+		done := make(chan error, 1)
+		go func() {
+			_, err := long.ExecContext(ctx, "UPDATE myi SET moves = moves + SLEEP(60) WHERE id = 0")
+			done <- err
+		}()
+		var id int64
+		for deadline := time.Now().Add(30 * time.Second); id == 0; time.Sleep(20 * time.Millisecond) {
+			root.QueryRowContext(ctx, "SELECT id FROM information_schema.processlist WHERE info LIKE 'UPDATE myi SET moves = moves + SLEEP(60)%'").Scan(&id)
+			if time.Now().After(deadline) {
+				t.Fatal("the long query did not start")
+			}
+		}
+		defer func() {
+			root.ExecContext(ctx, fmt.Sprintf("KILL QUERY %d", id))
+			<-done
+		}()
+		sw := SnapOnTimeout(NewMySQL(srv.DSN(""), time.Second))
+		fr, err := sw.Freeze(ctx, FreezeInfo{Covered: dbCoveredOf(plan)})
+		if err != nil || fr.Timeout == nil || !fr.Timeout.CrashConsistent || len(fr.Timeout.NotWhole) != 0 ||
+			!strings.Contains(fr.Timeout.Error(), "FLUSH TABLES WITH READ LOCK") || !strings.Contains(fr.Timeout.Error(), "InnoDB recovers") {
+			t.Fatalf("freeze behind a long query: %+v, %v; want a crash-consistent timeout", fr, err)
+		}
+		if err := sw.Thaw(ctx); err != nil {
+			t.Fatal(err)
+		}
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if _, err := db.ExecContext(wctx, "UPDATE inno SET balance = balance WHERE id = 0"); err != nil {
+			t.Fatalf("a write after the timed-out freeze: %v", err)
+		}
+	})
+
 	t.Run("refusals", func(t *testing.T) {
 		w := NewMySQL(srv.DSN(""), 30*time.Second)
 		_, err := w.Freeze(ctx, FreezeInfo{StagingDir: t.TempDir()})

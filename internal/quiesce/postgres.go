@@ -27,6 +27,8 @@ type Postgres struct {
 
 	conn *pgx.Conn
 	name string
+	// oneVolume: this Freeze checked that one snapshot holds the cluster.
+	oneVolume bool
 }
 
 // pgFix is the way out the coverage errors offer.
@@ -48,10 +50,14 @@ func NewPostgres(dsn string, timeout time.Duration, opts ...DBOption) *Postgres 
 // Name implements Writer.
 func (p *Postgres) Name() string { return p.name }
 
-// Freeze implements Writer.
+// Freeze implements Writer. When CHECKPOINT does not finish within the
+// timeout (a server busy writing), it returns a *TimeoutError: the
+// snapshot holds the cluster crash-consistent all the same, with more WAL
+// to replay on restore.
 func (p *Postgres) Freeze(ctx context.Context, info FreezeInfo) (*Frozen, error) {
-	ctx, cancel := dbFreezeContext(ctx, p.timeout)
+	ctx, cancel := freezeContext(ctx, p.timeout)
 	defer cancel()
+	p.oneVolume = false
 	var err error
 	// pgx cancels a running query on the server when ctx ends.
 	p.conn, err = pgx.Connect(ctx, p.dsn)
@@ -68,6 +74,8 @@ func (p *Postgres) Freeze(ctx context.Context, info FreezeInfo) (*Frozen, error)
 			return nil, p.fail(ctx, "check the snapshot set", err)
 		}
 		fr.Notes = append(fr.Notes, fmt.Sprintf("%s: the cluster's files are not a restorable backup (%v); relying on the dump hook", p.Name(), err))
+	} else {
+		p.oneVolume = true
 	}
 	start := time.Now()
 	if _, err := p.conn.Exec(ctx, "CHECKPOINT"); err != nil {
@@ -136,9 +144,20 @@ func (p *Postgres) fail(ctx context.Context, step string, err error) error {
 		return fmt.Errorf("%s: %w", p.Name(), err)
 	}
 	if ctx.Err() != nil {
-		err = fmt.Errorf("%w (%v): raise the freeze timeout, or run the backup when the server is less busy", err, ctx.Err())
+		err = fmt.Errorf("%w%s: it took longer than %s; raise the timeout, or run the backup when the server is less busy", err, ctxNote(ctx, err), timeoutWords(p.timeout))
 	}
-	return fmt.Errorf("%s: %s: %w", p.Name(), step, err)
+	err = fmt.Errorf("%s: %s: %w", p.Name(), step, err)
+	if !freezeTimedOut(ctx) {
+		return err
+	}
+	switch {
+	case p.oneVolume:
+		return &TimeoutError{Writer: p.Name(), Err: err, CrashConsistent: true,
+			Consequence: "the snapshot holds the cluster crash-consistent: PostgreSQL replays its WAL from the last checkpoint when it starts on the restored files"}
+	case p.opts.allowUncovered:
+		return &TimeoutError{Writer: p.Name(), Err: err, Consequence: "the dump hook's dump is the backup of this database"}
+	}
+	return fmt.Errorf("%w; on-timeout: snap does not apply: the time ran out before the writer could check that one snapshot holds the whole cluster", err)
 }
 
 func dbExists(p string) bool {

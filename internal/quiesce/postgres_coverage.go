@@ -12,8 +12,13 @@ import (
 // share: how a path is covered by the snapshot set, and the check that a
 // server's files are all in one volume snapshot.
 
-// dbVolumeLevel is FreezeInfo.Covered's value for a volume snapshot.
-const dbVolumeLevel = "volume"
+// dbOneInstant tells whether a FreezeInfo.Covered level is a snapshot of a
+// whole filesystem at one instant: "volume", or "crash" (a btrfs snapshot
+// whose writers were not held, as a power cut would leave it). Either holds
+// a database's files together, which is what a database needs: a writer
+// that froze it has no write in flight, and one that did not leaves what
+// the database recovers from after a crash.
+func dbOneInstant(level string) bool { return level == "volume" || level == "crash" }
 
 // DBOption tunes the postgres and mysql writers.
 type DBOption func(*dbOptions)
@@ -129,7 +134,7 @@ func dbCheckOneVolume(server string, covered map[string]string, paths []dbCluste
 				why += fmt.Sprintf(" and is not visible here (%v: is the server on another machine?)", err)
 			}
 			return &dbUncoveredError{Server: server, Path: p, Why: why, Fix: fix}
-		case lvl != dbVolumeLevel:
+		case !dbOneInstant(lvl):
 			return &dbUncoveredError{Server: server, Path: p, Fix: fix,
 				Why: fmt.Sprintf("is covered by source %s only with %s consistency (per-file clones differ in time; the cluster needs one point in time across all its files)", src, lvl)}
 		}

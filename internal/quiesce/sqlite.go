@@ -31,6 +31,13 @@ import (
 // because it copies pages as they are (no rebuild, so it is cheap on CPU
 // and keeps the file byte-compatible) from one read transaction, so the copy
 // is one committed state.
+//
+// When the lock or the copy does not come within the timeout (an
+// application that writes back to back on a busy machine), Freeze returns
+// a *TimeoutError: under a snapshot of the whole filesystem the database
+// and its journal or WAL are still in it at one instant, which SQLite
+// recovers on open (crash-consistent); read live, its files are not whole
+// and the error lists them.
 type SQLite struct {
 	path    string
 	timeout time.Duration
@@ -38,6 +45,9 @@ type SQLite struct {
 	db   *sql.DB
 	conn *sql.Conn
 	inTx bool
+	// oneInstant: this run's snapshot holds the database's directory at
+	// one instant.
+	oneInstant bool
 }
 
 // NewSQLite returns a writer for the database at path. timeout bounds
@@ -58,8 +68,10 @@ var sqliteCompanions = []string{"-wal", "-shm", "-journal"}
 
 // Freeze implements Writer.
 func (s *SQLite) Freeze(ctx context.Context, info FreezeInfo) (*Frozen, error) {
-	ctx, cancel := dbFreezeContext(ctx, s.timeout)
+	ctx, cancel := freezeContext(ctx, s.timeout)
 	defer cancel()
+	_, lvl := dbCoverageOf(info.Covered, dbRealPath(s.path))
+	s.oneInstant = dbOneInstant(lvl)
 	fi, err := os.Stat(s.path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w (fix: the database path in the job)", s.Name(), err)
@@ -90,7 +102,7 @@ func (s *SQLite) Freeze(ctx context.Context, info FreezeInfo) (*Frozen, error) {
 	}
 	mode = strings.ToLower(mode)
 
-	if _, lvl := dbCoverageOf(info.Covered, dbRealPath(s.path)); lvl == dbVolumeLevel {
+	if s.oneInstant {
 		return s.lock(ctx, mode)
 	}
 	return s.substitute(ctx, info, mode)
@@ -314,13 +326,28 @@ func (s *SQLite) close() error {
 	return nil
 }
 
-// fail closes what Freeze opened and words the error.
+// fail closes what Freeze opened and words the error: a *TimeoutError when
+// the writer's timeout passed.
 func (s *SQLite) fail(ctx context.Context, step string, err error) error {
 	cerr := s.close()
 	if ctx.Err() != nil {
-		err = fmt.Errorf("%w (%v): a writer held the database longer than the freeze timeout; raise the timeout or back up at a quieter time", err, ctx.Err())
+		err = fmt.Errorf("%w%s: a writer held the database longer than %s; raise the timeout or back up at a quieter time", err, ctxNote(ctx, err), timeoutWords(s.timeout))
 	}
-	return errors.Join(fmt.Errorf("%s: %s: %w", s.Name(), step, err), cerr)
+	err = errors.Join(fmt.Errorf("%s: %s: %w", s.Name(), step, err), cerr)
+	if !freezeTimedOut(ctx) {
+		return err
+	}
+	te := &TimeoutError{Writer: s.Name(), Err: err, CrashConsistent: s.oneInstant}
+	if s.oneInstant {
+		te.Consequence = fmt.Sprintf("the snapshot holds the database crash-consistent: SQLite recovers it from its journal or WAL when it is opened (restore %s with its -journal and -wal files)", filepath.Base(s.path))
+	} else {
+		te.Consequence = "no snapshot holds the database at one instant and no consistent copy was made, so its files are not stored as whole"
+		te.NotWhole = append(te.NotWhole, s.path)
+		for _, suf := range sqliteCompanions {
+			te.NotWhole = append(te.NotWhole, s.path+suf)
+		}
+	}
+	return te
 }
 
 // dbStagingRel is where below a staging directory a copy of the file at abs
@@ -330,12 +357,4 @@ func dbStagingRel(abs string) string {
 	rest := strings.TrimLeft(abs[len(v):], `/\`)
 	v = strings.NewReplacer(":", "", `\`, "_", "/", "_").Replace(v)
 	return filepath.Join(v, rest)
-}
-
-// dbFreezeContext applies a writer's own timeout on top of the run's deadline.
-func dbFreezeContext(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
-	if d <= 0 {
-		return context.WithCancel(ctx)
-	}
-	return context.WithTimeout(ctx, d)
 }

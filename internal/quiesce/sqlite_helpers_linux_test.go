@@ -74,6 +74,17 @@ func dbBackupOnce(t *testing.T, w Writer, plan *snapshot.Plan, staging, root, ds
 		}
 		dbCopyTree(t, v, sp.Path, filepath.Join(dst, rel))
 	}
+	// What the run does with files a writer names as not whole: record
+	// them failed, with no content to restore.
+	if fr.Timeout != nil {
+		for _, p := range fr.Timeout.NotWhole {
+			rel, err := filepath.Rel(root, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.Remove(filepath.Join(dst, rel))
+		}
+	}
 	// What the archiver does with substitutes: store the copy under the
 	// original path.
 	for orig, sub := range fr.Substitutes {
