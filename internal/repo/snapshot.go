@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/stillpoint-backup/stillpoint/internal/outcome"
@@ -95,10 +96,35 @@ type ProcessInfo struct {
 	Reason  string `json:"reason,omitempty"`
 }
 
-// WriterInfo says how long a writer held its application still.
+// WriterInfo says how long a writer held its application still, or why
+// it did not.
 type WriterInfo struct {
 	Name   string   `json:"name"`
 	HeldMs float64  `json:"held_ms"`
 	Error  string   `json:"error,omitempty"`
 	Notes  []string `json:"notes,omitempty"`
+	// Frozen: the writer held its application still for the snapshot.
+	// False when its freeze ran out of time and the job said on-timeout:
+	// snap; Reason then says why and what the backup holds instead.
+	Frozen bool   `json:"frozen"`
+	Reason string `json:"reason,omitempty"`
+	// Consistency is the claim for the application's data: "application"
+	// (the writer froze it), "crash" (snapped without the freeze: it
+	// recovers as after a power cut), "none" (its files, NotWhole, were
+	// recorded failed), or "" when the writer cannot tell (a command
+	// writer: the sources' consistency is all there is).
+	Consistency string   `json:"consistency,omitempty"`
+	NotWhole    []string `json:"not_whole,omitempty"`
+}
+
+// UnmarshalJSON reads a writer's record; one written before Frozen existed
+// is of a writer that froze (a failed freeze failed the run then).
+func (w *WriterInfo) UnmarshalJSON(b []byte) error {
+	type plain WriterInfo
+	p := plain{Frozen: true}
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	*w = WriterInfo(p)
+	return nil
 }

@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"strings"
 	"time"
 
+	"github.com/stillpoint-backup/stillpoint/internal/archiver"
+	"github.com/stillpoint-backup/stillpoint/internal/outcome"
 	"github.com/stillpoint-backup/stillpoint/internal/quiesce"
 	"github.com/stillpoint-backup/stillpoint/internal/repo"
 	"github.com/stillpoint-backup/stillpoint/internal/snapshot"
@@ -22,12 +26,18 @@ type frozenWriter struct {
 }
 
 // freezeAll freezes the writers in order. On a failure it thaws those
-// already frozen (and the failed one) and returns the error.
+// already frozen (and the failed one) and returns the error. A writer that
+// did not freeze in time (on-timeout: snap) is no failure; the files it
+// names as not whole are substituted by a refusal (see notWholeMark), so
+// they are recorded failed.
 func freezeAll(ctx context.Context, writers []quiesce.Writer, info quiesce.FreezeInfo) ([]*frozenWriter, error) {
 	var out []*frozenWriter
 	for _, w := range writers {
 		fw := &frozenWriter{w: w, since: time.Now()}
 		fw.frozen, fw.err = w.Freeze(ctx, info)
+		if fw.err == nil {
+			fw.frozen = refuseNotWhole(w.Name(), fw.frozen)
+		}
 		out = append(out, fw)
 		if fw.err != nil {
 			reports := thawAll(out)
@@ -57,19 +67,79 @@ func thawAll(frozen []*frozenWriter) []repo.WriterInfo {
 		if fw.frozen != nil {
 			r.Notes = fw.frozen.Notes
 		}
+		switch te := timeoutOf(fw.frozen); {
+		case fw.err != nil:
+		case te == nil:
+			r.Frozen, r.Consistency = true, "application"
+		default:
+			// on-timeout: snap: the claim for the application's data falls
+			// to what the snapshot holds without the freeze
+			r.Reason = te.Error()
+			r.NotWhole = te.NotWhole
+			switch {
+			case len(te.NotWhole) > 0:
+				r.Consistency = "none"
+			case te.CrashConsistent:
+				r.Consistency = "crash"
+			}
+		}
 		reports[i] = r
 	}
 	return reports
 }
 
+func timeoutOf(fr *quiesce.Frozen) *quiesce.TimeoutError {
+	if fr == nil {
+		return nil
+	}
+	return fr.Timeout
+}
+
+// thawErrors words what went wrong with the writers that does not undo the
+// snapshot, for the run's warnings: a thaw that failed (the application may
+// still be paused), and a writer that did not freeze in time, so that the
+// snapshot was taken without it (on-timeout: snap).
 func thawErrors(reports []repo.WriterInfo) error {
 	var errs []error
 	for _, r := range reports {
 		if r.Error != "" {
 			errs = append(errs, fmt.Errorf("writer %s: %s", r.Name, r.Error))
 		}
+		if r.Error == "" && !r.Frozen {
+			errs = append(errs, fmt.Errorf("writer %s did not freeze, and the backup went on without it (on-timeout: snap): %s", r.Name, strings.TrimPrefix(r.Reason, r.Name+": ")))
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// reasonNotFrozen is the outcome reason of a file recorded failed because
+// its writer did not freeze its application and no snapshot holds it whole.
+const reasonNotFrozen = "not-frozen"
+
+// notWholeMark, in the substitutes, stands for the copy of a file that a
+// writer could not make consistent and no snapshot holds whole: the
+// substitute view refuses to serve it, and the file reader records it
+// failed (reasonNotFrozen) with the text after the mark as its error. It
+// cannot be a path (no path holds a NUL byte).
+const notWholeMark = "\x00not-whole\x00"
+
+// refuseNotWhole adds a refusal to the substitutes of fr for each file its
+// writer names as not whole.
+func refuseNotWhole(name string, fr *quiesce.Frozen) *quiesce.Frozen {
+	te := timeoutOf(fr)
+	if te == nil || len(te.NotWhole) == 0 {
+		return fr
+	}
+	out := *fr
+	out.Substitutes = maps.Clone(fr.Substitutes)
+	if out.Substitutes == nil {
+		out.Substitutes = map[string]string{}
+	}
+	why := fmt.Sprintf("writer %s did not freeze in time, and no snapshot holds the file at one instant (%s)", name, strings.TrimPrefix(te.Err.Error(), name+": "))
+	for _, p := range te.NotWhole {
+		out.Substitutes[p] = notWholeMark + why
+	}
+	return &out
 }
 
 func joinMsg(a, b string) string {
@@ -105,6 +175,9 @@ type substituteView struct {
 // SQLite rollback journal comes and goes, and its substitute is what is stored.
 func (s *substituteView) Lstat(p string) (*view.Stat, error) {
 	st, err := s.View.Lstat(p)
+	if _, refused := s.refused(p); refused {
+		return st, err
+	}
 	if _, ok := s.subs[p]; !ok || err == nil {
 		return st, err
 	}
@@ -112,6 +185,9 @@ func (s *substituteView) Lstat(p string) (*view.Stat, error) {
 }
 
 func (s *substituteView) Open(p string) (view.File, error) {
+	if why, refused := s.refused(p); refused {
+		return nil, fmt.Errorf("%s: %s", p, why)
+	}
 	cp, ok := s.subs[p]
 	if !ok {
 		return s.View.Open(p)
@@ -137,6 +213,27 @@ func (s *substituteView) Open(p string) (view.File, error) {
 func (s *substituteView) substituted(p string) bool {
 	_, ok := s.subs[p]
 	return ok
+}
+
+// refused tells whether p is a file no writer made consistent and no
+// snapshot holds whole, and why.
+func (s *substituteView) refused(p string) (string, bool) {
+	return strings.CutPrefix(s.subs[p], notWholeMark)
+}
+
+// notWholeRead is the file reader's verdict on a file the substitute view
+// refuses: failed, not stored (the previous backup's version is kept,
+// marked stale).
+func notWholeRead(v view.View, p string) (archiver.ReadResult, bool) {
+	sv, ok := v.(*substituteView)
+	if !ok {
+		return archiver.ReadResult{}, false
+	}
+	why, refused := sv.refused(p)
+	if !refused {
+		return archiver.ReadResult{}, false
+	}
+	return archiver.ReadResult{Outcome: outcome.Failed, Reason: reasonNotFrozen, Err: errors.New(why)}, true
 }
 
 type substituteFile struct {

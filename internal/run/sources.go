@@ -127,6 +127,9 @@ type fileReader struct {
 }
 
 func (fr *fileReader) ReadFile(ctx context.Context, v view.View, p string, before *view.Stat, secondPass bool, attempt archiver.Attempt) archiver.ReadResult {
+	if res, ok := notWholeRead(v, p); ok {
+		return res // its writer did not freeze it and no snapshot holds it whole
+	}
 	if fr.snapped(p) {
 		return archiver.DirectReader{}.ReadFile(ctx, v, p, before, secondPass, attempt)
 	}
