@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/stillpoint-backup/stillpoint/internal/archiver"
+	"github.com/stillpoint-backup/stillpoint/internal/filter"
 	"github.com/stillpoint-backup/stillpoint/internal/hold"
 	"github.com/stillpoint-backup/stillpoint/internal/job"
 	"github.com/stillpoint-backup/stillpoint/internal/livefile"
@@ -137,6 +138,9 @@ func runBackup(ctx context.Context, g *globals, f backupFlags, paths []string) e
 	rep := g.reporter()
 	if f.jobFile == "" && (f.retries < 0 || f.retries > livefile.MaxRetries) {
 		return &exitError{code: exitUsage, err: fmt.Errorf("--retries %d: use 0 to %d", f.retries, livefile.MaxRetries)}
+	}
+	if _, err := filter.CompileAll(f.excludes); err != nil {
+		return &exitError{code: exitUsage, err: fmt.Errorf("--exclude: %w", err)}
 	}
 	o, err := backupOptions(g, f, paths, rep)
 	if err != nil {

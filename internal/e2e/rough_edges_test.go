@@ -268,6 +268,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"backup", "--retries", "99", src}, "--retries 99"},
 		{[]string{"backup", "--retries", "many", src}, "--retries"},
 		{[]string{"backup", "--snapshot", "sometimes", src}, "sometimes"},
+		{[]string{"backup", "--exclude", "[", src}, `--exclude: bad pattern "["`},
 		{[]string{"init", "--compression", "ultra"}, `--compression "ultra"`},
 		{[]string{"ls"}, "usage: stillpoint ls SNAPSHOT [PATH]"},
 		{[]string{"restore", "latest"}, `"target"`},
@@ -285,6 +286,8 @@ func TestUsageErrors(t *testing.T) {
 	oneLine(t, e.must(t, 1, "ls", "deadbeef99"), `no snapshot "deadbeef99"`)
 	oneLine(t, e.must(t, 0, "restore", "latest", "--target", t.TempDir(), "--include", "/no/such/path"), "nothing restored")
 	oneLine(t, e.must(t, 1, "doctor", "/no/such/path"), "/no/such/path: no such file or directory")
+	file := filepath.Join(src, "a")
+	oneLine(t, e.must(t, 1, "restore", "latest", "--target", filepath.Join(file, "below")), file+" is a file, not a directory")
 }
 
 // interruptWhen starts the binary and sends it SIGINT once it has read and

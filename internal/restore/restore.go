@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -22,6 +23,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/stillpoint-backup/stillpoint/internal/bufs"
 	"github.com/stillpoint-backup/stillpoint/internal/filter"
@@ -157,7 +159,7 @@ func Run(ctx context.Context, r Repo, root repo.ID, opts Options) (*Result, erro
 	}
 	rs := &restorer{r: r, opts: opts, ctx: ctx, links: map[[2]uint64]string{}, packs: map[repo.ID][]blobUse{}, isRoot: os.Geteuid() == 0}
 	if err := os.MkdirAll(opts.Target, 0o700); err != nil {
-		return nil, fmt.Errorf("create target %s: %w", opts.Target, err)
+		return nil, targetError(opts.Target, err)
 	}
 	rs.creators = make(chan struct{}, opts.Workers)
 	err := rs.walk("/", root, false)
@@ -178,6 +180,15 @@ func Run(ctx context.Context, r Repo, root repo.ID, opts Options) (*Result, erro
 		}
 	}
 	return &rs.res, nil
+}
+
+// targetError says why the target directory cannot be made.
+func targetError(target string, err error) error {
+	var pe *fs.PathError
+	if errors.Is(err, syscall.ENOTDIR) && errors.As(err, &pe) {
+		return fmt.Errorf("restore target %s: %s is a file, not a directory", target, pe.Path)
+	}
+	return fmt.Errorf("create restore target %s: %w", target, err)
 }
 
 func (rs *restorer) event(e Event) {
