@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stillpoint-backup/stillpoint/internal/hold"
 	"github.com/stillpoint-backup/stillpoint/internal/quiesce"
 )
 
@@ -55,7 +56,8 @@ type Source struct {
 	StagingDir string
 }
 
-// Quiesce is the wait for write inactivity before the snapshot.
+// Quiesce is the wait for write inactivity before the snapshot, and the
+// hold of the writing processes for its moment.
 type Quiesce struct {
 	// Inactivity is the quiet period to wait for; 0 does not wait.
 	Inactivity time.Duration
@@ -64,6 +66,15 @@ type Quiesce struct {
 	// OnTimeout is "snap" (take a crash-consistent snapshot anyway) or
 	// "fail" (abort the run) when MaxWait passes without a quiet period.
 	OnTimeout string
+	// Hold is "writers" (stop the processes writing to a volume snapshot's
+	// filesystem for its moment, see package hold) or "off"; "" when the
+	// file does not say, and the caller decides.
+	Hold string
+	// HoldTimeout bounds the hold (0 < HoldTimeout <= MaxHoldTimeout).
+	HoldTimeout time.Duration
+	// HoldExclude names processes never to hold: command names (comm) or
+	// absolute executable paths.
+	HoldExclude []string
 }
 
 // WriterSpec is one application writer.
@@ -77,6 +88,10 @@ type WriterSpec struct {
 	Freeze, Thaw string
 	// Timeout bounds the freeze; 0 means the writer's default.
 	Timeout time.Duration
+	// OnTimeout is what happens when the freeze runs out of time: "snap"
+	// (take the snapshot without it, and say so; files a snapshot does not
+	// hold whole are recorded failed) or "fail" (abort the run).
+	OnTimeout string
 }
 
 // Defaults for keys a job file leaves out.
@@ -87,6 +102,10 @@ const (
 	MaxRetries       = 10
 	DefaultMaxWait   = 60 * time.Second
 	DefaultOnTimeout = "snap"
+	// quiesce.hold-timeout: the default, and the most allowed (an
+	// application stopped for longer may time out its clients).
+	DefaultHoldTimeout = hold.DefaultTimeout
+	MaxHoldTimeout     = hold.MaxTimeout
 )
 
 // Value sets, in the order the documentation lists them.
@@ -94,6 +113,7 @@ var (
 	SnapshotPolicies  = []string{"off", "auto", "on", "required"}
 	OpenFileModes     = []string{"read", "retry", "skip", "stage"}
 	OnTimeoutActions  = []string{"snap", "fail"}
+	HoldModes         = []string{"writers", "off"}
 	CompressionLevels = []string{"off", "fastest", "default", "better"}
 	WriterKinds       = []string{"sqlite", "postgres", "mysql", "command"}
 )
@@ -198,6 +218,14 @@ func applyDefaults(j *Job) {
 	}
 	if j.Quiesce.OnTimeout == "" {
 		j.Quiesce.OnTimeout = DefaultOnTimeout
+	}
+	if _, set := j.pos["quiesce.hold-timeout"]; !set && j.Quiesce.HoldTimeout == 0 {
+		j.Quiesce.HoldTimeout = DefaultHoldTimeout
+	}
+	for i := range j.Writers {
+		if j.Writers[i].OnTimeout == "" {
+			j.Writers[i].OnTimeout = DefaultOnTimeout
+		}
 	}
 }
 

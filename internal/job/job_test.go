@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -48,12 +49,12 @@ func TestParseBriefShape(t *testing.T) {
 		File:       "job.yaml",
 		Repository: "/var/lib/stillpoint/repo",
 		Sources:    []Source{{Path: "/srv/app", Snapshot: "required", OpenFiles: "retry", Retries: 5, Exclude: []string{"*.tmp", "cache/"}}},
-		Quiesce:    Quiesce{Inactivity: 3 * time.Second, MaxWait: time.Minute, OnTimeout: "snap"},
+		Quiesce:    Quiesce{Inactivity: 3 * time.Second, MaxWait: time.Minute, OnTimeout: "snap", HoldTimeout: 2 * time.Second},
 		Writers: []WriterSpec{
-			{Kind: "sqlite", Target: "/srv/app/app.db"},
-			{Kind: "postgres", Target: "host=127.0.0.1 port=5432 user=postgres"},
-			{Kind: "mysql", Target: "root@tcp(127.0.0.1:3306)/"},
-			{Kind: "command", Freeze: "app-ctl pause", Thaw: "app-ctl resume", Timeout: 30 * time.Second},
+			{Kind: "sqlite", Target: "/srv/app/app.db", OnTimeout: "snap"},
+			{Kind: "postgres", Target: "host=127.0.0.1 port=5432 user=postgres", OnTimeout: "snap"},
+			{Kind: "mysql", Target: "root@tcp(127.0.0.1:3306)/", OnTimeout: "snap"},
+			{Kind: "command", Freeze: "app-ctl pause", Thaw: "app-ctl resume", Timeout: 30 * time.Second, OnTimeout: "snap"},
 		},
 		Hooks: quiesce.Hooks{
 			quiesce.BeforeBackup:  {{Run: "app-ctl stop", Timeout: time.Minute, Essential: true}},
@@ -89,6 +90,12 @@ func TestLoadDocumentedExample(t *testing.T) {
 	if j.Writers[1].Timeout != 20*time.Second || len(j.Writers) != 4 {
 		t.Errorf("writers: %+v", j.Writers)
 	}
+	if j.Writers[0].OnTimeout != "snap" || j.Writers[1].OnTimeout != "fail" || j.Writers[3].OnTimeout != "snap" {
+		t.Errorf("writers' on-timeout: %+v", j.Writers)
+	}
+	if q := j.Quiesce; q.Hold != "writers" || q.HoldTimeout != 2*time.Second || !reflect.DeepEqual(q.HoldExclude, []string{"backup-agent", "/usr/sbin/auditd"}) {
+		t.Errorf("hold: %+v", q)
+	}
 	if h := j.Hooks[quiesce.BeforeSnapshot]; len(h) != 1 || !reflect.DeepEqual(h[0].Argv, []string{"/usr/bin/sync"}) {
 		t.Errorf("argv hook: %+v", h)
 	}
@@ -100,8 +107,8 @@ func TestLoadDocumentedExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range append(append(append(append([]string{}, topKeys...), sourceKeys...), quiesceKeys...), hookKeys...) {
-		if !strings.Contains(string(doc), "`"+k+"`") {
+	for _, k := range slices.Concat(topKeys, sourceKeys, quiesceKeys, hookKeys, commandKeys, writerKeys) {
+		if !strings.Contains(string(doc), "`"+k+"`") && !strings.Contains(string(doc), "`"+k+":") {
 			t.Errorf("docs/job.md does not document the key %q", k)
 		}
 	}
@@ -173,6 +180,22 @@ func TestErrors(t *testing.T) {
 		{"relative repository", base + "repository: repo\n", 3, `the repository path "repo" is relative`, "absolute path"},
 		{"bad compression", base + "compression: zstd\n", 3, `unknown value "zstd"`, "off, fastest, default, better"},
 		{"bad version", base + "version: 2\n", 3, "unsupported job file version 2", "version 1"},
+		{"bad writer on-timeout", base + "writers:\n  - sqlite: /srv/app/a.db\n    on-timeout: skip\n", 5, `writers[0].on-timeout: unknown value "skip"`, "snap, fail"},
+		{"writer on-timeout typo", base + "writers:\n  - sqlite: /srv/app/a.db\n    on-timeout: FAIL\n", 5, `unknown value "FAIL"`, `did you mean "fail"?`},
+		{"command on-timeout inside", base + "writers:\n  - command: {freeze: a, thaw: b, on-timeout: later}\n", 4, `writers[0].command.on-timeout: unknown value "later"`, "snap, fail"},
+		{"command on-timeout outside", base + "writers:\n  - command: {freeze: a, thaw: b}\n    on-timeout: fail\n", 5, "on-timeout belongs inside command", "on-timeout: fail}"},
+		{"on_timeout spelling", base + "writers:\n  - sqlite: /srv/app/a.db\n    on_timeout: fail\n", 5, `unknown key "on_timeout"`, `did you mean "on-timeout"?`},
+		{"bad hold", base + "quiesce:\n  hold: all\n", 4, `quiesce.hold: unknown value "all"`, "one of writers, off"},
+		{"hold typo", base + "quiesce:\n  hold: writer\n", 4, `unknown value "writer"`, `did you mean "writers"?`},
+		{"hold not text", base + "quiesce:\n  hold: [writers]\n", 4, "quiesce.hold: must be a text value", "writers, off"},
+		{"hold-timeout zero", base + "quiesce:\n  hold-timeout: 0\n", 4, "hold-timeout must be more than 0", "hold: off"},
+		{"hold-timeout too long", base + "quiesce:\n  hold-timeout: 30s\n", 4, "hold-timeout 30s is too long", "at most 10s"},
+		{"hold-timeout without unit", base + "quiesce:\n  hold-timeout: 2\n", 4, "the duration 2 has no unit", "write 2s"},
+		{"hold-timeout negative", base + "quiesce:\n  hold-timeout: -1s\n", 4, "negative duration", "cannot be negative"},
+		{"hold-exclude relative path", base + "quiesce:\n  hold-exclude: [sbin/auditd]\n", 4, `quiesce.hold-exclude[0]: the executable path "sbin/auditd" is relative`, `"auditd"`},
+		{"hold-exclude empty", base + "quiesce:\n  hold-exclude: [\"\"]\n", 4, "the process name is empty", "ps -o comm"},
+		{"hold-exclude mapping", base + "quiesce:\n  hold-exclude: {a: b}\n", 4, "hold-exclude: must be a list", "/usr/sbin/auditd"},
+		{"holdtimeout spelling", base + "quiesce:\n  hold_timeout: 3s\n", 4, `unknown key "hold_timeout"`, `did you mean "hold-timeout"?`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -219,6 +242,9 @@ func TestWarnings(t *testing.T) {
 		{"max-wait alone", base + "quiesce:\n  max-wait: 10s\n", 4, "max-wait has no effect without an inactivity period"},
 		{"sqlite outside sources", base + "writers:\n  - sqlite: /var/lib/x.db\n", 4, "/var/lib/x.db is not under any source"},
 		{"inactivity without snapshot", "sources:\n  - {path: /srv/app, snapshot: off}\nquiesce: {inactivity: 2s}\n", 3, "there is no snapshot to wait for"},
+		{"hold-timeout with hold off", base + "quiesce:\n  hold: off\n  hold-timeout: 5s\n", 5, "hold-timeout has no effect with hold: off"},
+		{"hold-exclude with hold off", base + "quiesce:\n  hold: off\n  hold-exclude: auditd\n", 5, "hold-exclude has no effect with hold: off"},
+		{"hold without snapshot", "sources:\n  - {path: /srv/app, snapshot: off}\nquiesce: {hold: writers}\n", 3, "no snapshot to hold the writers for"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -262,7 +288,7 @@ hooks:
 	if !reflect.DeepEqual(j.Sources, []Source{{Path: "/srv/a", Snapshot: "on", OpenFiles: "skip", Retries: 7}, {Path: "/srv/b", Snapshot: "off", OpenFiles: "skip", Retries: 1}}) {
 		t.Errorf("sources %+v", j.Sources)
 	}
-	if j.Writers[0] != (WriterSpec{Kind: "mysql", Target: "root@tcp(db:3306)/", Timeout: 5 * time.Second}) {
+	if j.Writers[0] != (WriterSpec{Kind: "mysql", Target: "root@tcp(db:3306)/", Timeout: 5 * time.Second, OnTimeout: "snap"}) {
 		t.Errorf("writer %+v", j.Writers[0])
 	}
 	if h := j.Hooks[quiesce.BeforeBackup]; len(h) != 1 || h[0].Run != "app-ctl stop" {
@@ -271,8 +297,59 @@ hooks:
 	if h := j.Hooks[quiesce.AfterBackup]; len(h) != 1 || !h[0].Essential {
 		t.Errorf("essential: yes %+v", h)
 	}
-	if j.Quiesce.OnTimeout != "snap" || j.Quiesce.MaxWait != 0 {
+	if q := j.Quiesce; q.OnTimeout != "snap" || q.MaxWait != 0 || q.Hold != "" || q.HoldTimeout != DefaultHoldTimeout || q.HoldExclude != nil {
 		t.Errorf("quiesce defaults %+v", j.Quiesce)
+	}
+}
+
+// The hold keys and the writers' on-timeout, as a file sets them.
+func TestHoldAndWriterOnTimeout(t *testing.T) {
+	y := base + `quiesce:
+  hold: off
+writers:
+  - sqlite: /srv/app/a.db
+    on-timeout: fail
+  - sqlite: /srv/app/b.db
+    timeout: 3s
+  - command: {freeze: a, thaw: b, timeout: 1s, on-timeout: fail}
+  - postgres: "host=/run/postgresql"
+    on-timeout: snap
+`
+	j, warns, err := Parse("j.yaml", []byte(y))
+	if err != nil || len(warns) != 0 {
+		t.Fatal(err, warns)
+	}
+	if q := j.Quiesce; q.Hold != "off" || q.HoldTimeout != DefaultHoldTimeout {
+		t.Errorf("quiesce %+v", q)
+	}
+	var got []string
+	for _, w := range j.Writers {
+		got = append(got, w.OnTimeout)
+	}
+	if !reflect.DeepEqual(got, []string{"fail", "snap", "fail", "snap"}) {
+		t.Errorf("on-timeout of the writers: %q", got)
+	}
+	if p, ok := j.Pos("writers[2].command.on-timeout"); !ok || p.Line != 10 {
+		t.Errorf("position of the command writer's on-timeout: %v %v", p, ok)
+	}
+
+	j, warns, err = Parse("j.yaml", []byte(base+"quiesce:\n  hold: writers\n  hold-timeout: 10s\n  hold-exclude: [auditd, /usr/lib/postgresql/16/bin/postgres, a-very-long-process-name]\n"))
+	if err != nil || len(warns) != 0 {
+		t.Fatal(err, warns)
+	}
+	if q := j.Quiesce; q.Hold != "writers" || q.HoldTimeout != 10*time.Second || len(q.HoldExclude) != 3 {
+		t.Errorf("quiesce %+v", q)
+	}
+	// a single name needs no list
+	j, _, err = Parse("j.yaml", []byte(base+"quiesce: {hold-exclude: auditd, hold-timeout: 500ms}\n"))
+	if err != nil || !reflect.DeepEqual(j.Quiesce.HoldExclude, []string{"auditd"}) || j.Quiesce.HoldTimeout != 500*time.Millisecond {
+		t.Fatalf("%v %+v", err, j)
+	}
+}
+
+func TestHoldTimeoutBoundsMatchHold(t *testing.T) {
+	if DefaultHoldTimeout != 2*time.Second || MaxHoldTimeout != 10*time.Second {
+		t.Errorf("hold-timeout default %s, most %s; docs/job.md says 2s and 10s", DefaultHoldTimeout, MaxHoldTimeout)
 	}
 }
 
@@ -306,5 +383,19 @@ func TestValidateBuiltJob(t *testing.T) {
 	_, err := Validate(j)
 	if err == nil || !strings.Contains(err.Error(), `sources[0].path: the source path "rel" is relative`) {
 		t.Fatalf("got %v", err)
+	}
+	// A job built in code may leave the hold timeout and on-timeout out
+	// (the run's defaults apply), but not set them wrong.
+	ok := []Source{{Path: "/srv/app", Snapshot: "auto", OpenFiles: "retry"}}
+	if _, err := Validate(&Job{Sources: ok, Writers: []WriterSpec{{Kind: "sqlite", Target: "/srv/app/a.db"}}}); err != nil {
+		t.Fatalf("defaults left out: %v", err)
+	}
+	j = &Job{Sources: ok, Quiesce: Quiesce{Hold: "on", HoldTimeout: 11 * time.Second},
+		Writers: []WriterSpec{{Kind: "sqlite", Target: "/srv/app/a.db", OnTimeout: "wait"}, {Kind: "command", Freeze: "a", Thaw: "b", OnTimeout: "x"}}}
+	_, err = Validate(j)
+	for _, want := range []string{`quiesce.hold: unknown value "on"`, "hold-timeout 11s is too long", `writers[0].on-timeout: unknown value "wait"`, `writers[1].command.on-timeout: unknown value "x"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("no error says %q: %v", want, err)
+		}
 	}
 }

@@ -18,10 +18,10 @@ import (
 var (
 	topKeys     = []string{"version", "repository", "host", "tags", "compression", "staging-dir", "exclude", "snapshot", "open-files", "retries", "sources", "quiesce", "writers", "hooks"}
 	sourceKeys  = []string{"path", "snapshot", "open-files", "retries", "exclude", "staging-dir"}
-	quiesceKeys = []string{"inactivity", "max-wait", "on-timeout"}
-	commandKeys = []string{"freeze", "thaw", "timeout"}
+	quiesceKeys = []string{"inactivity", "max-wait", "on-timeout", "hold", "hold-timeout", "hold-exclude"}
+	commandKeys = []string{"freeze", "thaw", "timeout", "on-timeout"}
 	hookKeys    = []string{"run", "argv", "timeout", "essential"}
-	writerKeys  = append(append([]string{}, WriterKinds...), "mariadb", "timeout")
+	writerKeys  = append(append([]string{}, WriterKinds...), "mariadb", "timeout", "on-timeout")
 	hookPoints  = func() []string {
 		s := make([]string, len(quiesce.Points))
 		for i, p := range quiesce.Points {
@@ -388,6 +388,15 @@ func (p *parser) quiesce(n *yaml.Node) {
 	if v, ok := f["on-timeout"]; ok {
 		q.OnTimeout, _ = p.oneOf(v.val, "quiesce.on-timeout", OnTimeoutActions)
 	}
+	if v, ok := f["hold"]; ok {
+		q.Hold, _ = p.oneOf(v.val, "quiesce.hold", HoldModes)
+	}
+	if v, ok := f["hold-timeout"]; ok {
+		q.HoldTimeout, _ = p.duration(v.val, "quiesce.hold-timeout")
+	}
+	if v, ok := f["hold-exclude"]; ok {
+		q.HoldExclude = p.strList(v.val, "quiesce.hold-exclude", `a list of process names or executable paths, e.g. [backup-agent, /usr/sbin/auditd]`)
+	}
 }
 
 func (p *parser) writers(n *yaml.Node) {
@@ -427,6 +436,9 @@ func (p *parser) writers(n *yaml.Node) {
 			if _, ok := f["timeout"]; ok {
 				p.errorf(f["timeout"].key, key+".timeout", "move it inside: command: {freeze: ..., thaw: ..., timeout: 30s}", "the command writer's timeout belongs inside command:")
 			}
+			if _, ok := f["on-timeout"]; ok {
+				p.errorf(f["on-timeout"].key, key+".on-timeout", "move it inside: command: {freeze: ..., thaw: ..., on-timeout: fail}", "the command writer's on-timeout belongs inside command:")
+			}
 			cf, ok := p.mapping(kf.val, wkey, commandKeys, `write command: {freeze: "app-ctl pause", thaw: "app-ctl resume", timeout: 30s}`)
 			if !ok {
 				continue
@@ -449,6 +461,9 @@ func (p *parser) writers(n *yaml.Node) {
 			} else {
 				w.Timeout = quiesce.DefaultCommandTimeout
 			}
+			if v, ok := cf["on-timeout"]; ok {
+				w.OnTimeout, _ = p.oneOf(v.val, wkey+".on-timeout", OnTimeoutActions)
+			}
 		} else {
 			w.Target, _ = p.str(kf.val, wkey, map[string]string{
 				"sqlite":   "the database file, e.g. /srv/app/app.db",
@@ -457,6 +472,9 @@ func (p *parser) writers(n *yaml.Node) {
 			}[w.Kind])
 			if v, ok := f["timeout"]; ok {
 				w.Timeout, _ = p.duration(v.val, key+".timeout")
+			}
+			if v, ok := f["on-timeout"]; ok {
+				w.OnTimeout, _ = p.oneOf(v.val, key+".on-timeout", OnTimeoutActions)
 			}
 		}
 		p.job.Writers = append(p.job.Writers, w)

@@ -198,6 +198,44 @@ func (v *validator) quiesce() {
 	if q.Inactivity > 0 && !v.anySnapshot() {
 		v.warnf("quiesce.inactivity", "set snapshot: auto, on or required on a source, or remove inactivity", "every source has snapshot: off, so there is no snapshot to wait for")
 	}
+	v.hold()
+}
+
+// hold checks quiesce.hold, hold-timeout and hold-exclude.
+func (v *validator) hold() {
+	q := v.j.Quiesce
+	if q.Hold != "" && !contains(HoldModes, q.Hold) {
+		v.errorf("quiesce.hold", "one of "+strings.Join(HoldModes, ", "), "unknown value %q", q.Hold)
+	}
+	_, timeoutSet := v.j.pos["quiesce.hold-timeout"]
+	switch {
+	case q.HoldTimeout < 0 || (timeoutSet && q.HoldTimeout == 0):
+		v.errorf("quiesce.hold-timeout", fmt.Sprintf("write e.g. %s (the default); to hold nothing write hold: off", DefaultHoldTimeout),
+			"hold-timeout must be more than 0")
+	case q.HoldTimeout > MaxHoldTimeout:
+		v.errorf("quiesce.hold-timeout", fmt.Sprintf("at most %s: a process stopped longer may make its clients time out; past hold-timeout the snapshot is taken crash-consistent anyway", MaxHoldTimeout),
+			"hold-timeout %s is too long", q.HoldTimeout)
+	}
+	for i, x := range q.HoldExclude {
+		key := fmt.Sprintf("quiesce.hold-exclude[%d]", i)
+		switch {
+		case strings.TrimSpace(x) == "":
+			v.errorf(key, "write a process's command name (as ps -o comm shows it) or its executable's absolute path", "the process name is empty")
+		case strings.Contains(x, "/") && !filepath.IsAbs(x):
+			v.errorf(key, fmt.Sprintf("write the executable's absolute path (as /proc/PID/exe shows it), or just its name %q", filepath.Base(x)),
+				"the executable path %q is relative, so it never matches a process", x)
+		}
+	}
+	if q.Hold == "off" {
+		for _, k := range []string{"quiesce.hold-timeout", "quiesce.hold-exclude"} {
+			if _, set := v.j.pos[k]; set {
+				v.warnf(k, "remove it, or set hold: writers", "%s has no effect with hold: off", strings.TrimPrefix(k, "quiesce."))
+			}
+		}
+	}
+	if _, set := v.j.pos["quiesce.hold"]; set && q.Hold == "writers" && !v.anySnapshot() {
+		v.warnf("quiesce.hold", "set snapshot: auto, on or required on a source, or remove hold", "every source has snapshot: off, so there is no snapshot to hold the writers for")
+	}
 }
 
 func (v *validator) anySnapshot() bool {
@@ -241,6 +279,13 @@ func (v *validator) writers() {
 		}
 		if w.Timeout < 0 {
 			v.errorf(key+".timeout", "durations cannot be negative", "negative timeout")
+		}
+		if w.OnTimeout != "" && !contains(OnTimeoutActions, w.OnTimeout) {
+			okey := key + ".on-timeout"
+			if w.Kind == "command" {
+				okey = key + ".command.on-timeout"
+			}
+			v.errorf(okey, "one of "+strings.Join(OnTimeoutActions, ", "), "unknown value %q", w.OnTimeout)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"github.com/stillpoint-backup/stillpoint/internal/hold"
 	"github.com/stillpoint-backup/stillpoint/internal/job"
 	"github.com/stillpoint-backup/stillpoint/internal/livefile"
 	"github.com/stillpoint-backup/stillpoint/internal/quiesce"
@@ -17,6 +18,8 @@ func FromJob(j *job.Job, stagingDefault string) (BackupOptions, error) {
 		Excludes: j.Exclude, Tags: j.Tags, Host: j.Host, Hooks: j.Hooks, Compression: j.Compression,
 		Inactivity: j.Quiesce.Inactivity, MaxWait: j.Quiesce.MaxWait,
 		FailWithoutQuiet: j.Quiesce.OnTimeout == "fail",
+		// an unset hold holds: it only acts on volume snapshots (btrfs)
+		Hold: hold.Options{Enabled: j.Quiesce.Hold != "off", Timeout: j.Quiesce.HoldTimeout, Exclude: j.Quiesce.HoldExclude},
 	}
 	for _, s := range j.Sources {
 		pol, err := snapshot.ParsePolicy(s.Snapshot)
@@ -36,18 +39,27 @@ func FromJob(j *job.Job, stagingDefault string) (BackupOptions, error) {
 		if j.HasDumpHook(w.Kind) {
 			opts = append(opts, quiesce.AllowUncoveredFiles())
 		}
+		var qw quiesce.Writer
 		switch w.Kind {
 		case "sqlite":
-			o.Writers = append(o.Writers, quiesce.NewSQLite(filepath.Clean(w.Target), w.Timeout))
+			qw = quiesce.NewSQLite(filepath.Clean(w.Target), w.Timeout)
 		case "postgres":
-			o.Writers = append(o.Writers, quiesce.NewPostgres(w.Target, w.Timeout, opts...))
+			qw = quiesce.NewPostgres(w.Target, w.Timeout, opts...)
 		case "mysql":
-			o.Writers = append(o.Writers, quiesce.NewMySQL(w.Target, w.Timeout, opts...))
+			qw = quiesce.NewMySQL(w.Target, w.Timeout, opts...)
 		case "command":
-			o.Writers = append(o.Writers, quiesce.NewCommandWriter(w.Freeze, w.Thaw, w.Timeout))
+			qw = quiesce.NewCommandWriter(w.Freeze, w.Thaw, w.Timeout)
 		default:
 			return o, fmt.Errorf("unknown writer kind %q", w.Kind)
 		}
+		switch w.OnTimeout {
+		case "", "snap": // "" in a job built in code: the job file's default
+			qw = quiesce.SnapOnTimeout(qw)
+		case "fail":
+		default:
+			return o, fmt.Errorf("writer %s: unknown on-timeout %q", qw.Name(), w.OnTimeout)
+		}
+		o.Writers = append(o.Writers, qw)
 	}
 	return o, nil
 }
