@@ -2,13 +2,15 @@
 # bench/torture.sh: the live-write torture benchmark (docs/consistency.md).
 #
 # Runs applications that write while backups run (a SQLite bank in rollback
-# and WAL mode, a bank of plain files, a big file rewritten in place, and
-# PostgreSQL under pgbench), backs them up K times in every mode (cp -a,
-# restic, kopia, stillpoint live / btrfs / reflink / inactivity wait /
-# writer), restores and verifies every backup, and prints a table of torn
-# restores and writer stalls (also written to bench/results/). Exits non-zero
-# when a stillpoint mode restores a torn copy it classed whole (silent), or a
-# mode that promises point-in-time consistency restores any torn copy.
+# and WAL mode, a bank of plain files, a big file rewritten in place at
+# random blocks, a file rewritten sequentially at full speed, a git
+# repository under commit churn, and PostgreSQL under pgbench), backs them
+# up K times in every mode (cp -a, restic, kopia, stillpoint live / btrfs /
+# btrfs + hold / reflink / inactivity wait / writer), restores and verifies
+# every backup, and prints a table of torn restores and writer stalls (also
+# written to bench/results/). Exits non-zero when a stillpoint mode restores
+# a torn copy it classed whole (silent), or a mode that promises
+# point-in-time consistency restores any torn copy.
 #
 # Needs root (loop mounts, fanotify, PostgreSQL run as its own user). As root
 # on Debian it installs what it needs. restic and kopia are built once from
@@ -23,6 +25,7 @@ source "$SCRIPT_DIR/lib.sh"
 
 QUICK=0
 K=
+K_RARE=
 WORKLOADS=
 MODES=
 KEEP=0
@@ -37,13 +40,16 @@ usage() {
 	cat <<EOF
 usage: bench/torture.sh [options] [-- torture-run-flags...]
 
-  --quick            small sizes, 3 backups per workload and mode (the CI check;
-                     under 10 minutes on 2 cores)
+  --quick            small sizes, 3 backups per workload and mode, 20 for
+                     seq-rewrite and git-churn in btrfs, hold and writer only
+                     (the CI check; about 10 minutes on 2 cores)
   --k N              backups per workload and mode (default 20, quick 3)
-  --workloads LIST   bank-sqlite-rollback,bank-sqlite-wal,bank-files,big-file,postgres
-                     (default: all)
-  --modes LIST       cp,restic,kopia,read,retry,stage,btrfs,reflink,inactivity,writer
-                     (default: all)
+  --k-rare N         backups per mode of seq-rewrite and git-churn, whose tears
+                     show in a few percent of backups (default 100, quick 20)
+  --workloads LIST   bank-sqlite-rollback,bank-sqlite-wal,bank-files,big-file,
+                     seq-rewrite,git-churn,postgres (default: all)
+  --modes LIST       cp,restic,kopia,read,retry,stage,btrfs,hold,reflink,inactivity,
+                     writer (default: all)
   --keep             keep the work directory, torn restores included
   --workdir DIR      where the work directory is made (default \${TMPDIR:-/var/tmp});
                      needs room for the repositories and a few restores
@@ -65,6 +71,8 @@ while [[ $# -gt 0 ]]; do
 	--quick) QUICK=1; shift ;;
 	--k) K=${2:?--k needs a value}; shift 2 ;;
 	--k=*) K=${1#*=}; shift ;;
+	--k-rare) K_RARE=${2:?--k-rare needs a value}; shift 2 ;;
+	--k-rare=*) K_RARE=${1#*=}; shift ;;
 	--workloads) WORKLOADS=${2:?--workloads needs a value}; shift 2 ;;
 	--workloads=*) WORKLOADS=${1#*=}; shift ;;
 	--modes) MODES=${2:?--modes needs a value}; shift 2 ;;
@@ -84,6 +92,7 @@ while [[ $# -gt 0 ]]; do
 	esac
 done
 [[ -z $K || $K =~ ^[1-9][0-9]*$ ]] || die "--k must be a positive integer, got '$K'"
+[[ -z $K_RARE || $K_RARE =~ ^[1-9][0-9]*$ ]] || die "--k-rare must be a positive integer, got '$K_RARE'"
 [[ $(id -u) -eq 0 ]] || die "needs root (loop mounts, fanotify, PostgreSQL run as its own user)"
 command -v go >/dev/null || die "go is not on PATH"
 START=$SECONDS
@@ -130,10 +139,11 @@ if want restic && [[ ! -x $RESTIC ]]; then build_bg restic "$RESTIC_VERSION"; fi
 if want kopia && [[ ! -x $KOPIA ]]; then build_bg kopia "$KOPIA_VERSION"; fi
 
 # ---------------------------------------------------------------- packages
-packages=(postgresql btrfs-progs xfsprogs util-linux mount)
+# git: the git-churn workload; coreutils: yes and dd of the dirty-page pressure
+packages=(postgresql btrfs-progs xfsprogs util-linux mount git coreutils)
 "$REPO_ROOT/scripts/install-packages" "${packages[@]}"
-for t in mkfs.btrfs mkfs.xfs losetup; do
-	command -v "$t" >/dev/null || die "$t is missing (Debian: apt-get install btrfs-progs xfsprogs util-linux)"
+for t in mkfs.btrfs mkfs.xfs losetup git; do
+	command -v "$t" >/dev/null || die "$t is missing (Debian: apt-get install btrfs-progs xfsprogs util-linux git)"
 done
 compgen -G '/usr/lib/postgresql/*/bin/pgbench' >/dev/null || die "PostgreSQL is missing (Debian: apt-get install postgresql)"
 
@@ -161,6 +171,7 @@ fi
 CMDLINE="bench/torture.sh"
 [[ $QUICK -eq 1 ]] && CMDLINE+=" --quick"
 [[ -n $K ]] && CMDLINE+=" --k $K"
+[[ -n $K_RARE ]] && CMDLINE+=" --k-rare $K_RARE"
 [[ -n $WORKLOADS ]] && CMDLINE+=" --workloads $WORKLOADS"
 [[ -n $MODES ]] && CMDLINE+=" --modes $MODES"
 ((${#EXTRA[@]})) && CMDLINE+=" -- ${EXTRA[*]}"
@@ -169,6 +180,7 @@ args=(run -stillpoint "$SP_BIN" -stillpoint-rev "$SP_REV" -restic "$RESTIC" -kop
 	-results "$RESULTS" -command "$CMDLINE" -workdir "${WORKDIR:-${TMPDIR:-/var/tmp}}")
 [[ $QUICK -eq 1 ]] && args+=(-quick)
 [[ -n $K ]] && args+=(-k "$K")
+[[ -n $K_RARE ]] && args+=(-k-rare "$K_RARE")
 [[ -n $WORKLOADS ]] && args+=(-workloads "$WORKLOADS")
 [[ -n $MODES ]] && args+=(-modes "$MODES")
 [[ $KEEP -eq 1 ]] && args+=(-keep)

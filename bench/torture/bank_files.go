@@ -81,14 +81,14 @@ func (bankFiles) verify(ctx context.Context, e *wlEnv, restored string) verdict 
 	for i := range bankFileAccounts {
 		b, err := os.ReadFile(filepath.Join(restored, acctFile(i)))
 		if err != nil {
-			return verdict{torn: true, notOneMoment: true, fileTorn: []string{acctFile(i)}, reason: err.Error()}
+			return verdict{torn: true, notOneMoment: true, damaged: true, fileTorn: []string{acctFile(i)}, reason: err.Error()}
 		}
 		r, err := decodeRecord(b)
 		if err == nil && r.acct != i {
 			err = fmt.Errorf("record of account %d", r.acct)
 		}
 		if err != nil {
-			return verdict{torn: true, notOneMoment: true, fileTorn: []string{acctFile(i)}, reason: acctFile(i) + ": " + err.Error()}
+			return verdict{torn: true, notOneMoment: true, damaged: true, fileTorn: []string{acctFile(i)}, reason: acctFile(i) + ": " + err.Error()}
 		}
 		recs = append(recs, r)
 	}
@@ -203,7 +203,7 @@ func judgeBank(recs []acctRecord, ts []transfer) verdict {
 		pos[a] = p
 	}
 	if len(v.fileTorn) > 0 {
-		v.torn, v.notOneMoment = true, true
+		v.torn, v.notOneMoment, v.damaged = true, true, true
 		v.reason = strings.Join(reasons, "; ")
 		return v
 	}

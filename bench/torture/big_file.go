@@ -108,7 +108,9 @@ func (bigFile) verify(ctx context.Context, e *wlEnv, restored string) verdict {
 func verifyBigFile(path, logPath string, blocks int) verdict {
 	seqs, err := readBlockSeqs(path, blocks)
 	if err != nil {
-		return tornf("%v", err)
+		v := tornf("%v", err)
+		v.damaged = true
+		return v
 	}
 	lb, err := os.ReadFile(logPath)
 	if err != nil {
@@ -161,7 +163,9 @@ func judgeBigFile(seqs []uint64, log []uint32) verdict {
 	var newest uint64
 	for i, s := range seqs {
 		if s > uint64(len(log)) || (s > 0 && log[s-1] != uint32(i)) {
-			return tornf("block %d holds write %d, which the writer never made to it", i, s)
+			v := tornf("block %d holds write %d, which the writer never made to it", i, s)
+			v.damaged = true
+			return v
 		}
 		newest = max(newest, s)
 	}

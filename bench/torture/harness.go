@@ -33,7 +33,19 @@ type config struct {
 	restic        string
 	kopia         string
 
-	bigFileMiB, bigRate  int
+	bigFileMiB, bigRate int
+	seqBlocks           int
+	// kRare backups per cell of the workloads whose tears are rare
+	// (rareTears): they show in a few percent of snapshots, if at all
+	kRare int
+	// rareModes are the modes the rareTears workloads run in
+	rareModes []string
+	// pressure: the workloads run under dirty-page pressure, the dd file
+	// on the source's filesystem ("fs") or in the work directory
+	pressure             []string
+	pressureOn           string
+	pressureMiB          int
+	holdTimeout          time.Duration
 	sqliteAccounts       int
 	pgScale, pgRate      int
 	burstMin, burstMax   time.Duration
@@ -52,6 +64,9 @@ type mode struct {
 	tool  string   // cp, restic, kopia, stillpoint
 	args  []string // stillpoint backup flags
 	job   string   // stillpoint job file kind: "inactivity" or "writer"
+	// hold is the mode's --hold (quiesce.hold in a job file): "off" or
+	// "writers"; given only to a stillpoint that has the flag
+	hold string
 }
 
 var allModes = []mode{
@@ -61,34 +76,53 @@ var allModes = []mode{
 	{name: "read", title: "stillpoint `read`", fs: "dir", tool: "stillpoint", args: []string{"--snapshot", "off", "--open-files", "read"}},
 	{name: "retry", title: "stillpoint `retry`", fs: "dir", tool: "stillpoint", args: []string{"--snapshot", "off", "--open-files", "retry"}},
 	{name: "stage", title: "stillpoint `stage`", fs: "dir", tool: "stillpoint", args: []string{"--snapshot", "off", "--open-files", "stage"}},
-	{name: "btrfs", title: "stillpoint btrfs", fs: "btrfs", tool: "stillpoint", args: []string{"--snapshot", "required"}},
+	{name: "btrfs", title: "stillpoint btrfs", fs: "btrfs", tool: "stillpoint", args: []string{"--snapshot", "required"}, hold: "off"},
+	{name: "hold", title: "stillpoint btrfs + hold", fs: "btrfs", tool: "stillpoint", args: []string{"--snapshot", "required"}, hold: "writers"},
 	{name: "reflink", title: "stillpoint reflink (XFS)", fs: "xfs", tool: "stillpoint", args: []string{"--snapshot", "required"}},
-	{name: "inactivity", title: "stillpoint btrfs + inactivity wait", fs: "btrfs", tool: "stillpoint", job: "inactivity"},
-	{name: "writer", title: "stillpoint btrfs + writer", fs: "btrfs", tool: "stillpoint", job: "writer"},
+	{name: "inactivity", title: "stillpoint btrfs + inactivity wait", fs: "btrfs", tool: "stillpoint", job: "inactivity", hold: "off"},
+	{name: "writer", title: "stillpoint btrfs + writer", fs: "btrfs", tool: "stillpoint", job: "writer", hold: "off"},
 }
 
-var allWorkloads = []workload{&bankSQLite{journal: "delete"}, &bankSQLite{journal: "wal"}, bankFiles{}, bigFile{}, postgresWL{}}
+var allWorkloads = []workload{&bankSQLite{journal: "delete"}, &bankSQLite{journal: "wal"}, bankFiles{}, bigFile{}, seqRewrite{}, gitChurn{}, postgresWL{}}
+
+// rareTears are the workloads whose torn restores show in a few percent of
+// crash-consistent snapshots: their cells run -k-rare backups.
+var rareTears = []string{"seq-rewrite", "git-churn"}
 
 // promises lists, per mode, the workloads whose every restore must be a
 // state the application accepts as consistent: any torn restore there fails
 // the run. See docs/consistency.md for why each one holds.
-//   - btrfs: one point in time for the whole subvolume, as after a crash;
-//     SQLite and PostgreSQL recover from that, and big-file's page-sized
-//     blocks are written atomically. bank-files is not crash-safe: a
-//     snapshot between withdrawal and deposit is a real moment, but torn.
-//   - reflink: each file is a point in time of its own; enough for the one
-//     file of big-file, not for files that must agree with each other.
-//   - inactivity: still a btrfs snapshot, so what btrfs promises; and for
-//     bank-files, whose application idles after each burst, a snapshot
-//     taken only after 500 ms without a write falls between transfers.
+//   - btrfs (no hold): crash-consistent only. The kernel's flush before a
+//     snapshot does not wait for pages under writeback, so writes in
+//     flight land in or out page by page: the snapshot may hold a later
+//     write and miss an earlier one, which no crash-safe ordering of
+//     writes protects against. Only applications that recover from such a
+//     state are promised: SQLite (both journals) and PostgreSQL, which
+//     sync their journal before the pages it covers. Not big-file,
+//     seq-rewrite or git-churn (a later write without an earlier one), nor
+//     bank-files (not crash-safe at all).
+//   - hold: every process writing to the filesystem is stopped, the
+//     filesystem synced, then snapped: a true point in time, every
+//     completed write in and none after. What btrfs promises, and the
+//     applications whose every moment is consistent: big-file,
+//     seq-rewrite, git-churn (git writes an object before what refers to
+//     it). Not bank-files: a stop can fall between withdrawal and deposit.
+//   - reflink: each file is a point in time of its own (FICLONE excludes
+//     writers while it clones); enough for the one file of big-file and
+//     seq-rewrite, not for files that must agree with each other.
+//   - inactivity: a btrfs snapshot without a hold, so what btrfs promises;
+//     and for bank-files, whose application idles after each burst, a
+//     snapshot taken only after 500 ms without a write falls between
+//     transfers, with nothing in flight.
 //   - writer: the application is held at a consistent point (SQLite's
-//     write lock, PostgreSQL's checkpoint, the pause API of bank-files and
-//     big-file) for the moment of the btrfs snapshot.
+//     write lock, PostgreSQL's checkpoint, the pause API of bank-files,
+//     big-file, seq-rewrite and git-churn) for the moment of the snapshot.
 var promises = map[string][]string{
-	"btrfs":      {"bank-sqlite-rollback", "bank-sqlite-wal", "big-file", "postgres"},
-	"reflink":    {"big-file"},
-	"inactivity": {"bank-sqlite-rollback", "bank-sqlite-wal", "bank-files", "big-file", "postgres"},
-	"writer":     {"bank-sqlite-rollback", "bank-sqlite-wal", "bank-files", "big-file", "postgres"},
+	"btrfs":      {"bank-sqlite-rollback", "bank-sqlite-wal", "postgres"},
+	"hold":       {"bank-sqlite-rollback", "bank-sqlite-wal", "big-file", "seq-rewrite", "git-churn", "postgres"},
+	"reflink":    {"big-file", "seq-rewrite"},
+	"inactivity": {"bank-sqlite-rollback", "bank-sqlite-wal", "bank-files", "postgres"},
+	"writer":     {"bank-sqlite-rollback", "bank-sqlite-wal", "bank-files", "big-file", "seq-rewrite", "git-churn", "postgres"},
 }
 
 func promised(m, wl string) bool { return slices.Contains(promises[m], wl) }
@@ -110,6 +144,13 @@ func parseConfig(args []string) (*config, error) {
 	fs.StringVar(&c.kopia, "kopia", "", "kopia binary (kopia mode skipped without)")
 	fs.IntVar(&c.bigFileMiB, "big-mib", 1024, "size of big-file in MiB")
 	fs.IntVar(&c.bigRate, "big-rate", 100, "big-file block writes per second")
+	fs.IntVar(&c.seqBlocks, "seq-blocks", 4096, "seq-rewrite: blocks of 4 KiB in the file")
+	fs.IntVar(&c.kRare, "k-rare", 100, "backups per cell of seq-rewrite and git-churn")
+	rms := fs.String("rare-modes", "", "modes seq-rewrite and git-churn run in (default: all; quick: btrfs,hold,writer)")
+	pressured := fs.String("pressure", strings.Join(rareTears, ","), "workloads run under dirty-page pressure (a busy core and a dd conv=fsync loop); \"none\" for none")
+	fs.StringVar(&c.pressureOn, "pressure-file", "workdir", "where the pressure's dd writes: \"workdir\" (beside the cell's loop image) or \"fs\" (the source's filesystem, outside the source)")
+	fs.IntVar(&c.pressureMiB, "pressure-mib", 128, "MiB each dd of the pressure loop writes")
+	fs.DurationVar(&c.holdTimeout, "hold-timeout", 2*time.Second, "--hold-timeout of the hold mode")
 	fs.IntVar(&c.sqliteAccounts, "sqlite-accounts", 20000, "accounts in the SQLite bank")
 	fs.IntVar(&c.pgScale, "pg-scale", 10, "pgbench scale factor")
 	fs.IntVar(&c.pgRate, "pg-rate", 100, "pgbench transactions per second")
@@ -128,6 +169,7 @@ func parseConfig(args []string) (*config, error) {
 	if c.quick {
 		quick := map[string]func(){
 			"k":               func() { c.k = 3 },
+			"k-rare":          func() { c.kRare = 20 },
 			"big-mib":         func() { c.bigFileMiB = 64 },
 			"sqlite-accounts": func() { c.sqliteAccounts = 5000 },
 			"pg-scale":        func() { c.pgScale = 1 },
@@ -150,14 +192,29 @@ func parseConfig(args []string) (*config, error) {
 	if c.workdir == "" {
 		c.workdir = "/var/tmp"
 	}
-	if c.k < 1 || c.bigFileMiB < 1 || c.bigRate < 1 || c.sqliteAccounts < 2 || c.pgScale < 1 || c.pgRate < 1 || c.burstMax < c.burstMin {
+	if c.k < 1 || c.kRare < 1 || c.bigFileMiB < 1 || c.bigRate < 1 || c.seqBlocks < 1 || c.sqliteAccounts < 2 || c.pgScale < 1 || c.pgRate < 1 ||
+		c.pressureMiB < 1 || c.burstMax < c.burstMin {
 		return nil, errors.New("run: sizes and counts must be positive (and burst-max ≥ burst-min)")
 	}
+	if c.pressureOn != "fs" && c.pressureOn != "workdir" {
+		return nil, fmt.Errorf("run: -pressure-file is fs or workdir, not %q", c.pressureOn)
+	}
 	var err error
+	if *pressured != "none" {
+		if c.pressure, err = pick(*pressured, names(allWorkloads, workload.name)); err != nil {
+			return nil, err
+		}
+	}
 	if c.workloads, err = pick(*wls, names(allWorkloads, workload.name)); err != nil {
 		return nil, err
 	}
 	if c.modes, err = pick(*ms, names(allModes, func(m mode) string { return m.name })); err != nil {
+		return nil, err
+	}
+	if *rms == "" && c.quick {
+		*rms = "btrfs,hold,writer" // the modes of the question these workloads ask
+	}
+	if c.rareModes, err = pick(*rms, names(allModes, func(m mode) string { return m.name })); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -200,6 +257,11 @@ type backupRun struct {
 	unflagged  bool // torn, nothing flagged, but no promise broken (see classify)
 	ops        []op // the writer's ops during the backup
 	consistent string
+	// byCrash: torn, and stillpoint recorded the source as only
+	// crash-consistent (see classify): flagged, not silent
+	byCrash bool
+	heldMs  float64 // how long stillpoint held the writers (hold or writer)
+	holdMsg string  // a hold that was not a point in time: why
 }
 
 // A cell is one workload in one mode.
@@ -219,6 +281,8 @@ type harness struct {
 	rng   *rand.Rand
 	cells []*cell
 	notes []string
+	// canHold: the stillpoint binary has --hold (modes then pass their hold)
+	canHold bool
 }
 
 func runHarness(args []string) error {
@@ -265,6 +329,10 @@ func runHarness(args []string) error {
 		defer os.RemoveAll(work)
 	}
 	h := &harness{cfg: cfg, self: self, work: work, tmpl: map[string]string{}, rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))}
+	h.canHold = hasHoldFlag(cfg.stillpoint)
+	if !h.canHold {
+		h.notes = append(h.notes, "this stillpoint has no --hold: the hold mode did not run, and btrfs, inactivity and writer ran without --hold off")
+	}
 	start := time.Now()
 	// restic and kopia last: bench/torture.sh may still be building them
 	wls := selectedWorkloads(cfg)
@@ -294,6 +362,20 @@ func runHarness(args []string) error {
 		return exitError(1)
 	}
 	return nil
+}
+
+// hasHoldFlag tells whether `stillpoint backup` takes --hold.
+func hasHoldFlag(bin string) bool {
+	out, _ := exec.Command(bin, "backup", "--help").CombinedOutput()
+	return strings.Contains(string(out), "--hold")
+}
+
+// cellK is how many backups a cell of wl runs.
+func (h *harness) cellK(wl workload) int {
+	if slices.Contains(rareTears, wl.name()) {
+		return h.cfg.kRare
+	}
+	return h.cfg.k
 }
 
 func selectedWorkloads(cfg *config) []workload {
@@ -327,6 +409,9 @@ func (h *harness) runWorkload(ctx context.Context, wl workload, later bool) erro
 	}
 	for _, m := range allModes {
 		if !slices.Contains(h.cfg.modes, m.name) || (m.tool == "restic" || m.tool == "kopia") != later {
+			continue
+		}
+		if slices.Contains(rareTears, wl.name()) && !slices.Contains(h.cfg.rareModes, m.name) {
 			continue
 		}
 		if err := ctx.Err(); err != nil {
@@ -397,11 +482,11 @@ func (h *harness) newEnv(wl workload, m mode, cellName string) (e *wlEnv, releas
 	}
 	release = removeDir
 	if m.fs == "dir" {
-		e.src = filepath.Join(dir, "data", wl.name())
+		e.src, e.scratch = filepath.Join(dir, "data", wl.name()), dir
 		return e, release, os.MkdirAll(e.src, 0o755)
 	}
 	// sparse: only what is written takes space
-	l, err := mountLoop(m.fs, dir, 3*h.cfg.bigFileMiB+60*h.cfg.pgScale+2048)
+	l, err := mountLoop(m.fs, dir, 3*h.cfg.bigFileMiB+60*h.cfg.pgScale+h.cfg.seqBlocks*blockSize>>20+h.cfg.pressureMiB+2048)
 	if err != nil {
 		release()
 		return nil, nil, err
@@ -412,7 +497,7 @@ func (h *harness) newEnv(wl workload, m mode, cellName string) (e *wlEnv, releas
 		}
 		removeDir()
 	}
-	e.src = filepath.Join(l.mnt, wl.name())
+	e.src, e.scratch = filepath.Join(l.mnt, wl.name()), l.mnt
 	if m.fs == "btrfs" {
 		// its own subvolume: the btrfs provider snaps the subvolume that holds a source
 		if out, err := exec.Command("btrfs", "subvolume", "create", e.src).CombinedOutput(); err != nil {
@@ -443,6 +528,12 @@ func (h *harness) baseline(ctx context.Context, wl workload) *cell {
 		return c
 	}
 	defer wl.teardown(e)
+	pr, err := h.startPressure(wl, e)
+	if err != nil {
+		c.skipped = err.Error()
+		return c
+	}
+	defer h.stopPressure(wl, pr)
 	w, err := wl.start(ctx, e, 0)
 	if err != nil {
 		c.skipped = err.Error()
@@ -489,7 +580,13 @@ func (h *harness) runCell(ctx context.Context, wl workload, m mode) *cell {
 		logf("%s: skipped (%s)", name, c.skipped)
 		return c
 	}
-	logf("%s: %d backups", name, h.cfg.k)
+	if m.hold == "writers" && !h.canHold {
+		c.skipped = "no --hold in this stillpoint build"
+		logf("%s: skipped (%s)", name, c.skipped)
+		return c
+	}
+	k := h.cellK(wl)
+	logf("%s: %d backups", name, k)
 	e, release, err := h.newEnv(wl, m, name)
 	if err != nil {
 		c.skipped = err.Error()
@@ -512,8 +609,15 @@ func (h *harness) runCell(ctx context.Context, wl workload, m mode) *cell {
 		logf("%s: %s", name, c.skipped)
 		return c
 	}
-	for i := 1; i <= h.cfg.k && ctx.Err() == nil; i++ {
-		r := h.oneBackup(ctx, wl, m, e, tool, i, filepath.Join(h.work, "cells", name))
+	pr, err := h.startPressure(wl, e)
+	if err != nil {
+		c.skipped = err.Error()
+		logf("%s: %s", name, c.skipped)
+		return c
+	}
+	defer h.stopPressure(wl, pr)
+	for i := 1; i <= k && ctx.Err() == nil; i++ {
+		r := h.oneBackup(ctx, wl, m, e, tool, pr, i, filepath.Join(h.work, "cells", name))
 		c.runs = append(c.runs, r)
 		logf("%s #%d: %s", name, i, r.summary())
 	}
@@ -537,9 +641,15 @@ func (h *harness) newTool(m mode, wl workload, e *wlEnv, dir string) (backupTool
 	if err := os.MkdirAll(staging, 0o755); err != nil {
 		return nil, err
 	}
-	t := &stillpointTool{bin: h.cfg.stillpoint, dir: tdir, args: m.args}
+	t := &stillpointTool{bin: h.cfg.stillpoint, dir: tdir, args: slices.Clone(m.args)}
 	if m.name == "stage" {
-		t.args = append(slices.Clone(m.args), "--staging-dir", staging)
+		t.args = append(t.args, "--staging-dir", staging)
+	}
+	if m.hold != "" && m.job == "" && h.canHold {
+		t.args = append(t.args, "--hold", m.hold)
+		if m.hold == "writers" {
+			t.args = append(t.args, "--hold-timeout", h.cfg.holdTimeout.String())
+		}
 	}
 	if m.job != "" {
 		t.job = filepath.Join(dir, "job.yaml")
@@ -553,24 +663,38 @@ func (h *harness) newTool(m mode, wl workload, e *wlEnv, dir string) (backupTool
 func (h *harness) jobFile(m mode, wl workload, e *wlEnv, staging string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "version: 1\nstaging-dir: %s\nsources:\n  - path: %s\n    snapshot: required\n", yamlQuote(staging), yamlQuote(e.src))
+	hold := ""
+	if m.hold != "" && h.canHold {
+		hold = "hold: " + m.hold
+	}
 	switch m.job {
 	case "inactivity":
-		fmt.Fprintf(&b, "quiesce: {inactivity: %s, max-wait: %s, on-timeout: snap}\n", h.cfg.inactivity, h.cfg.maxWait)
+		fmt.Fprintf(&b, "quiesce: {inactivity: %s, max-wait: %s, on-timeout: snap", h.cfg.inactivity, h.cfg.maxWait)
+		if hold != "" {
+			b.WriteString(", " + hold)
+		}
+		b.WriteString("}\n")
 	case "writer":
+		if hold != "" {
+			fmt.Fprintf(&b, "quiesce: {%s}\n", hold)
+		}
 		fmt.Fprintf(&b, "writers:\n  %s\n", wl.writerEntry(e))
 	}
 	return b.String()
 }
 
-// oneBackup: start the application, back up while it writes, stop it,
-// restore, verify.
-func (h *harness) oneBackup(ctx context.Context, wl workload, m mode, e *wlEnv, tool backupTool, i int, dir string) backupRun {
+// oneBackup: start the application (and the pressure, if any), back up
+// while it writes, stop it (and pause the pressure), restore, verify.
+func (h *harness) oneBackup(ctx context.Context, wl workload, m mode, e *wlEnv, tool backupTool, pr *pressure, i int, dir string) backupRun {
 	var r backupRun
 	w, err := wl.start(ctx, e, i)
 	if err != nil {
 		r.err = "writer: " + err.Error()
 		return r
 	}
+	// after the start, which may prepare data (git-churn's fresh copy)
+	pr.resume()
+	defer pr.pause()
 	time.Sleep(h.warmup())
 	bctx, cancel := context.WithTimeout(ctx, h.cfg.timeout)
 	t0 := time.Now()
@@ -578,9 +702,11 @@ func (h *harness) oneBackup(ctx context.Context, wl workload, m mode, e *wlEnv, 
 	t1 := time.Now()
 	cancel()
 	werr := w.stop()
+	pr.pause()
 	ops, oerr := w.ops()
 	r.ops = inWindow(ops, t0, t1)
 	r.backup, r.toSnapshot, r.consistent = t1.Sub(t0), br.toSnapshot, br.consistency
+	r.heldMs, r.holdMsg = br.heldMs, br.holdMsg
 	switch {
 	case berr != nil:
 		r.err = "backup: " + berr.Error()
@@ -605,7 +731,10 @@ func (h *harness) oneBackup(ctx context.Context, wl workload, m mode, e *wlEnv, 
 		r.flagged = append(r.flagged, f+" "+br.problems[f])
 	}
 	slices.Sort(r.flagged)
-	r.silent, r.unflagged = classify(m, r.v, br)
+	r.silent, r.unflagged, r.byCrash = classify(m, r.v, br)
+	if h.cfg.keep && r.v.torn && br.summary != "" {
+		os.WriteFile(target+".summary.json", []byte(br.summary+"\n"), 0o644)
+	}
 	if !(h.cfg.keep && r.v.torn) {
 		os.RemoveAll(target)
 		if m.tool == "cp" {
@@ -616,35 +745,47 @@ func (h *harness) oneBackup(ctx context.Context, wl workload, m mode, e *wlEnv, 
 }
 
 // classify decides whether a torn restore of a stillpoint mode broke a
-// promise stillpoint made (silent), or was torn with nothing flagged in a
-// way stillpoint never promised against (unflagged):
+// promise stillpoint made (silent), was torn in a way stillpoint's record
+// explains (byCrash: flagged), or was torn with nothing flagged in a way
+// stillpoint never promised against (unflagged). It goes by the
+// consistency stillpoint recorded for the source, not by the mode:
 //   - a file classed ok or ok-snapshot promises that its bytes are a state
 //     that file had: a file the verifier finds torn on its own, not
 //     flagged, is silent;
+//   - but consistency "crash" promises only what a crash leaves: writes
+//     may be in or out page by page, so a file may be no state it had and
+//     files no moment; such a restore is flagged (byCrash), unless a block
+//     or record is damaged, which no crash leaves either (silent);
 //   - consistency "volume" with every file whole promises one moment for
 //     all files: a restore that is not one moment is silent;
-//   - the writer mode promises a consistent application: any torn restore
-//     with nothing flagged is silent.
+//   - consistency "application", or the writer mode, promises a consistent
+//     application: any torn restore with nothing flagged is silent.
 //
 // Files read live ("live") or cloned one by one ("file") are each a state
 // of their own, at different moments: files that disagree with each other
 // are torn, unflagged, but no promise is broken.
-func classify(m mode, v verdict, br backupResult) (silent, unflagged bool) {
+func classify(m mode, v verdict, br backupResult) (silent, unflagged, byCrash bool) {
 	if m.tool != "stillpoint" || !v.torn {
-		return false, false
+		return false, false, false
 	}
+	crash := br.consistency == "crash"
 	for _, f := range v.fileTorn {
 		if _, flagged := br.problems[f]; !flagged {
-			return true, false
+			if crash && !v.damaged {
+				return false, false, true
+			}
+			return true, false, false
 		}
 	}
-	if len(br.problems) > 0 {
-		return false, false
+	switch {
+	case len(br.problems) > 0:
+		return false, false, false
+	case crash:
+		return false, false, true
+	case br.consistency == "volume" && v.notOneMoment, br.consistency == "application", m.job == "writer":
+		return true, false, false
 	}
-	if br.consistency == "volume" && v.notOneMoment || m.job == "writer" {
-		return true, false
-	}
-	return false, true
+	return false, true, false
 }
 
 func (r backupRun) summary() string {
@@ -659,6 +800,15 @@ func (r backupRun) summary() string {
 	s += fmt.Sprintf(", writer %d ops, longest %s", st.n, st.max.Round(time.Microsecond))
 	if len(r.flagged) > 0 {
 		s += ", flagged " + strings.Join(r.flagged, ", ")
+	}
+	if r.heldMs > 0 {
+		s += fmt.Sprintf(", held %.1fms", r.heldMs)
+	}
+	if r.holdMsg != "" {
+		s += ", hold: " + r.holdMsg
+	}
+	if r.consistent != "" {
+		s += ", " + r.consistent
 	}
 	switch {
 	case r.silent:

@@ -34,7 +34,7 @@ func (c *cell) counts() counts {
 		if r.unflagged {
 			n.unflagged++
 		}
-		if len(r.flagged) > 0 {
+		if len(r.flagged) > 0 || r.byCrash {
 			n.flagged++
 		}
 	}
@@ -74,11 +74,20 @@ func (h *harness) report(start, end time.Time) string {
 	if cfg.commandLine != "" {
 		fmt.Fprintf(&b, "- command: `%s`\n", cfg.commandLine)
 	}
-	fmt.Fprintf(&b, "- %s to %s (%s); %d backups per workload and mode\n", start.UTC().Format("15:04"), end.UTC().Format("15:04 UTC"), end.Sub(start).Round(time.Second), cfg.k)
+	fmt.Fprintf(&b, "- %s to %s (%s); %d backups per workload and mode, %d for %s\n", start.UTC().Format("15:04"), end.UTC().Format("15:04 UTC"),
+		end.Sub(start).Round(time.Second), cfg.k, cfg.kRare, strings.Join(rareTears, " and "))
 	fmt.Fprintf(&b, "- machine: %d cores, %s, work directory on %s\n", runtime.NumCPU(), kernel(), fsType(h.work))
 	fmt.Fprintf(&b, "- tools: %s\n", strings.Join(h.versions(), "; "))
-	fmt.Fprintf(&b, "- sizes: big-file %d MiB at %d block writes/s; SQLite bank %d accounts; pgbench scale %d at %d tps; bank-files bursts %s–%s; inactivity %s (max-wait %s)\n",
-		cfg.bigFileMiB, cfg.bigRate, cfg.sqliteAccounts, cfg.pgScale, cfg.pgRate, cfg.burstMin, cfg.burstMax, cfg.inactivity, cfg.maxWait)
+	fmt.Fprintf(&b, "- sizes: big-file %d MiB at %d block writes/s; seq-rewrite %d blocks of 4 KiB; SQLite bank %d accounts; pgbench scale %d at %d tps; bank-files bursts %s–%s; inactivity %s (max-wait %s); hold timeout %s\n",
+		cfg.bigFileMiB, cfg.bigRate, cfg.seqBlocks, cfg.sqliteAccounts, cfg.pgScale, cfg.pgRate, cfg.burstMin, cfg.burstMax, cfg.inactivity, cfg.maxWait, cfg.holdTimeout)
+	if len(cfg.pressure) > 0 {
+		where := "on the source's filesystem"
+		if cfg.pressureOn == "workdir" {
+			where = "in the work directory"
+		}
+		fmt.Fprintf(&b, "- dirty-page pressure for %s (baseline included): one core busy (`yes >/dev/null`) and a loop of `dd bs=1M count=%d conv=fsync` %s\n",
+			strings.Join(cfg.pressure, ", "), cfg.pressureMiB, where)
+	}
 	for _, n := range h.notes {
 		fmt.Fprintf(&b, "- NOTE: %s\n", n)
 	}
@@ -88,14 +97,18 @@ consistent restores for this workload (any torn restore fails the run).
 *Silent*: torn although stillpoint's record promised otherwise (must be 0).
 *Unflagged*: torn with nothing flagged, but no promise broken: each file is a state it
 had, and the files are from different moments (consistency live or file), or from one
-real moment at which the application was inconsistent (bank-files under a
-crash-consistent snapshot). Backup: median wall time. Snapshot after: median (max) time from the start of
-stillpoint's run to its snapshot (includes the inactivity wait and the writers'
-freeze). Writer latency: over every operation that overlapped a backup (baseline:
-the writer alone); longest stall = the slowest single operation, or the longest pause.
+real moment at which the application was inconsistent (bank-files stopped mid-transfer).
+*Flagged*: stillpoint flagged a file (changed, failed, …), or the restore was torn and
+stillpoint recorded the source as only crash-consistent. *Recorded*: the consistency
+stillpoint recorded for the source (with counts when it varied). Backup: median wall
+time. Snapshot after: median (max) time from the start of stillpoint's run to its
+snapshot (includes the inactivity wait and the writers' freeze). Held: median (max)
+time stillpoint itself reports holding the application (hold or writer). Writer
+latency: over every operation that overlapped a backup (baseline: the writer alone);
+longest stall = the slowest single operation, or the longest pause.
 
-| workload | mode | | torn | silent | unflagged | flagged | errors | backup s | snapshot after s | ops | p50 ms | p99 ms | longest stall ms |
-|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|
+| workload | mode | | torn | silent | unflagged | flagged | errors | recorded | backup s | snapshot after s | held ms | ops | p50 ms | p99 ms | longest stall ms |
+|---|---|---|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|
 `)
 	for _, c := range h.cells {
 		b.WriteString(c.row())
@@ -114,6 +127,12 @@ the writer alone); longest stall = the slowest single operation, or the longest 
 				}
 				if len(r.flagged) > 0 {
 					what += " (flagged: " + strings.Join(r.flagged, ", ") + ")"
+				}
+				if r.consistent != "" {
+					what += " [recorded: " + r.consistent + "]"
+				}
+				if r.holdMsg != "" {
+					what += " [hold: " + r.holdMsg + "]"
 				}
 				// $WORK: the paths of this run's work directory mean nothing elsewhere
 				what = strings.ReplaceAll(what, h.work, "$WORK")
@@ -141,16 +160,23 @@ func (c *cell) row() string {
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d.Microseconds())/1000) }
 	label := c.mode.title
 	if c.skipped != "" {
-		return fmt.Sprintf("| %s | %s | | not run | | | | | | | | | | |\n", c.wl, label)
+		return fmt.Sprintf("| %s | %s | | not run | | | | | | | | | | | | |\n", c.wl, label)
 	}
 	var ops []op
-	var backups, snaps []time.Duration
+	var backups, snaps, held []time.Duration
+	recorded := map[string]int{}
 	for _, r := range c.runs {
 		ops = append(ops, r.ops...)
 		if r.err == "" {
 			backups = append(backups, r.backup)
 			if r.toSnapshot > 0 {
 				snaps = append(snaps, r.toSnapshot)
+			}
+			if r.heldMs > 0 {
+				held = append(held, time.Duration(r.heldMs*float64(time.Millisecond)))
+			}
+			if r.consistent != "" {
+				recorded[r.consistent]++
 			}
 		}
 	}
@@ -163,7 +189,7 @@ func (c *cell) row() string {
 		lat = "0 | – | – | –"
 	}
 	if c.mode.name == "baseline" {
-		return fmt.Sprintf("| %s | *%s* | | | | | | | | | %s |\n", c.wl, label, lat)
+		return fmt.Sprintf("| %s | *%s* | | | | | | | | | | | %s |\n", c.wl, label, lat)
 	}
 	n := c.counts()
 	frac := func(x int) string { return fmt.Sprintf("%d/%d", x, n.verified) }
@@ -188,8 +214,31 @@ func (c *cell) row() string {
 	if len(backups) > 0 {
 		bk = fmt.Sprintf("%.2f", median(backups).Seconds())
 	}
-	return fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %d | %s | %s | %s |\n",
-		c.wl, label, pit, torn, silent, unflagged, flagged, n.errors, bk, snap, lat)
+	hd := "–"
+	if len(held) > 0 {
+		hd = fmt.Sprintf("%s (%s)", ms(median(held)), ms(slices.Max(held)))
+	}
+	return fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %d | %s | %s | %s | %s | %s |\n",
+		c.wl, label, pit, torn, silent, unflagged, flagged, n.errors, recordedText(recorded), bk, snap, hd, lat)
+}
+
+// recordedText names the consistencies recorded in a cell: "crash", or
+// "volume 98, crash 2" when they varied.
+func recordedText(recorded map[string]int) string {
+	if len(recorded) == 0 {
+		return "–"
+	}
+	if len(recorded) == 1 {
+		for k := range recorded {
+			return k
+		}
+	}
+	var parts []string
+	for k, n := range recorded {
+		parts = append(parts, fmt.Sprintf("%s %d", k, n))
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ", ")
 }
 
 func median(d []time.Duration) time.Duration {

@@ -25,7 +25,10 @@ type backupResult struct {
 	// problems maps files (relative to the source) that stillpoint did not
 	// class ok / ok-snapshot to their outcome.
 	problems    map[string]string
-	consistency string
+	consistency string // the source's, as stillpoint recorded it
+	heldMs      float64
+	holdMsg     string
+	summary     string // stillpoint's --json summary line, kept with a torn restore
 	// toSnapshot is stillpoint's time from the start of the run to the
 	// snapshot set's creation: the inactivity wait, writers' freeze, the
 	// snapshot itself.
@@ -211,8 +214,20 @@ func (t *stillpointTool) backup(ctx context.Context, src string) (backupResult, 
 			Outcome string `json:"outcome"`
 		} `json:"problems"`
 		Sources []struct {
-			Created time.Time `json:"created"`
+			Path        string    `json:"path"`
+			Consistency string    `json:"consistency"`
+			Created     time.Time `json:"created"`
 		} `json:"sources"`
+		Quiesce *struct {
+			Writers []struct {
+				HeldMs float64 `json:"held_ms"`
+			} `json:"writers"`
+			Hold *struct {
+				HeldMs   float64 `json:"held_ms"`
+				TimedOut bool    `json:"timed_out"`
+				Message  string  `json:"message"`
+			} `json:"hold"`
+		} `json:"quiesce"`
 	}
 	for _, line := range strings.Split(out, "\n") {
 		var probe struct {
@@ -222,6 +237,7 @@ func (t *stillpointTool) backup(ctx context.Context, src string) (backupResult, 
 			if err := json.Unmarshal([]byte(line), &sum); err != nil {
 				return r, fmt.Errorf("stillpoint summary: %v", err)
 			}
+			r.summary = line
 		}
 	}
 	if sum.ID == "" {
@@ -237,6 +253,25 @@ func (t *stillpointTool) backup(ctx context.Context, src string) (backupResult, 
 	}
 	if len(sum.Sources) > 0 && !sum.Sources[0].Created.IsZero() {
 		r.toSnapshot = sum.Sources[0].Created.Sub(sum.Time)
+	}
+	// the source's own consistency: the top-level one is the weakest over
+	// all sources
+	for _, s := range sum.Sources {
+		if s.Path == src && s.Consistency != "" {
+			r.consistency = s.Consistency
+		}
+	}
+	if q := sum.Quiesce; q != nil {
+		for _, w := range q.Writers {
+			r.heldMs = max(r.heldMs, w.HeldMs)
+		}
+		if hd := q.Hold; hd != nil {
+			r.heldMs = max(r.heldMs, hd.HeldMs)
+			r.holdMsg = hd.Message
+			if hd.TimedOut && r.holdMsg == "" {
+				r.holdMsg = "timed out"
+			}
+		}
 	}
 	return r, nil
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 func copyFile(from, to string) error {
@@ -26,6 +28,16 @@ func copyFile(from, to string) error {
 		return err
 	}
 	return out.Close()
+}
+
+// syncFS writes the dirty data of the filesystem that holds dir to disk.
+func syncFS(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return unix.Syncfs(int(f.Fd()))
 }
 
 // yamlQuote makes s a double-quoted YAML scalar.

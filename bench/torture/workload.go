@@ -41,6 +41,7 @@ type wlEnv struct {
 	self     string // this program, for `torture work` and `torture ctl`
 	src      string // the source directory: the application's data, backed up
 	aux      string // the application's logs and control files, outside src
+	scratch  string // a directory on src's filesystem, outside src
 	template string // what template() made
 	pg       *pgServer
 }
@@ -67,6 +68,11 @@ type verdict struct {
 	// a crash would have left them). For crash-safe applications (SQLite,
 	// PostgreSQL) a one-moment state always recovers, so it is torn.
 	notOneMoment bool
+	// damaged: some file holds a block or record that no write ever left
+	// whole there (a torn block, a write the writer never made to it). Not
+	// even a crash leaves that, so a snapshot recorded as only
+	// crash-consistent does not explain it.
+	damaged bool
 }
 
 func tornf(format string, args ...any) verdict {
@@ -160,6 +166,10 @@ func runWork(args []string) error {
 		return workBankFiles(args[1:])
 	case "big-file":
 		return workBigFile(args[1:])
+	case "seq-rewrite":
+		return workSeqRewrite(args[1:])
+	case "git-churn":
+		return workGitChurn(args[1:])
 	}
 	return fmt.Errorf("work: unknown workload %q", args[0])
 }
