@@ -20,7 +20,9 @@ func Start(_ context.Context, mountpoints []string, opts Options) *Hold {
 }
 
 // Prepare is Start: there is nothing to prepare.
-func Prepare(mountpoints []string, opts Options) *Hold { return Start(context.Background(), mountpoints, opts) }
+func Prepare(mountpoints []string, opts Options) *Hold {
+	return Start(context.Background(), mountpoints, opts)
+}
 
 // Stop does nothing.
 func (h *Hold) Stop(context.Context) {}

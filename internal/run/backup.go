@@ -140,6 +140,10 @@ func Backup(ctx context.Context, r *repo.Repository, o BackupOptions) (res *Back
 	if o.RunID == "" {
 		o.RunID = NewRunID()
 	}
+	// a backup of nothing stops before it locks, runs hooks or snaps
+	if err := archiver.CheckRoots(&view.Live{}, sortedPaths); err != nil {
+		return nil, err
+	}
 	lock, err := r.Lock(ctx, false, "backup")
 	if err != nil {
 		return nil, err
@@ -407,7 +411,16 @@ func OutcomeSentence(counts outcome.Counts, problems []archiver.Problem) string 
 	if n := counts[outcome.SkippedOpen]; n > 0 {
 		parts = append(parts, fmt.Sprintf("%s skipped because they were open or locked", files(n)))
 	}
-	if n := counts[outcome.Failed]; n > 0 {
+	var missing []string
+	for _, p := range problems {
+		if p.Outcome == outcome.Failed && p.Reason == outcome.ReasonMissing {
+			missing = append(missing, p.Path)
+		}
+	}
+	if len(missing) > 0 {
+		parts = append(parts, fmt.Sprintf("%s to back up did not exist (%s)", paths(len(missing)), strings.Join(missing, ", ")))
+	}
+	if n := counts[outcome.Failed] - int64(len(missing)); n > 0 {
 		holders := map[string]bool{}
 		var hs []string
 		for _, p := range problems {
@@ -426,6 +439,13 @@ func OutcomeSentence(counts outcome.Counts, problems []archiver.Problem) string 
 		parts = append(parts, s)
 	}
 	return strings.Join(parts, "; ")
+}
+
+func paths(n int) string {
+	if n == 1 {
+		return "1 path"
+	}
+	return fmt.Sprintf("%d paths", n)
 }
 
 func files(n int64) string {

@@ -230,7 +230,7 @@ func OpenOrCreate(ctx context.Context, a Access) (*repo.Repository, *Created, er
 		return r, nil, err
 	}
 	entries, err := os.ReadDir(be.Location())
-	if err == nil && len(entries) > 0 {
+	if err == nil && len(entries) > 0 && !onlyEmptyDirs(be.Location(), entries) {
 		return nil, nil, fmt.Errorf("%s is not empty and holds no stillpoint repository; choose another --repo", be.Location())
 	}
 	return Create(ctx, a, repo.DefaultConfig)
@@ -246,4 +246,20 @@ func CacheDir() string {
 		return "/var/cache/stillpoint"
 	}
 	return filepath.Join(xdg("XDG_CACHE_HOME", ".cache"), "stillpoint")
+}
+
+// onlyEmptyDirs tells whether every entry is an empty directory: what a
+// first backup interrupted while it created the repository leaves (the
+// folders, no config yet), so creating it again is safe.
+func onlyEmptyDirs(dir string, entries []os.DirEntry) bool {
+	for _, e := range entries {
+		if !e.IsDir() {
+			return false
+		}
+		sub, err := os.ReadDir(filepath.Join(dir, e.Name()))
+		if err != nil || len(sub) > 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -138,7 +138,7 @@ func (fr *fileReader) ReadFile(ctx context.Context, v view.View, p string, befor
 		_, err := attempt(f)
 		return err
 	})
-	out := archiver.ReadResult{Outcome: res.Outcome, Reason: res.Reason, Stored: res.Stored, Deferred: res.Deferred, Err: res.Err}
+	out := archiver.ReadResult{Outcome: res.Outcome, Reason: res.Reason, Detail: res.Detail, Stored: res.Stored, Deferred: res.Deferred, Err: res.Err}
 	if res.Holder != nil {
 		out.Holder = fmt.Sprintf("%s[%d]", res.Holder.Comm, res.Holder.Pid)
 	}

@@ -3,8 +3,11 @@ package snapshot
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"slices"
 	"strings"
+	"syscall"
 )
 
 // Source is one backup source and its snapshot policy.
@@ -126,6 +129,11 @@ func (p *Plan) decide(s Source) (SourcePlan, error) {
 	sp := SourcePlan{Path: path, Policy: pol, Provider: "none", Consistency: Live}
 	if pol == Off {
 		sp.Note = "snapshot policy off: reading live"
+		return sp, nil
+	}
+	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		// nothing to snap: the run records the source as missing
+		sp.Note = path + " does not exist"
 		return sp, nil
 	}
 	fs, fsErr := filesystemOf(path)
