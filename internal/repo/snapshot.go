@@ -71,6 +71,8 @@ type QuiesceInfo struct {
 	QuietForMs  float64 `json:"quiet_for_ms,omitempty"`
 	Quiet       bool    `json:"quiet,omitempty"`
 	WaitMessage string  `json:"wait_message,omitempty"`
+	// snapshots released because a write landed while they were made
+	Resnapped int `json:"resnapped,omitempty"`
 	// application writers frozen around the snapshot set
 	Writers []WriterInfo `json:"writers,omitempty"`
 	// hooks that ran before the data was read
