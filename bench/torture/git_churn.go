@@ -21,6 +21,11 @@ import (
 // the repository passes `git fsck --full`; a copy in which later writes
 // landed and earlier ones did not may not.
 //
+// The loop runs with its working directory in the repository, as a script
+// started there would (-git-outside: elsewhere, running `git -C REPO`; then
+// between two commits nothing ties it to the filesystem, not even a
+// working directory, and a hold cannot find it).
+//
 // Every backup window starts from a fresh copy of the template repository
 // (packed, synced to disk before the churn starts): a history that grew
 // over a run would make each restore slower, not the test harder.
@@ -124,7 +129,14 @@ func (gitChurn) start(ctx context.Context, e *wlEnv, window int) (running, error
 			return nil, err
 		}
 	}
-	return startWork(ctx, e, latPath(e, window), "git-churn", "-repo", filepath.Join(e.src, gitRepo))
+	repo := filepath.Join(e.src, gitRepo)
+	// as a script run in the repository; -git-outside: as a job that runs
+	// `git -C REPO` from elsewhere
+	dir := repo
+	if e.cfg.gitOutside {
+		dir = ""
+	}
+	return startWorkIn(ctx, e, dir, latPath(e, window), "git-churn", "-repo", repo)
 }
 
 // writerEntry pauses the churn loop between two commits through its pause

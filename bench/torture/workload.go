@@ -90,8 +90,15 @@ type procWriter struct {
 // startWork starts `torture work args...` with its latency log at latPath
 // and waits for its "ready" line.
 func startWork(ctx context.Context, e *wlEnv, latPath string, args ...string) (*procWriter, error) {
+	return startWorkIn(ctx, e, "", latPath, args...)
+}
+
+// startWorkIn is startWork with the writer's working directory in dir
+// ("": the harness's).
+func startWorkIn(ctx context.Context, e *wlEnv, dir, latPath string, args ...string) (*procWriter, error) {
 	args = append([]string{"work"}, append(args, "-aux", e.aux, "-lat", latPath)...)
 	cmd := exec.Command(e.self, args...)
+	cmd.Dir = dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C goes to the harness, which stops it
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
