@@ -136,7 +136,7 @@ func (s *SQLite) lock(ctx context.Context, mode string) (*Frozen, error) {
 	if !done {
 		// The snapshot still holds the database and its -wal at one
 		// instant, which SQLite recovers on open: a note, not a failure.
-		fr.Notes = append(fr.Notes, fmt.Sprintf("%s: readers of older states kept the WAL checkpoint from finishing before the freeze timeout: restore %s-wal together with the database", s.Name(), filepath.Base(s.path)))
+		fr.Notes = append(fr.Notes, fmt.Sprintf("%s: the WAL checkpoint did not finish before the freeze timeout (readers of older states, or a slow disk): restore %s-wal together with the database", s.Name(), filepath.Base(s.path)))
 		return fr, nil
 	}
 	fr.Notes = append(fr.Notes, fmt.Sprintf("%s: write lock held and WAL checkpointed while snapping: the main file alone is the database", s.Name()))
@@ -186,8 +186,15 @@ func (s *SQLite) pollBusy(ctx context.Context, f func() error) error {
 // keeps its frames, but they are all in the main file: replaying them on a
 // restored pair changes nothing, and the main file alone is whole. It
 // retries while readers of older states hold frames back, and reports
-// false when they outlast the deadline.
-func (s *SQLite) backfill(ctx context.Context) (bool, error) {
+// false when they, or the checkpoint itself, outlast the deadline: the
+// write lock still holds, so the database and its -wal are consistent
+// together.
+func (s *SQLite) backfill(ctx context.Context) (done bool, err error) {
+	defer func() {
+		if err != nil && ctx.Err() != nil {
+			done, err = false, nil
+		}
+	}()
 	c2, err := s.db.Conn(ctx)
 	if err != nil {
 		return false, err

@@ -41,6 +41,9 @@ func freezeAll(ctx context.Context, writers []quiesce.Writer, info quiesce.Freez
 		out = append(out, fw)
 		if fw.err != nil {
 			reports := thawAll(out)
+			// the failed writer's own report repeats its freeze error
+			last := &reports[len(reports)-1]
+			last.Error = strings.TrimPrefix(strings.TrimPrefix(last.Error, "freeze: "+fw.err.Error()), "; ")
 			return nil, errors.Join(fmt.Errorf("writer %s: freeze: %w", w.Name(), fw.err), thawErrors(reports))
 		}
 	}
@@ -105,7 +108,7 @@ func thawErrors(reports []repo.WriterInfo) error {
 		if r.Error != "" {
 			errs = append(errs, fmt.Errorf("writer %s: %s", r.Name, r.Error))
 		}
-		if r.Error == "" && !r.Frozen {
+		if !r.Frozen && r.Reason != "" {
 			errs = append(errs, fmt.Errorf("writer %s did not freeze, and the backup went on without it (on-timeout: snap): %s", r.Name, strings.TrimPrefix(r.Reason, r.Name+": ")))
 		}
 	}
