@@ -41,7 +41,7 @@ usage() {
 usage: bench/torture.sh [options] [-- torture-run-flags...]
 
   --quick            small sizes, 3 backups per workload and mode, 20 for
-                     seq-rewrite and git-churn in btrfs, hold and writer only
+                     seq-rewrite and git-churn in btrfs and hold only
                      (the CI check; about 10 minutes on 2 cores)
   --k N              backups per workload and mode (default 20, quick 3)
   --k-rare N         backups per mode of seq-rewrite and git-churn, whose tears

@@ -148,7 +148,7 @@ func parseConfig(args []string) (*config, error) {
 	fs.IntVar(&c.seqBlocks, "seq-blocks", 4096, "seq-rewrite: blocks of 4 KiB in the file")
 	fs.BoolVar(&c.gitOutside, "git-outside", false, "git-churn: run the churn loop outside the repository (git -C REPO), where a hold cannot see it between commits")
 	fs.IntVar(&c.kRare, "k-rare", 100, "backups per cell of seq-rewrite and git-churn")
-	rms := fs.String("rare-modes", "", "modes seq-rewrite and git-churn run in (default: all; quick: btrfs,hold,writer)")
+	rms := fs.String("rare-modes", "", "modes seq-rewrite and git-churn run in (default: all; quick: btrfs,hold)")
 	pressured := fs.String("pressure", strings.Join(rareTears, ","), "workloads run under dirty-page pressure (a busy core and a dd conv=fsync loop); \"none\" for none")
 	fs.StringVar(&c.pressureOn, "pressure-file", "workdir", "where the pressure's dd writes: \"workdir\" (beside the cell's loop image) or \"fs\" (the source's filesystem, outside the source)")
 	fs.IntVar(&c.pressureMiB, "pressure-mib", 128, "MiB each dd of the pressure loop writes")
@@ -214,7 +214,9 @@ func parseConfig(args []string) (*config, error) {
 		return nil, err
 	}
 	if *rms == "" && c.quick {
-		*rms = "btrfs,hold,writer" // the modes of the question these workloads ask
+		// the question these workloads ask (is a btrfs snapshot a point in
+		// time?), within the time of CI; writer's pause API is big-file's
+		*rms = "btrfs,hold"
 	}
 	if c.rareModes, err = pick(*rms, names(allModes, func(m mode) string { return m.name })); err != nil {
 		return nil, err
