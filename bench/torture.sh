@@ -44,8 +44,9 @@ usage: bench/torture.sh [options] [-- torture-run-flags...]
                      seq-rewrite and git-churn in btrfs and hold only
                      (the CI check; about 10 minutes on 2 cores)
   --k N              backups per workload and mode (default 20, quick 3)
-  --k-rare N         backups per mode of seq-rewrite and git-churn, whose tears
-                     show in a few percent of backups (default 100, quick 20)
+  --k-rare N         backups per snapshot mode (btrfs, hold, reflink, inactivity,
+                     writer) of seq-rewrite and git-churn, whose tears show in a
+                     few percent of snapshots (default 100, quick 20)
   --workloads LIST   bank-sqlite-rollback,bank-sqlite-wal,bank-files,big-file,
                      seq-rewrite,git-churn,postgres (default: all)
   --modes LIST       cp,restic,kopia,read,retry,stage,btrfs,hold,reflink,inactivity,

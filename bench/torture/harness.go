@@ -87,7 +87,8 @@ var allModes = []mode{
 var allWorkloads = []workload{&bankSQLite{journal: "delete"}, &bankSQLite{journal: "wal"}, bankFiles{}, bigFile{}, seqRewrite{}, gitChurn{}, postgresWL{}}
 
 // rareTears are the workloads whose torn restores show in a few percent of
-// crash-consistent snapshots: their cells run -k-rare backups.
+// crash-consistent snapshots: their cells in snapshot modes run -k-rare
+// backups.
 var rareTears = []string{"seq-rewrite", "git-churn"}
 
 // promises lists, per mode, the workloads whose every restore must be a
@@ -147,7 +148,7 @@ func parseConfig(args []string) (*config, error) {
 	fs.IntVar(&c.bigRate, "big-rate", 100, "big-file block writes per second")
 	fs.IntVar(&c.seqBlocks, "seq-blocks", 4096, "seq-rewrite: blocks of 4 KiB in the file")
 	fs.BoolVar(&c.gitOutside, "git-outside", false, "git-churn: run the churn loop outside the repository (git -C REPO), where a hold cannot see it between commits")
-	fs.IntVar(&c.kRare, "k-rare", 100, "backups per cell of seq-rewrite and git-churn")
+	fs.IntVar(&c.kRare, "k-rare", 100, "backups per snapshot mode (btrfs, hold, reflink, inactivity, writer) of seq-rewrite and git-churn")
 	rms := fs.String("rare-modes", "", "modes seq-rewrite and git-churn run in (default: all; quick: btrfs,hold)")
 	pressured := fs.String("pressure", strings.Join(rareTears, ","), "workloads run under dirty-page pressure (a busy core and a dd conv=fsync loop); \"none\" for none")
 	fs.StringVar(&c.pressureOn, "pressure-file", "workdir", "where the pressure's dd writes: \"workdir\" (beside the cell's loop image) or \"fs\" (the source's filesystem, outside the source)")
@@ -374,9 +375,11 @@ func hasHoldFlag(bin string) bool {
 	return strings.Contains(string(out), "--hold")
 }
 
-// cellK is how many backups a cell of wl runs.
-func (h *harness) cellK(wl workload) int {
-	if slices.Contains(rareTears, wl.name()) {
+// cellK is how many backups a cell of wl in m runs: -k-rare for a
+// rareTears workload in a snapshot mode (a live read of it is torn almost
+// every time, and -k shows that).
+func (h *harness) cellK(wl workload, m mode) int {
+	if slices.Contains(rareTears, wl.name()) && m.fs != "dir" {
 		return h.cfg.kRare
 	}
 	return h.cfg.k
@@ -592,7 +595,7 @@ func (h *harness) runCell(ctx context.Context, wl workload, m mode) *cell {
 		logf("%s: skipped (%s)", name, c.skipped)
 		return c
 	}
-	k := h.cellK(wl)
+	k := h.cellK(wl, m)
 	logf("%s: %d backups", name, k)
 	e, release, err := h.newEnv(wl, m, name)
 	if err != nil {

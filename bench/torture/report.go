@@ -74,7 +74,7 @@ func (h *harness) report(start, end time.Time) string {
 	if cfg.commandLine != "" {
 		fmt.Fprintf(&b, "- command: `%s`\n", cfg.commandLine)
 	}
-	fmt.Fprintf(&b, "- %s to %s (%s); %d backups per workload and mode, %d for %s\n", start.UTC().Format("15:04"), end.UTC().Format("15:04 UTC"),
+	fmt.Fprintf(&b, "- %s to %s (%s); %d backups per workload and mode, %d for %s in the snapshot modes\n", start.UTC().Format("15:04"), end.UTC().Format("15:04 UTC"),
 		end.Sub(start).Round(time.Second), cfg.k, cfg.kRare, strings.Join(rareTears, " and "))
 	fmt.Fprintf(&b, "- machine: %d cores, %s, work directory on %s\n", runtime.NumCPU(), kernel(), fsType(h.work))
 	fmt.Fprintf(&b, "- tools: %s\n", strings.Join(h.versions(), "; "))
