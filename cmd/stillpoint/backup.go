@@ -36,7 +36,8 @@ type backupFlags struct {
 	jobFile    string
 	compress   string
 	hold       string
-	holdSet    bool // --hold was given: it overrides the job file
+	// which --hold flags were given: each overrides its job file key
+	holdSet, holdForSet, holdExclSet bool
 	holdFor    time.Duration
 	holdExcl   []string
 }
@@ -61,7 +62,8 @@ written but some files were not read whole (see the summary); 1: nothing was rec
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f.holdSet = cmd.Flags().Changed("hold") || cmd.Flags().Changed("hold-timeout") || cmd.Flags().Changed("hold-exclude")
+			fl := cmd.Flags()
+			f.holdSet, f.holdForSet, f.holdExclSet = fl.Changed("hold"), fl.Changed("hold-timeout"), fl.Changed("hold-exclude")
 			return runBackup(cmd.Context(), g, f, args)
 		},
 	}
@@ -100,9 +102,10 @@ func backupOptions(g *globals, f backupFlags, paths []string, rep *report.Report
 			g.access.Repository = j.Repository
 		}
 		o, err := run.FromJob(j, staging)
-		if err == nil && f.holdSet {
-			o.Hold, err = holdOptions(f)
+		if err != nil {
+			return o, err
 		}
+		o.Hold, err = holdOptions(f, o.Hold)
 		return o, err
 	}
 	policy, err := snapshot.ParsePolicy(f.snapshot)
@@ -115,7 +118,7 @@ func backupOptions(g *globals, f backupFlags, paths []string, rep *report.Report
 	}
 	lf.Retries, lf.StagingDir = f.retries, staging
 	o := run.BackupOptions{Excludes: f.excludes, Tags: f.tags, Host: f.host}
-	if o.Hold, err = holdOptions(f); err != nil {
+	if o.Hold, err = holdOptions(f, hold.Options{Enabled: true, Timeout: hold.DefaultTimeout}); err != nil {
 		return o, err
 	}
 	for _, p := range paths {
@@ -124,14 +127,26 @@ func backupOptions(g *globals, f backupFlags, paths []string, rep *report.Report
 	return o, nil
 }
 
-func holdOptions(f backupFlags) (hold.Options, error) {
-	if f.hold != "writers" && f.hold != "off" {
-		return hold.Options{}, &exitError{code: exitUsage, err: fmt.Errorf("--hold %q: use writers or off", f.hold)}
+// holdOptions applies the --hold flags that were given over base (the
+// job file's keys, or the defaults).
+func holdOptions(f backupFlags, base hold.Options) (hold.Options, error) {
+	o := base
+	if f.holdSet {
+		if f.hold != "writers" && f.hold != "off" {
+			return o, &exitError{code: exitUsage, err: fmt.Errorf("--hold %q: use writers or off", f.hold)}
+		}
+		o.Enabled = f.hold == "writers"
 	}
-	if f.holdFor <= 0 || f.holdFor > hold.MaxTimeout {
-		return hold.Options{}, &exitError{code: exitUsage, err: fmt.Errorf("--hold-timeout %s: give a duration above 0 and at most %s", f.holdFor, hold.MaxTimeout)}
+	if f.holdForSet {
+		if f.holdFor <= 0 || f.holdFor > hold.MaxTimeout {
+			return o, &exitError{code: exitUsage, err: fmt.Errorf("--hold-timeout %s: give a duration above 0 and at most %s", f.holdFor, hold.MaxTimeout)}
+		}
+		o.Timeout = f.holdFor
 	}
-	return hold.Options{Enabled: f.hold == "writers", Timeout: f.holdFor, Exclude: f.holdExcl}, nil
+	if f.holdExclSet {
+		o.Exclude = f.holdExcl
+	}
+	return o, nil
 }
 
 func runBackup(ctx context.Context, g *globals, f backupFlags, paths []string) error {
@@ -278,6 +293,10 @@ func printBackupSummary(rep *report.Reporter, location string, res *run.BackupRe
 			extra := ""
 			if w.Error != "" {
 				extra = ": " + w.Error
+			}
+			if !w.Frozen {
+				rep.Printf("  writer: %s did not freeze its application: %s%s\n", w.Name, w.Reason, extra)
+				continue
 			}
 			rep.Printf("  writer: %s held its application still for %.0f ms%s\n", w.Name, w.HeldMs, extra)
 		}

@@ -79,8 +79,9 @@ const (
 	ReasonLocked     = "locked"
 	ReasonOpen       = "open-for-writing"
 	ReasonPermission = "permission"
-	ReasonMissing    = "missing"  // a path to back up did not exist when the run looked
-	ReasonVanished   = "vanished" // listed, then gone before it was read
+	ReasonMissing    = "missing"    // a path to back up did not exist when the run looked
+	ReasonNotFrozen  = "not-frozen" // its writer did not freeze it in time and no snapshot holds it whole
+	ReasonVanished   = "vanished"   // listed, then gone before it was read
 	ReasonIO         = "io"
 )
 

@@ -117,7 +117,7 @@ func thawErrors(reports []repo.WriterInfo) error {
 
 // reasonNotFrozen is the outcome reason of a file recorded failed because
 // its writer did not freeze its application and no snapshot holds it whole.
-const reasonNotFrozen = "not-frozen"
+const reasonNotFrozen = outcome.ReasonNotFrozen
 
 // notWholeMark, in the substitutes, stands for the copy of a file that a
 // writer could not make consistent and no snapshot holds whole: the
