@@ -38,8 +38,8 @@ type backupFlags struct {
 	hold       string
 	// which --hold flags were given: each overrides its job file key
 	holdSet, holdForSet, holdExclSet bool
-	holdFor    time.Duration
-	holdExcl   []string
+	holdFor                          time.Duration
+	holdExcl                         []string
 }
 
 func newBackupCmd(g *globals) *cobra.Command {
