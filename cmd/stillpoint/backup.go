@@ -36,10 +36,11 @@ type backupFlags struct {
 	jobFile    string
 	compress   string
 	hold       string
+	holdFor    time.Duration
+	holdExcl   []string
+
 	// which --hold flags were given: each overrides its job file key
 	holdSet, holdForSet, holdExclSet bool
-	holdFor                          time.Duration
-	holdExcl                         []string
 }
 
 func newBackupCmd(g *globals) *cobra.Command {
