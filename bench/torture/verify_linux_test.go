@@ -264,3 +264,27 @@ func TestClassify(t *testing.T) {
 		}
 	}
 }
+
+func TestBreaksPromise(t *testing.T) {
+	hold := mode{name: "hold", tool: "stillpoint", hold: "writers"}
+	btrfs := mode{name: "btrfs", tool: "stillpoint", hold: "off"}
+	torn := verdict{torn: true, notOneMoment: true}
+	for _, c := range []struct {
+		name string
+		m    mode
+		wl   string
+		r    backupRun
+		want bool
+	}{
+		{"hold, whole", hold, "git-churn", backupRun{}, false},
+		{"hold, torn under volume", hold, "git-churn", backupRun{v: torn, silent: true}, true},
+		{"hold timed out (crash), torn git", hold, "git-churn", backupRun{v: torn, byCrash: true}, false},
+		{"hold timed out (crash), torn SQLite", hold, "bank-sqlite-wal", backupRun{v: torn, byCrash: true}, true},
+		{"btrfs, torn SQLite", btrfs, "bank-sqlite-wal", backupRun{v: torn, byCrash: true}, true},
+		{"btrfs promises no git", btrfs, "git-churn", backupRun{v: torn, byCrash: true}, false},
+	} {
+		if got := breaksPromise(c.m, c.wl, c.r); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
