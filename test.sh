@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 
 # loopback filesystems for the snapshot tests; PostgreSQL and MariaDB for the
 # writer tests (the tests start their own servers on 127.0.0.1)
-packages=(btrfs-progs xfsprogs e2fsprogs util-linux mount kmod attr postgresql mariadb-server)
+packages=(btrfs-progs xfsprogs e2fsprogs util-linux mount kmod attr postgresql mariadb-server git)
 
 scripts/install-packages "${packages[@]}"
 

@@ -33,7 +33,10 @@ type Hold struct {
 	heldPid map[int]bool
 	found   []procStat // by Prepare's scan
 	// unheld writers make the snapshot crash-consistent
-	unheld []string
+	unheld      []string
+	watch       *writeWatch
+	wroteDuring bool
+	failed      bool
 
 	mu       sync.Mutex
 	released bool
@@ -72,7 +75,12 @@ func Prepare(mountpoints []string, opts Options) *Hold {
 		h.report.Message = "no hold: " + err.Error()
 		return h
 	}
+	if h.watch, err = watchWrites(mountpoints, opts.Within); err != nil {
+		h.report.Message = "no hold: cannot watch for writes it would miss: " + err.Error()
+		return h
+	}
 	if h.wd, err = startWatchdog(opts.Timeout); err != nil {
+		h.watch.close()
 		h.report.Message = "no hold: " + err.Error()
 		return h
 	}
@@ -109,6 +117,12 @@ func (h *Hold) Stop(ctx context.Context) {
 			h.fail("scanning processes: " + err.Error())
 			return
 		}
+	}
+	// writes queued so far were made before the writers stopped; from
+	// now on any write is one the hold did not keep out
+	if _, err := h.watch.drain(); err != nil {
+		h.fail(err.Error())
+		return
 	}
 	if d, err := time.ParseDuration(os.Getenv(testSleepEnv)); err == nil {
 		time.Sleep(d)
@@ -270,6 +284,7 @@ func (h *Hold) waitStopped(ctx context.Context, deadline time.Time) bool {
 
 // fail resumes everything now; the snapshot will be crash-consistent.
 func (h *Hold) fail(why string) {
+	h.failed = true
 	h.report.Message = joinWhy(h.report.Message, why)
 	h.resume()
 }
@@ -290,6 +305,17 @@ func (h *Hold) resume() {
 		return
 	}
 	h.released = true
+	if h.watch != nil {
+		// before anyone is resumed: a write seen now was made during the hold
+		who, err := h.watch.drain()
+		if err != nil {
+			h.report.Message = joinWhy(h.report.Message, err.Error())
+		} else if len(who) > 0 && !h.failed {
+			h.unheld = append(h.unheld, who...)
+			h.wroteDuring = true
+		}
+		h.watch.close()
+	}
 	for i := len(h.held) - 1; i >= 0; i-- {
 		unix.PidfdSendSignal(h.held[i].pidfd, unix.SIGCONT, nil, 0)
 		unix.Close(h.held[i].pidfd)
@@ -317,7 +343,11 @@ func (h *Hold) Release() *Report {
 			h.report.HeldMs, h.opts.Timeout))
 	}
 	if len(h.unheld) > 0 && h.report.Message == "" {
-		h.report.Message = "writers not held: " + strings.Join(h.unheld, ", ")
+		what := "writers not held: "
+		if h.wroteDuring {
+			what = "processes not held wrote during the hold: "
+		}
+		h.report.Message = what + strings.Join(h.unheld, ", ")
 	}
 	r := h.report
 	return &r

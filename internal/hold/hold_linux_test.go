@@ -165,8 +165,12 @@ func TestHoldStopsWritersOfTheFilesystemOnly(t *testing.T) {
 	if got := heldPids(r); !slices.Equal(got, []int{writer}) {
 		t.Fatalf("held %v, want [%d]", got, writer)
 	}
-	if !r.PointInTime() || r.HeldMs <= 0 || r.HeldMs > 1000 {
+	if r.HeldMs <= 0 || r.HeldMs > 1000 {
 		t.Fatalf("report %+v", r)
+	}
+	// our own child went on writing on the filesystem: no point in time
+	if r.PointInTime() || !strings.Contains(r.Message, "wrote during the hold") || !strings.Contains(r.Message, strconv.Itoa(child.Process.Pid)) {
+		t.Fatalf("a write during the hold went unreported: %+v", r)
 	}
 	i := slices.IndexFunc(r.Skipped, func(p Process) bool { return p.Pid == child.Process.Pid })
 	if i < 0 || !strings.Contains(r.Skipped[i].Reason, "started by stillpoint") {
@@ -250,5 +254,33 @@ func TestNoHoldWhenDisabledOrNothingToHold(t *testing.T) {
 	h = Start(context.Background(), []string{"/definitely/not/a/mount"}, Options{Enabled: true})
 	if r := h.Release(); r.PointInTime() || !strings.Contains(r.Message, "not a mount point") {
 		t.Fatalf("report %+v", r)
+	}
+}
+
+// A process the scans cannot see (it has nothing open on the filesystem
+// when they look) but that writes during the hold makes the snapshot
+// crash-consistent; a hold during which nobody wrote is a point in time.
+func TestWriteDuringTheHoldIsSeen(t *testing.T) {
+	ci.NeedRoot(t)
+	mnt := loopfs.Btrfs(t, 128)
+	h := Prepare([]string{mnt}, Options{Enabled: true})
+	h.Stop(context.Background())
+	out, err := exec.Command("sh", "-c", `echo late > "$0/late"`, mnt).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	if r := h.Release(); r.PointInTime() || !strings.Contains(r.Message, "wrote during the hold") {
+		t.Fatalf("report %+v", r)
+	}
+	// a write elsewhere on the filesystem than the sources does not count
+	src := filepath.Join(mnt, "src")
+	os.Mkdir(src, 0o755)
+	h = Start(context.Background(), []string{mnt}, Options{Enabled: true, Within: []string{src}})
+	if out, err := exec.Command("sh", "-c", `echo other > "$0/other"`, mnt).CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	os.WriteFile(filepath.Join(src, "ours"), []byte("stillpoint's own write"), 0o600)
+	if r := h.Release(); !r.PointInTime() {
+		t.Fatalf("a quiet hold is no point in time: %+v", r)
 	}
 }

@@ -19,6 +19,10 @@ type Options struct {
 	// Exclude names processes never to hold, by command name (comm) or
 	// executable path.
 	Exclude []string
+	// Within, when set, are the paths whose consistency the hold is for
+	// (the sources): a write during the hold elsewhere on the filesystem
+	// does not spoil it.
+	Within []string
 }
 
 // Process is one process the hold stopped or passed over.

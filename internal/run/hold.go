@@ -14,6 +14,7 @@ import (
 // just before the writers stop, so the snapshot has little to write while
 // they wait.
 func CreateHeld(ctx context.Context, plan *snapshot.Plan, opts hold.Options) (*snapshot.Set, *hold.Report, error) {
+	opts.Within = plan.HoldSources()
 	h := hold.Prepare(plan.HoldMounts(), opts)
 	defer h.Release()
 	if h != nil {

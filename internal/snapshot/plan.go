@@ -67,6 +67,17 @@ func (p *Plan) HoldMounts() []string {
 	return out
 }
 
+// HoldSources lists the sources snapped by the filesystems of HoldMounts.
+func (p *Plan) HoldSources() []string {
+	var out []string
+	for _, g := range p.groups() {
+		if g.consistency == Crash {
+			out = append(out, g.sources...)
+		}
+	}
+	return out
+}
+
 // Mounts lists the mount points of every filesystem the plan snaps.
 func (p *Plan) Mounts() []string {
 	var out []string
