@@ -3,7 +3,6 @@ package hold
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -78,7 +77,7 @@ func (t *target) mountOnTarget(pid, id int) bool {
 	ids, ok := t.mounts[ns]
 	if !ok {
 		ids = map[int]bool{}
-		if infos, err := mountinfo.PidMountInfo(pid); err == nil {
+		if infos, err := pidMounts(pid); err == nil {
 			for _, mi := range infos {
 				if t.devs[unix.Mkdev(uint32(mi.Major), uint32(mi.Minor))] {
 					ids[mi.ID] = true
@@ -235,4 +234,12 @@ func (t *target) workingDir(pid int, base string) (string, bool) {
 	return path, true
 }
 
-var errNoTarget = errors.New("no filesystem to hold")
+// pidMounts reads the mount table as process pid sees it.
+func pidMounts(pid int) ([]*mountinfo.Info, error) {
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return mountinfo.GetMountsFromReader(f, nil)
+}
