@@ -6,16 +6,15 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stillpoint-backup/stillpoint/internal/snapshot"
 	"github.com/stillpoint-backup/stillpoint/internal/testutil/ci"
+	"github.com/stillpoint-backup/stillpoint/internal/testutil/detached"
 	"github.com/stillpoint-backup/stillpoint/internal/testutil/loopfs"
 )
 
@@ -38,16 +37,7 @@ func procState(pid int) byte {
 func startShellWriter(t *testing.T, dir string) int {
 	t.Helper()
 	loop := `cd "$1" && exec 3>>log && i=0 && while :; do i=$((i+1)); echo $i >&3; done`
-	out, err := exec.Command("sh", "-c", `sh -c "$0" sh "$1" >/dev/null 2>&1 </dev/null & echo $!`, loop, dir).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(out)))
-	if err != nil {
-		t.Fatalf("writer pid %q", out)
-	}
-	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGCONT); syscall.Kill(pid, syscall.SIGKILL) })
-	return pid
+	return detached.Start(t, nil, "sh", "-c", loop, "sh", dir)
 }
 
 // kill -9 of stillpoint while it holds a writer: the watchdog has the

@@ -12,9 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/stillpoint-backup/stillpoint/internal/testutil/ci"
+	"github.com/stillpoint-backup/stillpoint/internal/testutil/detached"
 	"github.com/stillpoint-backup/stillpoint/internal/testutil/loopfs"
 )
 
@@ -61,17 +60,7 @@ func counter(t *testing.T, path string) uint64 {
 // test (its shell exits at once), as an application would be.
 func startDetached(t *testing.T, path string) int {
 	t.Helper()
-	cmd := exec.Command("sh", "-c", `"$0" -test.run='^$' >/dev/null 2>&1 </dev/null & echo $!`, os.Args[0])
-	cmd.Env = append(os.Environ(), "HOLD_TEST_WRITER="+path)
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(out)))
-	if err != nil {
-		t.Fatalf("writer pid %q", out)
-	}
-	t.Cleanup(func() { unix.Kill(pid, unix.SIGCONT); unix.Kill(pid, unix.SIGKILL) })
+	pid := detached.Start(t, []string{"HOLD_TEST_WRITER=" + path}, os.Args[0], "-test.run=^$")
 	waitRunning(t, pid, path, time.Now().Add(5*time.Second))
 	return pid
 }

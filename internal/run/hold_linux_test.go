@@ -19,6 +19,7 @@ import (
 	"github.com/stillpoint-backup/stillpoint/internal/repo"
 	"github.com/stillpoint-backup/stillpoint/internal/run"
 	"github.com/stillpoint-backup/stillpoint/internal/snapshot"
+	"github.com/stillpoint-backup/stillpoint/internal/testutil/detached"
 	"github.com/stillpoint-backup/stillpoint/internal/testutil/loopfs"
 )
 
@@ -30,17 +31,8 @@ const seqPages = 4096
 // run: not a descendant of the backup (whose own children are never held).
 func startDetachedPageWriter(t *testing.T, path string, pages int) int {
 	t.Helper()
-	cmd := exec.Command("sh", "-c", `"$0" -test.run='^$' >/dev/null 2>&1 </dev/null & echo $!`, os.Args[0])
-	cmd.Env = append(os.Environ(), "STILLPOINT_TEST_PAGE_WRITER="+path, "STILLPOINT_TEST_PAGES="+strconv.Itoa(pages))
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(out)))
-	if err != nil {
-		t.Fatalf("writer pid %q", out)
-	}
-	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGCONT); syscall.Kill(pid, syscall.SIGKILL) })
+	pid := detached.Start(t, []string{"STILLPOINT_TEST_PAGE_WRITER=" + path, "STILLPOINT_TEST_PAGES=" + strconv.Itoa(pages)},
+		os.Args[0], "-test.run=^$")
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if fi, err := os.Stat(path); err == nil && fi.Size() == int64(pages*pageSize) {
