@@ -73,6 +73,7 @@ func newRoot() *cobra.Command {
 		newInitCmd(g), newBackupCmd(g), newSnapshotsCmd(g), newLsCmd(g),
 		newRestoreCmd(g), newCheckCmd(g), newDiffCmd(g), newUnlockCmd(g), newDoctorCmd(g), newJobCmd(g),
 	)
+	root.AddCommand(newKeyCmd(g))
 	return root
 }
 

@@ -45,6 +45,7 @@ type keyEntry struct {
 	Data    []byte    `json:"data"` // the sealed master key
 	Created time.Time `json:"created"`
 	Host    string    `json:"host,omitempty"`
+	User    string    `json:"user,omitempty"` // who added it; keys written before it was recorded have none
 }
 
 func (c Credential) kek(e *keyEntry) ([]byte, error) {
@@ -73,7 +74,7 @@ var errNoMatch = errors.New("credential does not fit this key")
 
 func newKeyEntry(c Credential, mk *MasterKey) (*keyEntry, error) {
 	host, _ := os.Hostname()
-	e := &keyEntry{Created: time.Now().UTC(), Host: host}
+	e := &keyEntry{Created: time.Now().UTC(), Host: host, User: currentUser()}
 	if len(c.KeyFile) > 0 {
 		e.KDF = "keyfile"
 	} else if c.Password != "" {
@@ -144,21 +145,31 @@ func saveKey(ctx context.Context, be backend.Backend, e *keyEntry) (string, erro
 }
 
 func openMasterKey(ctx context.Context, be backend.Backend, c Credential) (*MasterKey, error) {
+	mk, _, err := openKey(ctx, be, c)
+	return mk, err
+}
+
+// openKey tries c on every key and returns the master key with the name
+// of the key that opened it.
+func openKey(ctx context.Context, be backend.Backend, c Credential) (*MasterKey, string, error) {
 	var names []string
 	if err := be.List(ctx, backend.Keys, func(fi backend.FileInfo) error {
 		names = append(names, fi.Name)
 		return nil
 	}); err != nil {
-		return nil, fmt.Errorf("list keys: %w", err)
+		return nil, "", fmt.Errorf("list keys: %w", err)
 	}
 	if len(names) == 0 {
-		return nil, fmt.Errorf("repository %s has no keys: it is damaged or not a stillpoint repository", be.Location())
+		return nil, "", fmt.Errorf("repository %s has no keys: it is damaged or not a stillpoint repository", be.Location())
 	}
 	kinds := map[string]int{}
 	for _, n := range names {
 		data, err := backend.ReadAll(ctx, be, backend.Handle{Kind: backend.Keys, Name: n})
 		if err != nil {
-			return nil, err
+			if backend.IsNotFound(err) {
+				continue // removed since the listing
+			}
+			return nil, "", err
 		}
 		var e keyEntry
 		if err := json.Unmarshal(data, &e); err != nil {
@@ -166,7 +177,7 @@ func openMasterKey(ctx context.Context, be backend.Backend, c Credential) (*Mast
 		}
 		kinds[e.KDF]++
 		if mk, err := e.open(c); err == nil {
-			return mk, nil
+			return mk, n, nil
 		}
 	}
 	var have []string
@@ -176,7 +187,7 @@ func openMasterKey(ctx context.Context, be backend.Backend, c Credential) (*Mast
 	if kinds["keyfile"] > 0 {
 		have = append(have, "a key file")
 	}
-	return nil, fmt.Errorf("%w: none of the %d keys of %s opened (the repository accepts %s)",
+	return nil, "", fmt.Errorf("%w: none of the %d keys of %s opened (the repository accepts %s)",
 		ErrWrongKey, len(names), be.Location(), strings.Join(have, " or "))
 }
 
