@@ -38,6 +38,7 @@ type backupFlags struct {
 	hold       string
 	holdFor    time.Duration
 	holdExcl   []string
+	timeStamp  string
 
 	// which --hold flags were given: each overrides its job file key
 	holdSet, holdForSet, holdExclSet bool
@@ -81,6 +82,7 @@ written but some files were not read whole (see the summary); 1: nothing was rec
 	fl.StringVar(&f.hold, "hold", "writers", "for a btrfs snapshot: writers (stop the processes writing to the filesystem for its milliseconds, so it is one point in time) or off (crash-consistent)")
 	fl.DurationVar(&f.holdFor, "hold-timeout", hold.DefaultTimeout, "longest a process is held; past it the snapshot is taken crash-consistent")
 	fl.StringArrayVar(&f.holdExcl, "hold-exclude", nil, "never hold this process (command name or executable path; repeatable)")
+	fl.StringVar(&f.timeStamp, "time", "", "the snapshot's `time`, \"2006-01-02 15:04:05\" in the local time zone (stored with its UTC offset, as restic's --time; default: now)")
 	fl.StringVar(&f.stagingDir, "staging-dir", "", "where --open-files stage copies files (default "+filepath.Join(run.CacheDir(), "staging")+"); must be outside the sources")
 	return cmd
 }
@@ -162,7 +164,12 @@ func runBackup(ctx context.Context, g *globals, f backupFlags, paths []string) e
 	if err != nil {
 		return err
 	}
-	if len(f.tags) > 0 {
+	if f.timeStamp != "" {
+		if o.Time, err = time.ParseInLocation(time.DateTime, f.timeStamp, time.Local); err != nil {
+			return &exitError{code: exitUsage, err: fmt.Errorf("--time %q: write the local time as \"2006-01-02 15:04:05\"", f.timeStamp)}
+		}
+	}
+	if len(f.tags) > 0 && f.jobFile != "" { // without a job, backupOptions took them
 		o.Tags = append(o.Tags, f.tags...)
 	}
 	o.Force = f.force

@@ -72,6 +72,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(
 		newInitCmd(g), newBackupCmd(g), newSnapshotsCmd(g), newLsCmd(g),
 		newRestoreCmd(g), newCheckCmd(g), newDiffCmd(g), newUnlockCmd(g), newDoctorCmd(g), newJobCmd(g),
+		newForgetCmd(g),
 	)
 	root.AddCommand(newKeyCmd(g))
 	return root

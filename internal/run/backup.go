@@ -23,6 +23,7 @@ import (
 	"github.com/stillpoint-backup/stillpoint/internal/outcome"
 	"github.com/stillpoint-backup/stillpoint/internal/quiesce"
 	"github.com/stillpoint-backup/stillpoint/internal/repo"
+	"github.com/stillpoint-backup/stillpoint/internal/retention"
 	"github.com/stillpoint-backup/stillpoint/internal/snapshot"
 	"github.com/stillpoint-backup/stillpoint/internal/view"
 )
@@ -72,6 +73,13 @@ type BackupOptions struct {
 	Force bool
 	// LogDir receives the run's file log (one line per file not whole); "" for none.
 	LogDir string
+	// Time is the snapshot's time (backup --time); zero means when the run
+	// started. It is stored with its zone's UTC offset, as restic does, so
+	// that retention periods are the user's days, not UTC's.
+	Time time.Time
+	// Retention, when set, is applied to the snapshots of this backup's
+	// host and paths once its snapshot is saved (a job's retention:).
+	Retention *retention.Policy
 }
 
 // BackupResult is what a backup produced.
@@ -85,6 +93,8 @@ type BackupResult struct {
 	Warnings []string
 	FileLog  string
 	Hooks    []quiesce.HookResult
+	// Retention is what BackupOptions.Retention removed and kept.
+	Retention *ForgetResult
 }
 
 // ExitCode is 0 when every file is whole, 3 when some were not read whole.
@@ -295,7 +305,7 @@ func Backup(ctx context.Context, r *repo.Repository, o BackupOptions) (res *Back
 				return quiesce.Outcome{}, err
 			}
 			s := &repo.Snapshot{
-				Time: start.UTC(), Host: o.Host, Paths: sortedPaths, Tags: o.Tags, Excludes: o.Excludes,
+				Time: snapshotTime(start, o.Time), Host: o.Host, Paths: sortedPaths, Tags: o.Tags, Excludes: o.Excludes,
 				Tree: ares.Tree, Program: "stillpoint " + Version, Stats: ares.Stats,
 				Outcomes: map[string]int64{}, Sources: sources,
 			}
@@ -355,6 +365,11 @@ func Backup(ctx context.Context, r *repo.Repository, o BackupOptions) (res *Back
 			res.Warnings = append(res.Warnings, "file log not written: "+err.Error())
 		}
 		res.FileLog = path
+	}
+	if o.Retention != nil {
+		if res.Retention, err = ApplyRetention(ctx, r, saved, *o.Retention); err != nil {
+			return res, fmt.Errorf("retention: %w", err)
+		}
 	}
 	return res, nil
 }

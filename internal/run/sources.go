@@ -151,7 +151,7 @@ func writeFileLog(dir string, snap *repo.Snapshot, problems []archiver.Problem) 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
-	name := fmt.Sprintf("%s-%s.log", snap.Time.Format("20060102T150405Z"), snap.ID.Short())
+	name := fmt.Sprintf("%s-%s.log", snap.Time.UTC().Format("20060102T150405Z"), snap.ID.Short())
 	path := filepath.Join(dir, name)
 	var b strings.Builder
 	fmt.Fprintf(&b, "# stillpoint file log: snapshot %s, %s, paths %s\n", snap.ID, snap.Time.Format(time.RFC3339), strings.Join(snap.Paths, " "))

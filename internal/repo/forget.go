@@ -1,0 +1,36 @@
+package repo
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/stillpoint-backup/stillpoint/internal/backend"
+)
+
+// ForgetSnapshots deletes the manifests of ids (their snapshots/<id>
+// files) and returns those it deleted, in the order given. The data they
+// reference stays until a prune finds it unreachable.
+//
+// It takes a shared lock ("forget"): a backup may run meanwhile, and a
+// prune re-checks reachability from the snapshots present right before it
+// deletes anything, so removing a manifest never needs an exclusive lock.
+// A manifest already gone (another forget removed it) is not an error.
+func (r *Repository) ForgetSnapshots(ctx context.Context, ids []ID) ([]ID, error) {
+	lock, err := r.Lock(ctx, false, "forget")
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Unlock()
+	var removed []ID
+	for _, id := range ids {
+		if err := ctx.Err(); err != nil {
+			return removed, err
+		}
+		h := backend.Handle{Kind: backend.Snapshots, Name: id.String()}
+		if err := r.be.Remove(ctx, h); err != nil {
+			return removed, fmt.Errorf("remove %s: %w", h, err)
+		}
+		removed = append(removed, id)
+	}
+	return removed, nil
+}
