@@ -2,31 +2,51 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 
 	"github.com/spf13/cobra"
 	"github.com/stillpoint-backup/stillpoint/internal/repo"
+	"github.com/stillpoint-backup/stillpoint/internal/report"
 )
 
 func newCheckCmd(g *globals) *cobra.Command {
 	var readData bool
+	var subset string
 	cmd := &cobra.Command{
-		Use:   "check",
+		Use:   "check [--read-data | --read-data-subset N/M|P%|SIZE]",
 		Short: "Verify the repository",
 		Long: `Verify the repository's structure: indexes, packs, snapshots and trees, and that every
 blob a snapshot needs is present. With --read-data every blob is read, decrypted and
-hashed. Damaged objects and the snapshots they affect are named. Exit code 1 on damage.`,
+hashed. Damaged objects and the snapshots they affect are named. Exit code 1 on damage.
+
+--read-data-subset reads only some packs:
+  N/M   the packs whose id's first byte modulo M is N-1 (M at most 256): the runs
+        1/M, 2/M … M/M together read every pack exactly once, e.g. one a day
+  P%    that share of the packs (at least one), picked at random, e.g. 10% or 2.5%
+  SIZE  packs picked at random until they add up to SIZE bytes (suffix k, M, G, T)`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runCheck(cmd.Context(), g, readData)
+			var s repo.ReadSubset
+			if subset != "" {
+				if readData {
+					return &exitError{code: exitUsage, err: errors.New("--read-data reads every pack and --read-data-subset some of them: give one of them")}
+				}
+				var err error
+				if s, err = repo.ParseReadSubset(subset); err != nil {
+					return &exitError{code: exitUsage, err: fmt.Errorf("--read-data-subset: %w", err)}
+				}
+			}
+			return runCheck(cmd.Context(), g, readData, s)
 		},
 	}
 	cmd.Flags().BoolVar(&readData, "read-data", false, "read and verify every blob")
+	cmd.Flags().StringVar(&subset, "read-data-subset", "", "read and verify the blobs of some packs: N/M, P% or SIZE (see above)")
 	return cmd
 }
 
-func runCheck(ctx context.Context, g *globals, readData bool) error {
+func runCheck(ctx context.Context, g *globals, readData bool, subset repo.ReadSubset) error {
 	rep := g.reporter()
 	r, err := openRepo(ctx, g)
 	if err != nil {
@@ -37,7 +57,7 @@ func runCheck(ctx context.Context, g *globals, readData bool) error {
 		return err
 	}
 	defer lock.Unlock()
-	res, err := r.Check(ctx, repo.CheckOptions{ReadData: readData, Progress: rep.Step})
+	res, err := r.Check(ctx, repo.CheckOptions{ReadData: readData, Subset: subset, Progress: rep.Step})
 	if err != nil {
 		return err
 	}
@@ -51,13 +71,22 @@ func runCheck(ctx context.Context, g *globals, readData bool) error {
 		}
 	}
 	rep.Event(map[string]any{"type": "summary", "ok": res.OK(), "result": res})
-	what := "structure"
-	if readData {
-		what = "structure and all data"
+	var read string
+	switch {
+	case readData:
+		read = fmt.Sprintf("all data read (%d packs, %s)", res.PacksRead, report.Bytes(res.BytesRead))
+	case !subset.IsZero():
+		read = fmt.Sprintf("data of subset %s read (%d of %d packs, %s)", res.ReadSubset, res.PacksRead, res.Packs, report.Bytes(res.BytesRead))
 	}
 	if res.OK() {
-		rep.Printf("no errors: %s of %d snapshots, %d packs, %d blobs, %d trees verified\n", what, res.Snapshots, res.Packs, res.Blobs, res.Trees)
+		if read != "" {
+			read = "; " + read
+		}
+		rep.Printf("no errors: structure of %d snapshots, %d packs, %d blobs, %d trees verified%s\n", res.Snapshots, res.Packs, res.Blobs, res.Trees, read)
 		return nil
+	}
+	if read != "" {
+		rep.Printf("%s\n", read)
 	}
 	ids := make([]string, 0, len(res.DamagedSnapshots))
 	for id := range res.DamagedSnapshots {

@@ -1,11 +1,17 @@
 package repo
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"math/rand/v2"
+	"regexp"
 	"runtime"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/stillpoint-backup/stillpoint/internal/backend"
@@ -16,6 +22,11 @@ import (
 type CheckOptions struct {
 	// ReadData reads every pack, decrypts every blob and verifies its id.
 	ReadData bool
+	// Subset, when not zero, reads only the packs it selects (ReadData
+	// need not be set).
+	Subset ReadSubset
+	// Rand picks the packs of a random subset; nil: seeded at random.
+	Rand *rand.Rand
 	// Progress is told about each phase; may be nil.
 	Progress func(msg string)
 }
@@ -38,6 +49,9 @@ type CheckResult struct {
 	Blobs            int                 `json:"blobs"`
 	Trees            int                 `json:"trees"`
 	ReadData         bool                `json:"read_data"`
+	ReadSubset       string              `json:"read_subset,omitempty"` // "all", "1/5", "10%", "500M"
+	PacksRead        int                 `json:"packs_read"`
+	BytesRead        int64               `json:"bytes_read"`
 }
 
 // OK tells whether check found no error.
@@ -58,7 +72,8 @@ const maxDamagedPaths = 20
 // readable, every tree decodable and every blob a snapshot needs indexed in
 // an intact pack. With ReadData it also reads and verifies every blob.
 func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult, error) {
-	res := &CheckResult{DamagedSnapshots: map[string][]string{}, ReadData: opts.ReadData}
+	reading := opts.ReadData || !opts.Subset.IsZero()
+	res := &CheckResult{DamagedSnapshots: map[string][]string{}, ReadData: reading}
 	say := func(s string) {
 		if opts.Progress != nil {
 			opts.Progress(s)
@@ -113,9 +128,25 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 	res.Blobs = r.index.Len()
 
 	badBlobs := map[ID]string{}
-	if opts.ReadData {
-		say("reading all data")
-		r.readAllPacks(ctx, indexed, onDisk, badPacks, badBlobs, res)
+	if reading {
+		intact := make(map[ID]int64, len(onDisk))
+		for id, size := range onDisk {
+			if _, bad := badPacks[id]; !bad {
+				intact[id] = size
+			}
+		}
+		rnd := opts.Rand
+		if rnd == nil {
+			rnd = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+		}
+		ids := opts.Subset.Select(intact, rnd)
+		res.ReadSubset = opts.Subset.String()
+		if opts.Subset.IsZero() {
+			say("reading all data")
+		} else {
+			say(fmt.Sprintf("reading the data of subset %s: %d of %d packs", res.ReadSubset, len(ids), len(intact)))
+		}
+		r.readPacks(ctx, ids, onDisk, badBlobs, res)
 	}
 
 	say("checking snapshots")
@@ -209,9 +240,9 @@ func (r *Repository) checkTree(ctx context.Context, dir string, id ID, blobOK fu
 	return damaged
 }
 
-// readAllPacks verifies every pack's header against the index and every
-// blob's content against its id.
-func (r *Repository) readAllPacks(ctx context.Context, indexed, onDisk map[ID]int64, badPacks map[ID]string, badBlobs map[ID]string, res *CheckResult) {
+// readPacks verifies the header of each pack of ids against the index and
+// every blob's content against its id.
+func (r *Repository) readPacks(ctx context.Context, ids []ID, onDisk map[ID]int64, badBlobs map[ID]string, res *CheckResult) {
 	// how many blobs the index places in each pack; the blobs themselves are
 	// found through each pack's header (a copy of the index per pack would
 	// cost as much memory as the index)
@@ -240,14 +271,9 @@ func (r *Repository) readAllPacks(ctx context.Context, indexed, onDisk map[ID]in
 			}
 		}()
 	}
-	ids := make([]ID, 0, len(onDisk))
-	for id := range onDisk {
-		if _, bad := badPacks[id]; !bad {
-			ids = append(ids, id)
-		}
-	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i].String() < ids[j].String() })
 	for _, id := range ids {
+		res.PacksRead++
+		res.BytesRead += onDisk[id]
 		work <- id
 	}
 	close(work)
@@ -341,4 +367,119 @@ func (r *Repository) packHeader(id ID, data []byte) ([]blobEntry, error) {
 		return nil, fmt.Errorf("header lists %d bytes of blobs, the pack holds %d", sum, start)
 	}
 	return entries, nil
+}
+
+// ReadSubset selects the packs `check --read-data-subset` reads; the zero
+// value selects every pack.
+//
+//   - N/M: the packs whose id's first byte modulo M is N-1 (restic's rule).
+//     The id is the pack's file name, so a bucket is a set of data/xx
+//     folders; 1/M … M/M together read every pack exactly once, and a
+//     pack stays in its bucket however the repository grows.
+//   - P%: that share of the packs (at least one), picked at random.
+//   - SIZE: packs picked at random until their sizes add up to SIZE.
+type ReadSubset struct {
+	Bucket, Buckets int     // N/M, 1 <= N <= M <= 256
+	Percent         float64 // P%, 0 < P <= 100
+	Bytes           int64   // SIZE in bytes, > 0
+	text            string  // as given
+}
+
+// MaxBuckets is the largest M of N/M: buckets go by one byte of the id.
+const MaxBuckets = 256
+
+// IsZero tells whether s selects every pack.
+func (s ReadSubset) IsZero() bool { return s.Buckets == 0 && s.Percent == 0 && s.Bytes == 0 }
+
+func (s ReadSubset) String() string {
+	switch {
+	case s.text != "":
+		return s.text
+	case s.Buckets > 0:
+		return fmt.Sprintf("%d/%d", s.Bucket, s.Buckets)
+	case s.Percent > 0:
+		return strconv.FormatFloat(s.Percent, 'f', -1, 64) + "%"
+	case s.Bytes > 0:
+		return strconv.FormatInt(s.Bytes, 10)
+	}
+	return "all"
+}
+
+var (
+	subsetBucket  = regexp.MustCompile(`^([0-9]+)/([0-9]+)$`)
+	subsetPercent = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)%$`)
+	subsetSize    = regexp.MustCompile(`^([0-9]+)([kKmMgGtT]?)$`)
+)
+
+// ParseReadSubset reads N/M, P% or SIZE (bytes, or with a suffix k, M, G,
+// T for powers of 1024).
+func ParseReadSubset(text string) (ReadSubset, error) {
+	t := strings.TrimSpace(text)
+	s := ReadSubset{text: t}
+	if m := subsetBucket.FindStringSubmatch(t); m != nil {
+		n, err1 := strconv.Atoi(m[1])
+		total, err2 := strconv.Atoi(m[2])
+		if err1 != nil || err2 != nil || total < 1 || total > MaxBuckets || n < 1 || n > total {
+			return ReadSubset{}, fmt.Errorf("read data subset %q: N/M needs 1 <= N <= M <= %d (e.g. 1/5 … 5/5 read every pack once over five runs)", text, MaxBuckets)
+		}
+		s.Bucket, s.Buckets = n, total
+		return s, nil
+	}
+	if m := subsetPercent.FindStringSubmatch(t); m != nil {
+		p, err := strconv.ParseFloat(m[1], 64)
+		if err != nil || p <= 0 || p > 100 {
+			return ReadSubset{}, fmt.Errorf("read data subset %q: a percentage must be more than 0%% and at most 100%%", text)
+		}
+		s.Percent = p
+		return s, nil
+	}
+	if m := subsetSize.FindStringSubmatch(t); m != nil {
+		n, err := strconv.ParseInt(m[1], 10, 64)
+		shift := map[string]uint{"": 0, "k": 10, "m": 20, "g": 30, "t": 40}[strings.ToLower(m[2])]
+		if err != nil || n <= 0 || n > math.MaxInt64>>shift {
+			return ReadSubset{}, fmt.Errorf("read data subset %q: a size must be more than 0 bytes", text)
+		}
+		s.Bytes = n << shift
+		return s, nil
+	}
+	return ReadSubset{}, fmt.Errorf("read data subset %q: use N/M (e.g. 2/5), P%% (e.g. 10%% or 2.5%%) or a size (e.g. 500M, 2G)", text)
+}
+
+// Bucket is the bucket N (1-based) of M that the pack id falls in.
+func Bucket(id ID, buckets int) int { return int(id[0])%buckets + 1 }
+
+// Select returns the packs of the subset, sorted by id. rnd picks the
+// packs of a random subset.
+func (s ReadSubset) Select(packs map[ID]int64, rnd *rand.Rand) []ID {
+	ids := make([]ID, 0, len(packs))
+	for id := range packs {
+		if s.Buckets == 0 || Bucket(id, s.Buckets) == s.Bucket {
+			ids = append(ids, id)
+		}
+	}
+	sortIDs(ids)
+	if s.Percent == 0 && s.Bytes == 0 {
+		return ids
+	}
+	rnd.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	n := 0
+	if s.Percent > 0 {
+		n = int(float64(len(ids)) * s.Percent / 100)
+		if n == 0 && len(ids) > 0 {
+			n = 1
+		}
+	} else {
+		var sum int64
+		for n < len(ids) && sum < s.Bytes {
+			sum += packs[ids[n]]
+			n++
+		}
+	}
+	ids = ids[:n]
+	sortIDs(ids)
+	return ids
+}
+
+func sortIDs(ids []ID) {
+	sort.Slice(ids, func(i, j int) bool { return bytes.Compare(ids[i][:], ids[j][:]) < 0 })
 }
