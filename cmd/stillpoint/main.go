@@ -75,6 +75,7 @@ func newRoot() *cobra.Command {
 		newForgetCmd(g),
 	)
 	root.AddCommand(newKeyCmd(g))
+	root.AddCommand(newStatsCmd(g), newFindCmd(g), newDumpCmd(g), newTagCmd(g))
 	return root
 }
 

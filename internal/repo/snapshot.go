@@ -18,7 +18,10 @@ type Snapshot struct {
 	Excludes []string  `json:"excludes,omitempty"`
 	Tree     ID        `json:"tree"`
 	Parent   *ID       `json:"parent,omitempty"`
-	Program  string    `json:"program"`
+	// Original is the id of the manifest this one replaces (tag rewrites
+	// a manifest under a new id); the first id a snapshot had.
+	Original *ID    `json:"original,omitempty"`
+	Program  string `json:"program"`
 
 	Stats       Stats             `json:"stats"`
 	Outcomes    map[string]int64  `json:"outcomes"`
