@@ -47,7 +47,7 @@ usage: bench/torture.sh [options] [-- torture-run-flags...]
   --k-rare N         backups per snapshot mode (btrfs, hold, reflink, inactivity,
                      writer) of seq-rewrite and git-churn, whose tears show in a
                      few percent of snapshots (default 100, quick 20)
-  --workloads LIST   bank-sqlite-rollback,bank-sqlite-wal,bank-files,big-file,
+  --workloads LIST   bank-sqlite-rollback,bank-sqlite-wal,bank-files,bank-gaps,big-file,
                      seq-rewrite,git-churn,postgres (default: all)
   --modes LIST       cp,restic,kopia,read,retry,stage,btrfs,hold,reflink,inactivity,
                      writer (default: all)

@@ -245,6 +245,8 @@ func workBankFiles(args []string) error {
 	burstMin := fs.Duration("burst-min", time.Second, "shortest busy burst")
 	burstMax := fs.Duration("burst-max", 3*time.Second, "longest busy burst")
 	gap := fs.Duration("gap", 5*time.Millisecond, "time between withdrawal and deposit")
+	idleMin := fs.Duration("idle-min", 0, "gaps mode: shortest idle time after each transfer (0: one burst, then idle)")
+	idleMax := fs.Duration("idle-max", 0, "gaps mode: longest idle time after each transfer")
 	wf := addWriterFlags(fs)
 	lat, err := wf.parse(fs, args)
 	if err != nil {
@@ -289,6 +291,9 @@ func workBankFiles(args []string) error {
 		return err
 	}
 	end := time.Now().Add(*burstMin + time.Duration(r.Int64N(int64(*burstMax-*burstMin)+1)))
+	if *idleMin > 0 {
+		end = time.Now().Add(time.Duration(1<<62 - 1)) // until stopped
+	}
 	for seq := len(ts) + 1; time.Now().Before(end) && ctl.safePoint(); seq++ {
 		from := r.IntN(bankFileAccounts)
 		to := (from + 1 + r.IntN(bankFileAccounts-1)) % bankFileAccounts
@@ -305,11 +310,34 @@ func workBankFiles(args []string) error {
 		if err := put(to); err != nil {
 			return err
 		}
-		if !ctl.idle(time.Duration(10+r.IntN(20)) * time.Millisecond) {
+		pause := time.Duration(10+r.IntN(20)) * time.Millisecond
+		if *idleMin > 0 {
+			pause = *idleMin + time.Duration(r.Int64N(int64(*idleMax-*idleMin)+1))
+		}
+		if !ctl.idle(pause) {
 			break
 		}
 	}
 	for ctl.idle(time.Second) {
 	}
 	return nil
+}
+
+// bankGaps is bank-files with one transfer at a time, each followed by an
+// idle time just longer than the inactivity period: the wait sees a quiet
+// period end again and again, and the next transfer starts a few
+// milliseconds after it, while the snapshot is being made. A wait that
+// snapped at the end of the quiet period and did not look again would
+// catch withdrawals without their deposits.
+type bankGaps struct{ bankFiles }
+
+func (bankGaps) name() string { return "bank-gaps" }
+
+// The withdrawal-to-deposit gap is long enough for a snapshot to land in.
+const bankGapsWD = 20 * time.Millisecond
+
+func (bankGaps) start(ctx context.Context, e *wlEnv, window int) (running, error) {
+	c := e.cfg
+	return startWork(ctx, e, latPath(e, window), "bank-files", "-dir", e.src, "-gap", bankGapsWD.String(),
+		"-idle-min", (c.inactivity + 5*time.Millisecond).String(), "-idle-max", (c.inactivity + 40*time.Millisecond).String())
 }

@@ -84,7 +84,7 @@ var allModes = []mode{
 	{name: "writer", title: "stillpoint btrfs + writer", fs: "btrfs", tool: "stillpoint", job: "writer", hold: "off"},
 }
 
-var allWorkloads = []workload{&bankSQLite{journal: "delete"}, &bankSQLite{journal: "wal"}, bankFiles{}, bigFile{}, seqRewrite{}, gitChurn{}, postgresWL{}}
+var allWorkloads = []workload{&bankSQLite{journal: "delete"}, &bankSQLite{journal: "wal"}, bankFiles{}, bankGaps{}, bigFile{}, seqRewrite{}, gitChurn{}, postgresWL{}}
 
 // rareTears are the workloads whose torn restores show in a few percent of
 // crash-consistent snapshots: their cells in snapshot modes run -k-rare
@@ -113,9 +113,12 @@ var rareTears = []string{"seq-rewrite", "git-churn"}
 //     writers while it clones); enough for the one file of big-file and
 //     seq-rewrite, not for files that must agree with each other.
 //   - inactivity: a btrfs snapshot without a hold, so what btrfs promises;
-//     and for bank-files, whose application idles after each burst, a
-//     snapshot taken only after 500 ms without a write falls between
-//     transfers, with nothing in flight.
+//     and for bank-files, whose application idles after each burst, and
+//     bank-gaps, which idles just longer than the inactivity period after
+//     every transfer, a snapshot taken only after 500 ms without a write,
+//     and kept only if no write landed while it was made, falls between
+//     transfers, with nothing in flight. When the wait ends at max-wait
+//     (not quiet), stillpoint records that and only btrfs's promise holds.
 //   - writer: the application is held at a consistent point (SQLite's
 //     write lock, PostgreSQL's checkpoint, the pause API of bank-files,
 //     big-file, seq-rewrite and git-churn) for the moment of the snapshot.
@@ -123,8 +126,8 @@ var promises = map[string][]string{
 	"btrfs":      {"bank-sqlite-rollback", "bank-sqlite-wal", "postgres"},
 	"hold":       {"bank-sqlite-rollback", "bank-sqlite-wal", "big-file", "seq-rewrite", "git-churn", "postgres"},
 	"reflink":    {"big-file", "seq-rewrite"},
-	"inactivity": {"bank-sqlite-rollback", "bank-sqlite-wal", "bank-files", "postgres"},
-	"writer":     {"bank-sqlite-rollback", "bank-sqlite-wal", "bank-files", "big-file", "seq-rewrite", "git-churn", "postgres"},
+	"inactivity": {"bank-sqlite-rollback", "bank-sqlite-wal", "bank-files", "bank-gaps", "postgres"},
+	"writer":     {"bank-sqlite-rollback", "bank-sqlite-wal", "bank-files", "bank-gaps", "big-file", "seq-rewrite", "git-churn", "postgres"},
 }
 
 func promised(m, wl string) bool { return slices.Contains(promises[m], wl) }
@@ -267,6 +270,7 @@ type backupRun struct {
 	byCrash bool
 	heldMs  float64 // how long stillpoint held the writers (hold or writer)
 	holdMsg string  // a hold that was not a point in time: why
+	wait    waitResult
 }
 
 // A cell is one workload in one mode.
@@ -533,7 +537,7 @@ func (h *harness) baseline(ctx context.Context, wl workload) *cell {
 		return c
 	}
 	defer release()
-	if err := wl.setup(ctx, e); err != nil {
+	if err := setupSynced(ctx, wl, e); err != nil {
 		c.skipped = "setup: " + err.Error()
 		return c
 	}
@@ -604,7 +608,7 @@ func (h *harness) runCell(ctx context.Context, wl workload, m mode) *cell {
 		return c
 	}
 	defer release()
-	if err := wl.setup(ctx, e); err != nil {
+	if err := setupSynced(ctx, wl, e); err != nil {
 		c.skipped = "setup: " + err.Error()
 		logf("%s: %s", name, c.skipped)
 		return c
@@ -693,6 +697,17 @@ func (h *harness) jobFile(m mode, wl workload, e *wlEnv, staging string) string 
 	return b.String()
 }
 
+// setupSynced sets the workload up and writes its initial data to disk, so
+// that the first backup window does not pay for writing back the copy of
+// the template (1 GiB for big-file): that stall is the setup's, not the
+// backup's.
+func setupSynced(ctx context.Context, wl workload, e *wlEnv) error {
+	if err := wl.setup(ctx, e); err != nil {
+		return err
+	}
+	return syncFS(e.src)
+}
+
 // oneBackup: start the application (and the pressure, if any), back up
 // while it writes, stop it (and pause the pressure), restore, verify.
 func (h *harness) oneBackup(ctx context.Context, wl workload, m mode, e *wlEnv, tool backupTool, pr *pressure, i int, dir string) backupRun {
@@ -716,7 +731,7 @@ func (h *harness) oneBackup(ctx context.Context, wl workload, m mode, e *wlEnv, 
 	ops, oerr := w.ops()
 	r.ops = inWindow(ops, t0, t1)
 	r.backup, r.toSnapshot, r.consistent = t1.Sub(t0), br.toSnapshot, br.consistency
-	r.heldMs, r.holdMsg = br.heldMs, br.holdMsg
+	r.heldMs, r.holdMsg, r.wait = br.heldMs, br.holdMsg, br.wait
 	switch {
 	case berr != nil:
 		r.err = "backup: " + berr.Error()
@@ -816,6 +831,9 @@ func (r backupRun) summary() string {
 	}
 	if r.holdMsg != "" {
 		s += ", hold: " + r.holdMsg
+	}
+	if r.wait.waited {
+		s += ", " + r.wait.String()
 	}
 	if r.consistent != "" {
 		s += ", " + r.consistent

@@ -59,6 +59,6 @@ func usage() {
   torture work WORKLOAD [flags]       run one application writer (started by run)
   torture ctl pause|resume -dir AUX   pause or resume the writer whose files are in AUX
   torture verify WORKLOAD [flags]     judge one restored copy (see torture verify -h)
-workloads: bank-sqlite-rollback, bank-sqlite-wal, bank-files, big-file, seq-rewrite, git-churn, postgres
+workloads: bank-sqlite-rollback, bank-sqlite-wal, bank-files, bank-gaps, big-file, seq-rewrite, git-churn, postgres
 `)
 }

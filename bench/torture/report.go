@@ -77,11 +77,15 @@ func (h *harness) failures() []string {
 // snapshot a point in time; when stillpoint recorded it as crash (the hold
 // timed out, or passed over a writer), it said so, and a workload that
 // only the hold promises is then flagged, not a broken promise.
+//
+// The same holds for the inactivity wait: one that ended at max-wait, not
+// quiet, is recorded so, and promises only what btrfs does.
 func breaksPromise(m mode, wl string, r backupRun) bool {
 	if !promised(m.name, wl) || !r.v.torn {
 		return false
 	}
-	return !(m.hold == "writers" && r.byCrash && !promised("btrfs", wl))
+	onlyCrash := m.hold == "writers" || (m.job == "inactivity" && !r.wait.quiet)
+	return !(onlyCrash && r.byCrash && !promised("btrfs", wl))
 }
 
 func (h *harness) report(start, end time.Time) string {
@@ -157,12 +161,15 @@ longest stall = the slowest single operation, or the longest pause.
 				details = append(details, fmt.Sprintf("- %s / %s #%d: %s", c.wl, c.mode.name, i+1, oneLine(what)))
 			}
 		}
+		if w := c.waits(); w != "" {
+			details = append(details, fmt.Sprintf("- %s / %s: %s", c.wl, c.mode.name, w))
+		}
 		if c.skipped != "" {
 			details = append(details, fmt.Sprintf("- %s / %s: not run: %s", c.wl, c.mode.name, oneLine(strings.ReplaceAll(c.skipped, h.work, "$WORK"))))
 		}
 	}
 	if len(details) > 0 {
-		b.WriteString("\n<details><summary>torn restores and errors (at most 3 per cell)</summary>\n\n")
+		b.WriteString("\n<details><summary>torn restores and errors (at most 3 per cell), inactivity waits</summary>\n\n")
 		b.WriteString(strings.Join(details, "\n"))
 		b.WriteString("\n\n</details>\n")
 	}
@@ -172,6 +179,31 @@ longest stall = the slowest single operation, or the longest pause.
 		b.WriteString("\nNo silent torn restore; every promise held.\n")
 	}
 	return b.String()
+}
+
+// waits sums up a cell's inactivity waits: how many ended quiet, and how
+// many snapshots were taken again because a write landed while they were
+// made.
+func (c *cell) waits() string {
+	var waited, quiet, resnapped, runsResnapped int
+	for _, r := range c.runs {
+		if r.err != "" || !r.wait.waited {
+			continue
+		}
+		waited++
+		if r.wait.quiet {
+			quiet++
+		}
+		if r.wait.resnapped > 0 {
+			runsResnapped++
+			resnapped += r.wait.resnapped
+		}
+	}
+	if waited == 0 {
+		return ""
+	}
+	return fmt.Sprintf("inactivity wait: %d of %d ended quiet (the rest at max-wait, recorded not quiet); %d snapshots released and taken again after a write landed while they were made, in %d backups",
+		quiet, waited, resnapped, runsResnapped)
 }
 
 func (c *cell) row() string {

@@ -33,6 +33,26 @@ type backupResult struct {
 	// snapshot set's creation: the inactivity wait, writers' freeze, the
 	// snapshot itself.
 	toSnapshot time.Duration
+	wait       waitResult
+}
+
+// waitResult is what stillpoint reported of its inactivity wait.
+type waitResult struct {
+	waited    bool // the job had an inactivity wait
+	quiet     bool // it ended after a quiet period, not at max-wait
+	resnapped int  // snapshots released because a write landed while they were made
+	waitedMs  float64
+}
+
+func (w waitResult) String() string {
+	s := fmt.Sprintf("waited %.0fms", w.waitedMs)
+	if !w.quiet {
+		s += " (not quiet)"
+	}
+	if w.resnapped > 0 {
+		s += fmt.Sprintf(", snapped again %d×", w.resnapped)
+	}
+	return s
 }
 
 // A backupTool backs a source up and restores it.
@@ -219,7 +239,10 @@ func (t *stillpointTool) backup(ctx context.Context, src string) (backupResult, 
 			Created     time.Time `json:"created"`
 		} `json:"sources"`
 		Quiesce *struct {
-			Writers []struct {
+			WaitedMs  float64 `json:"waited_ms"`
+			Quiet     bool    `json:"quiet"`
+			Resnapped int     `json:"resnapped"`
+			Writers   []struct {
 				HeldMs float64 `json:"held_ms"`
 			} `json:"writers"`
 			Hold *struct {
@@ -262,6 +285,7 @@ func (t *stillpointTool) backup(ctx context.Context, src string) (backupResult, 
 		}
 	}
 	if q := sum.Quiesce; q != nil {
+		r.wait = waitResult{waited: q.WaitedMs > 0 || q.Quiet, quiet: q.Quiet, resnapped: q.Resnapped, waitedMs: q.WaitedMs}
 		for _, w := range q.Writers {
 			r.heldMs = max(r.heldMs, w.HeldMs)
 		}
