@@ -29,13 +29,13 @@ hashed. Damaged objects and the snapshots they affect are named. Exit code 1 on 
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var s repo.ReadSubset
-			if subset != "" {
+			if cmd.Flags().Changed("read-data-subset") {
 				if readData {
 					return &exitError{code: exitUsage, err: errors.New("--read-data reads every pack and --read-data-subset some of them: give one of them")}
 				}
 				var err error
 				if s, err = repo.ParseReadSubset(subset); err != nil {
-					return &exitError{code: exitUsage, err: fmt.Errorf("--read-data-subset: %w", err)}
+					return &exitError{code: exitUsage, err: fmt.Errorf("--read-data-subset %w", err)}
 				}
 			}
 			return runCheck(cmd.Context(), g, readData, s)

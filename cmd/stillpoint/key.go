@@ -143,7 +143,11 @@ func runKeyList(ctx context.Context, g *globals) error {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", mark, k.Short(), created, orDash(k.Host), orDash(k.User), kind)
 	}
 	w.Flush()
-	fmt.Fprintf(rep.Out, "%d keys; * is the one in use\n", len(keys))
+	noun := "keys"
+	if len(keys) == 1 {
+		noun = "key"
+	}
+	fmt.Fprintf(rep.Out, "%d %s; * is the one in use\n", len(keys), noun)
 	return nil
 }
 

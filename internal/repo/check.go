@@ -420,7 +420,7 @@ func ParseReadSubset(text string) (ReadSubset, error) {
 		n, err1 := strconv.Atoi(m[1])
 		total, err2 := strconv.Atoi(m[2])
 		if err1 != nil || err2 != nil || total < 1 || total > MaxBuckets || n < 1 || n > total {
-			return ReadSubset{}, fmt.Errorf("read data subset %q: N/M needs 1 <= N <= M <= %d (e.g. 1/5 … 5/5 read every pack once over five runs)", text, MaxBuckets)
+			return ReadSubset{}, fmt.Errorf("%q: N/M needs 1 <= N <= M <= %d (e.g. 1/5 … 5/5 read every pack once over five runs)", text, MaxBuckets)
 		}
 		s.Bucket, s.Buckets = n, total
 		return s, nil
@@ -428,7 +428,7 @@ func ParseReadSubset(text string) (ReadSubset, error) {
 	if m := subsetPercent.FindStringSubmatch(t); m != nil {
 		p, err := strconv.ParseFloat(m[1], 64)
 		if err != nil || p <= 0 || p > 100 {
-			return ReadSubset{}, fmt.Errorf("read data subset %q: a percentage must be more than 0%% and at most 100%%", text)
+			return ReadSubset{}, fmt.Errorf("%q: a percentage must be more than 0%% and at most 100%%", text)
 		}
 		s.Percent = p
 		return s, nil
@@ -437,12 +437,12 @@ func ParseReadSubset(text string) (ReadSubset, error) {
 		n, err := strconv.ParseInt(m[1], 10, 64)
 		shift := map[string]uint{"": 0, "k": 10, "m": 20, "g": 30, "t": 40}[strings.ToLower(m[2])]
 		if err != nil || n <= 0 || n > math.MaxInt64>>shift {
-			return ReadSubset{}, fmt.Errorf("read data subset %q: a size must be more than 0 bytes", text)
+			return ReadSubset{}, fmt.Errorf("%q: a size must be more than 0 bytes and below 8 EiB", text)
 		}
 		s.Bytes = n << shift
 		return s, nil
 	}
-	return ReadSubset{}, fmt.Errorf("read data subset %q: use N/M (e.g. 2/5), P%% (e.g. 10%% or 2.5%%) or a size (e.g. 500M, 2G)", text)
+	return ReadSubset{}, fmt.Errorf("%q: use N/M (e.g. 2/5), P%% (e.g. 10%% or 2.5%%) or a size (e.g. 500M, 2G)", text)
 }
 
 // Bucket is the bucket N (1-based) of M that the pack id falls in.
