@@ -150,12 +150,21 @@ func (a *Archiver) unchangedContent(old *repo.Node, st *view.Stat) ([]repo.ID, b
 		old.Ctime != st.Ctime.UnixNano() || old.Inode != st.Ino {
 		return nil, false
 	}
-	for _, id := range old.Content {
-		if !a.repo.Known(id) {
-			return nil, false
-		}
+	if !a.allKnown(old.Content) {
+		return nil, false
 	}
 	return old.Content, true
+}
+
+// allKnown tells whether the repository still counts every blob as stored
+// (a blob only a prune's marked packs hold may be deleted).
+func (a *Archiver) allKnown(ids []repo.ID) bool {
+	for _, id := range ids {
+		if !a.repo.Known(id) {
+			return false
+		}
+	}
+	return true
 }
 
 func (a *Archiver) walkFile(p string, st *view.Stat, old *repo.Node) *future {
@@ -253,7 +262,7 @@ func (a *Archiver) processFile(j *fileJob) {
 	// file that failed before has no content to offer
 	keepOld := j.old != nil && j.old.Type == repo.NodeFile && j.old.Outcome != outcome.Failed &&
 		j.old.Outcome != outcome.SkippedOpen && (len(j.old.Content) > 0 || j.old.Size == 0) &&
-		res.Reason != outcome.ReasonVanished
+		res.Reason != outcome.ReasonVanished && a.allKnown(j.old.Content)
 	a.record(Problem{Path: j.path, Outcome: o, Reason: res.Reason, Holder: res.Holder, Error: errString(res.Err)})
 	a.count(o)
 	a.opts.Progress.fileDone(j.st.Size)

@@ -28,10 +28,14 @@ const (
 	Indexes   Kind = "index"
 	Snapshots Kind = "snapshots"
 	Locks     Kind = "locks"
+	// Marks are prune's marks of packs to delete (docs/format.md, Prune).
+	// Repositories made before prune existed lack the folder: a listing of
+	// a missing folder is empty, and Save makes it.
+	Marks Kind = "gc"
 )
 
 // Kinds lists every kind, in the order a repository is created.
-var Kinds = []Kind{Config, Keys, Packs, Indexes, Snapshots, Locks}
+var Kinds = []Kind{Config, Keys, Packs, Indexes, Snapshots, Locks, Marks}
 
 // Handle names one file.
 type Handle struct {
@@ -79,6 +83,22 @@ type Backend interface {
 // Creator is implemented by backends that must prepare their folders once.
 type Creator interface {
 	Create(ctx context.Context) error
+}
+
+// RemovalSyncer is implemented by backends whose removals become durable
+// only when asked (a local directory must be fsynced). Prune calls it
+// between removals whose order matters.
+type RemovalSyncer interface {
+	SyncRemovals(ctx context.Context, k Kind) error
+}
+
+// SyncRemovals makes the removals of files of kind k durable, on backends
+// that need to be asked; on the others a removal is durable when it returns.
+func SyncRemovals(ctx context.Context, b Backend, k Kind) error {
+	if s, ok := b.(RemovalSyncer); ok {
+		return s.SyncRemovals(ctx, k)
+	}
+	return nil
 }
 
 // IsNotFound tells whether err means a missing file.

@@ -237,3 +237,8 @@ func (f *Faulty) Create(ctx context.Context) error {
 	}
 	return nil
 }
+
+// SyncRemovals implements RemovalSyncer when the wrapped backend does.
+func (f *Faulty) SyncRemovals(ctx context.Context, k Kind) error {
+	return SyncRemovals(ctx, f.Backend, k)
+}

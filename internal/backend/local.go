@@ -235,6 +235,33 @@ func (l *Local) Remove(ctx context.Context, h Handle) error {
 	return nil
 }
 
+// SyncRemovals implements RemovalSyncer: it fsyncs the folder of kind k (for
+// packs, each of their subfolders).
+func (l *Local) SyncRemovals(ctx context.Context, k Kind) error {
+	base := filepath.Join(l.dir, string(k))
+	dirs := []string{base}
+	if k == Packs {
+		entries, err := os.ReadDir(base)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		for _, e := range entries {
+			if e.IsDir() {
+				dirs = append(dirs, filepath.Join(base, e.Name()))
+			}
+		}
+	}
+	for _, d := range dirs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := syncDir(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
 // RemoveTemporary deletes temporary files left by a killed Save.
 func (l *Local) RemoveTemporary() (int, error) {
 	n := 0

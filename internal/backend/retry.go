@@ -152,3 +152,8 @@ func (r *Retry) Create(ctx context.Context) error {
 	}
 	return r.do(ctx, "create", Handle{}, func(int) error { return c.Create(ctx) })
 }
+
+// SyncRemovals implements RemovalSyncer when the wrapped backend does.
+func (r *Retry) SyncRemovals(ctx context.Context, k Kind) error {
+	return r.do(ctx, "sync", Handle{Kind: k}, func(int) error { return SyncRemovals(ctx, r.Backend, k) })
+}

@@ -80,13 +80,16 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 		}
 	}
 	say("loading index")
-	r.index = NewIndex()
-	badIdx, err := r.LoadIndex(ctx)
+	// marks first: a pack a pending prune mark names may be gone or in no index
+	badIdx, err := r.reloadView(ctx)
 	if err != nil {
 		return nil, err
 	}
 	for _, b := range badIdx {
 		res.errorf("index "+shortName(b.Name), "cannot be read: %v", b.Err)
+	}
+	for _, b := range r.markProblems {
+		res.errorf("mark "+shortName(b.Name), "cannot be read: %v (until it is removed, backups store everything again; `stillpoint prune` removes it)", b.Err)
 	}
 
 	say("listing packs")
@@ -107,6 +110,8 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 	for id, want := range indexed {
 		got, ok := onDisk[id]
 		switch {
+		case !ok && r.index.IsMarked(id):
+			// deleted by a prune's sweep while check ran
 		case !ok:
 			badPacks[id] = "missing"
 			res.errorf("pack "+id.Short(), "is in the index but missing from the repository")
@@ -117,7 +122,7 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 	}
 	var unref int
 	for id := range onDisk {
-		if _, ok := indexed[id]; !ok {
+		if _, ok := indexed[id]; !ok && !r.index.IsMarked(id) {
 			unref++
 		}
 	}

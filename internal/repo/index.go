@@ -16,20 +16,34 @@ type location struct {
 	rawLen uint32
 	typ    BlobType
 	flags  uint8
+	used   bool // prune: a snapshot needs it (fits in the padding)
 }
 
 // Index maps blob ids to their place in packs. It is safe for concurrent use.
+//
+// A blob stored in several packs has one location: one in a pack no prune
+// mark names when there is one (docs/format.md, Prune), else the first seen.
 type Index struct {
-	mu       sync.RWMutex
-	blobs    map[ID]location
-	packs    []ID
-	packSize []int64
-	packNum  map[ID]uint32
+	mu        sync.RWMutex
+	blobs     map[ID]location
+	packs     []ID
+	packSize  []int64
+	packBytes []int64 // sum of the stored lengths of every blob the pack holds, copies included
+	packNum   map[ID]uint32
+	// packMarked: the pack is named by a prune mark, so its blobs do not
+	// count as stored for deduplication.
+	packMarked []bool
+	marked     map[ID]struct{}
+	// distrust: a mark could not be read, so no pack from an index file
+	// counts as stored (only the packs this process wrote do)
+	distrust bool
+	// files: the index files loaded, with the packs each lists
+	files map[string][]uint32
 }
 
 // NewIndex returns an empty index.
 func NewIndex() *Index {
-	return &Index{blobs: map[ID]location{}, packNum: map[ID]uint32{}}
+	return &Index{blobs: map[ID]location{}, packNum: map[ID]uint32{}, marked: map[ID]struct{}{}, files: map[string][]uint32{}}
 }
 
 // BlobInfo is what the index knows of a blob.
@@ -50,22 +64,66 @@ type packIndex struct {
 	Entries []blobEntry
 }
 
-func (x *Index) addPack(p packIndex) {
+// addPack adds a pack read from an index file, or written by this
+// process (own), and returns its number. A pack listed twice (two index
+// files) is added once.
+func (x *Index) addPack(p packIndex, own bool) uint32 {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	num, ok := x.packNum[p.ID]
-	if !ok {
-		num = uint32(len(x.packs))
-		x.packs = append(x.packs, p.ID)
-		x.packSize = append(x.packSize, p.Size)
-		x.packNum[p.ID] = num
+	if ok {
+		return num
 	}
+	num = uint32(len(x.packs))
+	x.packs = append(x.packs, p.ID)
+	x.packSize = append(x.packSize, p.Size)
+	_, marked := x.marked[p.ID]
+	marked = !own && (marked || x.distrust)
+	x.packMarked = append(x.packMarked, marked)
+	x.packNum[p.ID] = num
+	var bytes int64
 	for _, e := range p.Entries {
-		if _, dup := x.blobs[e.ID]; dup {
+		bytes += int64(e.Length)
+		old, dup := x.blobs[e.ID]
+		// a copy in an unmarked pack is preferred to one in a marked pack
+		if dup && (marked || !x.packMarked[old.pack]) {
 			continue
 		}
-		x.blobs[e.ID] = location{pack: num, offset: e.Offset, length: e.Length, rawLen: e.RawLen, typ: e.Type, flags: e.Flags}
+		x.blobs[e.ID] = location{pack: num, offset: e.Offset, length: e.Length, rawLen: e.RawLen, typ: e.Type, flags: e.Flags, used: old.used}
 	}
+	x.packBytes = append(x.packBytes, bytes)
+	return num
+}
+
+// setMarked records packs named by a mark. Blobs already located in them
+// keep their location: call it before adding packs that hold copies.
+func (x *Index) setMarked(ids []ID) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, id := range ids {
+		x.marked[id] = struct{}{}
+		if num, ok := x.packNum[id]; ok {
+			x.packMarked[num] = true
+		}
+	}
+}
+
+// IsMarked tells whether a prune mark names pack id.
+func (x *Index) IsMarked(id ID) bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	_, ok := x.marked[id]
+	return ok
+}
+
+// Stored tells whether a blob is in a pack that no prune mark names: only
+// such a blob may be deduplicated against.
+func (x *Index) Stored(id ID) bool {
+	x.mu.RLock()
+	l, ok := x.blobs[id]
+	ok = ok && !x.packMarked[l.pack]
+	x.mu.RUnlock()
+	return ok
 }
 
 // Has tells whether a blob is indexed.
@@ -235,4 +293,28 @@ func decodeEntries(b []byte) ([]blobEntry, int, error) {
 		entries = append(entries, e)
 	}
 	return entries, pos, nil
+}
+
+func (x *Index) hasFile(name string) bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	_, ok := x.files[name]
+	return ok
+}
+
+func (x *Index) addFile(name string, packs []uint32) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.files[name] = packs
+}
+
+// fileNames returns the names of the loaded index files.
+func (x *Index) fileNames() []string {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	out := make([]string, 0, len(x.files))
+	for n := range x.files {
+		out = append(out, n)
+	}
+	return out
 }

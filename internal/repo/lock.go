@@ -14,12 +14,17 @@ import (
 // LockInfo is the content of a lock file. Locks are plaintext so that a
 // stale one can be seen and removed without the key.
 type LockInfo struct {
-	Name      string    `json:"-"`
-	Exclusive bool      `json:"exclusive"`
-	Host      string    `json:"host"`
-	PID       int       `json:"pid"`
-	Command   string    `json:"command"`
-	Time      time.Time `json:"time"`
+	Name      string `json:"-"`
+	Exclusive bool   `json:"exclusive"`
+	// Prune: a prune's lock, which excludes another prune but not backups.
+	Prune bool `json:"prune,omitempty"`
+	// Session stays the same when the lock is rewritten, so a prune's mark
+	// can wait for its holder (docs/format.md, Prune).
+	Session string    `json:"session,omitempty"`
+	Host    string    `json:"host"`
+	PID     int       `json:"pid"`
+	Command string    `json:"command"`
+	Time    time.Time `json:"time"`
 }
 
 // A lock not refreshed for this long is stale even if its host is another
@@ -40,8 +45,11 @@ func (l *LockInfo) Stale() bool {
 
 func (l *LockInfo) String() string {
 	kind := "shared"
-	if l.Exclusive {
+	switch {
+	case l.Exclusive:
 		kind = "exclusive"
+	case l.Prune:
+		kind = "prune"
 	}
 	return fmt.Sprintf("%s lock by %q (pid %d on %s) since %s", kind, l.Command, l.PID, l.Host, l.Time.Local().Format(time.DateTime))
 }
@@ -109,19 +117,38 @@ func RemoveLocks(ctx context.Context, be backend.Backend, all bool) ([]*LockInfo
 	return removed, nil
 }
 
-// Lock takes a shared (backup, restore, check) or exclusive (prune) lock.
+// Lock takes a shared (backup, restore, check) or exclusive (prune --now)
+// lock. Once the lock is visible it reads the prune marks and the index
+// again, so that what the caller treats as stored is what a prune that
+// does not wait for this lock has not marked (docs/format.md, Prune).
 func (r *Repository) Lock(ctx context.Context, exclusive bool, command string) (*Lock, error) {
-	if err := r.conflict(ctx, exclusive, ""); err != nil {
+	return r.lock(ctx, LockInfo{Exclusive: exclusive, Command: command})
+}
+
+// LockPrune takes a prune lock: backups and restores go on, another prune
+// or an exclusive lock is refused.
+func (r *Repository) LockPrune(ctx context.Context, command string) (*Lock, error) {
+	return r.lock(ctx, LockInfo{Prune: true, Command: command})
+}
+
+func (r *Repository) lock(ctx context.Context, info LockInfo) (*Lock, error) {
+	if err := r.conflict(ctx, info, ""); err != nil {
 		return nil, err
 	}
-	host, _ := os.Hostname()
-	l := &Lock{r: r, info: LockInfo{Exclusive: exclusive, Host: host, PID: os.Getpid(), Command: command}}
+	info.Host, _ = os.Hostname()
+	info.PID = os.Getpid()
+	info.Session = NewRandomID().String()[:32]
+	l := &Lock{r: r, info: info}
 	if err := l.write(ctx); err != nil {
 		return nil, err
 	}
 	// Two processes may have passed the first check at once: check again now
 	// that ours is visible, and back off if there is a conflict.
-	if err := r.conflict(ctx, exclusive, l.info.Name); err != nil {
+	if err := r.conflict(ctx, info, l.info.Name); err != nil {
+		_ = r.be.Remove(ctx, backend.Handle{Kind: backend.Locks, Name: l.info.Name})
+		return nil, err
+	}
+	if err := r.refreshView(ctx); err != nil {
 		_ = r.be.Remove(ctx, backend.Handle{Kind: backend.Locks, Name: l.info.Name})
 		return nil, err
 	}
@@ -131,7 +158,12 @@ func (r *Repository) Lock(ctx context.Context, exclusive bool, command string) (
 	return l, nil
 }
 
-func (r *Repository) conflict(ctx context.Context, exclusive bool, own string) error {
+// Session is the id that names the lock's holder across rewrites.
+func (l *Lock) Session() string { return l.info.Session }
+
+// conflict finds a lock that excludes want: an exclusive lock excludes
+// every other, a prune lock another prune's.
+func (r *Repository) conflict(ctx context.Context, want LockInfo, own string) error {
 	locks, err := ListLocks(ctx, r.be)
 	if err != nil {
 		return fmt.Errorf("read locks: %w", err)
@@ -140,7 +172,7 @@ func (r *Repository) conflict(ctx context.Context, exclusive bool, own string) e
 		if l.Name == own {
 			continue
 		}
-		if exclusive || l.Exclusive {
+		if want.Exclusive || l.Exclusive || (want.Prune && l.Prune) {
 			return &ErrLocked{Holder: l}
 		}
 	}

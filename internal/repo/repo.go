@@ -26,6 +26,8 @@ type Repository struct {
 	index  *Index
 
 	indexProblems []*IndexLoadError
+	marks         []*Mark          // prune marks read with the index
+	markProblems  []*MarkLoadError // marks that could not be read
 
 	// writing
 	writeOnce  sync.Once
@@ -132,6 +134,11 @@ func Open(ctx context.Context, be backend.Backend, cred Credential) (*Repository
 	if err != nil {
 		return nil, err
 	}
+	// marks first, so that blobs are located in unmarked packs (Prune in
+	// docs/format.md); Lock reads both again once the lock is visible
+	if err := r.loadMarks(ctx); err != nil {
+		return nil, err
+	}
 	bad, err := r.LoadIndex(ctx)
 	if err != nil {
 		return nil, err
@@ -203,19 +210,37 @@ type IndexLoadError struct {
 
 func (e *IndexLoadError) Error() string { return fmt.Sprintf("index/%s: %v", e.Name, e.Err) }
 
-// LoadIndex reads every index file. Damaged index files are skipped and
-// returned, so the blobs of the others stay readable.
+// LoadIndex reads every index file not loaded yet. Damaged index files
+// are skipped and returned, so the blobs of the others stay readable. An
+// index file that is gone by the time it is read was replaced by a prune,
+// which writes the replacement first: the folder is listed again.
 func (r *Repository) LoadIndex(ctx context.Context) ([]*IndexLoadError, error) {
-	var names []string
-	if err := r.be.List(ctx, backend.Indexes, func(fi backend.FileInfo) error {
-		names = append(names, fi.Name)
-		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("list index files: %w", err)
+	var bad []*IndexLoadError
+	for round := 0; ; round++ {
+		var names []string
+		if err := r.be.List(ctx, backend.Indexes, func(fi backend.FileInfo) error {
+			if !r.index.hasFile(fi.Name) {
+				names = append(names, fi.Name)
+			}
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("list index files: %w", err)
+		}
+		b, gone := r.loadIndexFiles(ctx, names)
+		bad = append(bad, b...)
+		if !gone || round == 10 || ctx.Err() != nil {
+			return bad, ctx.Err()
+		}
 	}
+}
+
+// loadIndexFiles loads the named index files and tells whether any of them
+// was gone.
+func (r *Repository) loadIndexFiles(ctx context.Context, names []string) ([]*IndexLoadError, bool) {
 	var (
 		mu   sync.Mutex
 		bad  []*IndexLoadError
+		gone atomic.Bool
 		wg   sync.WaitGroup
 		work = make(chan string)
 	)
@@ -226,14 +251,20 @@ func (r *Repository) LoadIndex(ctx context.Context) ([]*IndexLoadError, error) {
 			for name := range work {
 				packs, err := r.loadIndexFile(ctx, name)
 				if err != nil {
+					if backend.IsNotFound(err) {
+						gone.Store(true)
+						continue
+					}
 					mu.Lock()
 					bad = append(bad, &IndexLoadError{Name: name, Err: err})
 					mu.Unlock()
 					continue
 				}
-				for _, p := range packs {
-					r.index.addPack(p)
+				nums := make([]uint32, len(packs))
+				for i, p := range packs {
+					nums[i] = r.index.addPack(p, false)
 				}
+				r.index.addFile(name, nums)
 			}
 		}()
 	}
@@ -242,7 +273,7 @@ func (r *Repository) LoadIndex(ctx context.Context) ([]*IndexLoadError, error) {
 	}
 	close(work)
 	wg.Wait()
-	return bad, ctx.Err()
+	return bad, gone.Load()
 }
 
 func (r *Repository) loadIndexFile(ctx context.Context, name string) ([]packIndex, error) {
@@ -312,9 +343,10 @@ func (r *Repository) err() error {
 	return r.writeErr
 }
 
-// Known tells whether a blob is stored or being stored.
+// Known tells whether a blob is stored or being stored. A blob that only
+// packs named by a prune mark hold is not known: they may be deleted.
 func (r *Repository) Known(id ID) bool {
-	if r.index.Has(id) {
+	if r.index.Stored(id) {
 		return true
 	}
 	_, ok := r.inflight.Load(id)
@@ -347,7 +379,7 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, id ID, data []byt
 	if err := r.err(); err != nil {
 		return false, err
 	}
-	if r.index.Has(id) {
+	if r.index.Stored(id) {
 		return false, nil
 	}
 	if _, loaded := r.inflight.LoadOrStore(id, struct{}{}); loaded {
@@ -406,7 +438,7 @@ func (r *Repository) uploader() {
 			continue
 		}
 		pi := packIndex{ID: pw.id, Size: int64(len(data)), Entries: pw.entries}
-		r.index.addPack(pi)
+		r.index.addPack(pi, true)
 		for _, e := range pw.entries {
 			r.inflight.Delete(e.ID)
 		}

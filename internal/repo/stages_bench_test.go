@@ -129,7 +129,7 @@ func BenchmarkIndexLookup(b *testing.B) {
 				ids[i] = NewRandomID()
 				entries = append(entries, blobEntry{Type: DataBlob, ID: ids[i], Length: 100, RawLen: 100})
 				if len(entries) == 1000 {
-					x.addPack(packIndex{ID: NewRandomID(), Entries: entries})
+					x.addPack(packIndex{ID: NewRandomID(), Entries: entries}, false)
 					entries = nil
 				}
 			}
