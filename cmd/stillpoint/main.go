@@ -76,6 +76,7 @@ func newRoot() *cobra.Command {
 	)
 	root.AddCommand(newKeyCmd(g))
 	root.AddCommand(newStatsCmd(g), newFindCmd(g), newDumpCmd(g), newTagCmd(g))
+	root.AddCommand(newPruneCmd(g))
 	return root
 }
 
@@ -174,6 +175,8 @@ func interruptedNote(cmd *cobra.Command) string {
 		return "the restore is incomplete; run it again with --overwrite if-changed to finish it"
 	case "check":
 		return "the check did not finish; run it again"
+	case "prune":
+		return "the prune did not finish; the repository is consistent, and the next prune completes its work"
 	}
 	return "nothing was changed"
 }
