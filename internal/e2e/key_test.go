@@ -3,11 +3,20 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 type keyRow struct {
@@ -211,4 +220,83 @@ func TestKeyRemoveForce(t *testing.T) {
 	}
 	oneLine(t, e.must(t, 1, "snapshots"), "wrong password or key file", "accepts a password")
 	e.must(t, 0, "--password-file", pwFile, "snapshots")
+}
+
+// openPTY returns a new pseudo-terminal: its controlling side and the
+// terminal a child reads from.
+func openPTY(t *testing.T) (ctl, tty *os.File) {
+	t.Helper()
+	ctl, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatalf("no pseudo-terminal: %v", err)
+	}
+	t.Cleanup(func() { ctl.Close() })
+	if err := unix.IoctlSetPointerInt(int(ctl.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(ctl.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tty, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tty.Close() })
+	return ctl, tty
+}
+
+// onTerminal runs the binary with stdin on a terminal that has typed
+// already.
+func (e *env) onTerminal(t *testing.T, typed string, args ...string) result {
+	t.Helper()
+	ctl, tty := openPTY(t)
+	if _, err := ctl.WriteString(typed); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := e.command(ctx, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, &out, &errb
+	err := cmd.Run()
+	res := result{stdout: out.String(), stderr: errb.String(), args: args}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee) && ee.Exited():
+		res.code = ee.ExitCode()
+	default:
+		t.Fatalf("%v: %v", args, err)
+	}
+	return res
+}
+
+// On a terminal the new password is asked for twice; typed differently,
+// nothing is added.
+func TestKeyAddAsksOnATerminal(t *testing.T) {
+	e := newEnv(t)
+	e.must(t, 0, "init")
+	res := e.onTerminal(t, "typed twice\ntyped twice\n", "key", "add")
+	if res.code != 0 || !strings.Contains(res.stderr, "new password: ") || !strings.Contains(res.stderr, "repeat the new password: ") {
+		t.Fatalf("asked on a terminal: %s", res)
+	}
+	if strings.Contains(res.stdout+res.stderr, "typed twice") {
+		t.Errorf("the password was echoed: %s", res)
+	}
+	typed := *e
+	typed.extra = []string{"STILLPOINT_PASSWORD=typed twice"}
+	typed.must(t, 0, "snapshots")
+
+	res = e.onTerminal(t, "one\nanother\n", "key", "add")
+	if res.code != 1 || !strings.Contains(res.stderr, "the passwords differ; nothing changed") {
+		t.Fatalf("passwords that differ: %s", res)
+	}
+	res = e.onTerminal(t, "\n", "key", "passwd")
+	if res.code != 1 || !strings.Contains(res.stderr, "empty") {
+		t.Fatalf("empty password: %s", res)
+	}
+	if got := len(e.keys(t)); got != 2 {
+		t.Fatalf("%d keys, want 2", got)
+	}
 }
