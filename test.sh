@@ -12,4 +12,24 @@ packages=(btrfs-progs xfsprogs e2fsprogs util-linux mount kmod attr postgresql m
 
 scripts/install-packages "${packages[@]}"
 
+# restic 0.19.1 for the forget equality tests (internal/e2e/forget_*):
+# built once from the Go module proxy by bench/lib.sh and cached with the
+# benchmarks' binaries. A restic given in $STILLPOINT_RESTIC is used as is.
+if [[ -z ${STILLPOINT_RESTIC:-} ]]; then
+	# shellcheck source=bench/lib.sh
+	source bench/lib.sh
+	log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+	BIN_CACHE="${STILLPOINT_BENCH_BIN:-${XDG_CACHE_HOME:-$HOME/.cache}/stillpoint-bench/bin}"
+	W=$(mktemp -d "${TMPDIR:-/tmp}/stillpoint-test-build.XXXXXX")
+	mkdir -p "$W/logs"
+	if STILLPOINT_RESTIC=$(install_restic); then
+		export STILLPOINT_RESTIC
+	else
+		# the forget tests fail under CI=true without it, and say why
+		log "restic $RESTIC_VERSION could not be built (logs in $W/logs); the forget equality tests will skip or fail"
+		unset STILLPOINT_RESTIC
+	fi
+	if [[ -n ${STILLPOINT_RESTIC:-} ]]; then rm -rf -- "$W"; fi
+fi
+
 go test -count=1 -timeout 30m "$@" ./...
