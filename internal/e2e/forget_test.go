@@ -1,0 +1,68 @@
+//go:build linux
+
+package e2e
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestForgetRefusesAndRemovesNothing: each mistake is a clear error, exit
+// 1, and every snapshot is still there afterwards.
+func TestForgetRefusesAndRemovesNothing(t *testing.T) {
+	e := newEnv(t)
+	src := filepath.Join(t.TempDir(), "src")
+	mustWrite(t, filepath.Join(src, "f"), []byte("x"))
+	for i, day := range []string{"2025-01-01", "2025-01-02", "2025-01-03"} {
+		args := []string{"-q", "backup", "--time", day + " 12:00:00"}
+		if i == 0 {
+			args = append(args, "--tag", "keep")
+		}
+		e.must(t, 0, append(args, src)...)
+	}
+	ids := e.snapshotIDs(t)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"forget", "--keep-last", "1", "--host", "no-such-host"}, "no snapshot matches the filter"},
+		{[]string{"forget", "--keep-last", "1", "--tag", "nope"}, "no snapshot matches the filter"},
+		{[]string{"forget", "--keep-tag", "nope"}, "refusing to remove every snapshot of the group"},
+		{[]string{"forget"}, "no policy was given"},
+		{[]string{"forget", "--keep-last", "0"}, "no policy was given"},
+		{[]string{"forget", ids[0][:8], "0000000000"}, `no snapshot "0000000000"`},
+		{[]string{"forget", "--keep-last", "1", ids[0][:8]}, "not both"},
+		{[]string{"forget", "--keep-last", "-1"}, "unlimited"},
+		{[]string{"forget", "--keep-within", "2w"}, "unknown unit"},
+	} {
+		res := e.run(t, c.args...)
+		if res.code == 0 || !strings.Contains(res.stderr, c.want) {
+			t.Errorf("want a failure saying %q: %s", c.want, res)
+		}
+		if n := len(e.snapshotIDs(t)); n != len(ids) {
+			t.Fatalf("%v removed snapshots: %d of %d left", c.args, n, len(ids))
+		}
+	}
+
+	// by id: the named ones go, the rest stays
+	res := e.must(t, 0, "forget", ids[1][:10], ids[1])
+	if !strings.Contains(res.stdout, "removed 1 snapshots") {
+		t.Errorf("forget by id: %s", res)
+	}
+	left := e.snapshotIDs(t)
+	if len(left) != 2 || left[0] != ids[0] || left[1] != ids[2] {
+		t.Errorf("left %v, want %v and %v", left, ids[0], ids[2])
+	}
+	// the policy keeps the tagged one and the last
+	res = e.must(t, 0, "forget", "--keep-last", "1", "--keep-tag", "keep")
+	if n := len(e.snapshotIDs(t)); n != 2 || !strings.Contains(res.stdout, "has tags [keep]") || !strings.Contains(res.stdout, "no snapshot to remove") {
+		t.Errorf("%d left: %s", n, res)
+	}
+	res = e.must(t, 0, "forget", "--keep-last", "1")
+	if left := e.snapshotIDs(t); len(left) != 1 || left[0] != ids[2] {
+		t.Errorf("keep-last 1 left %v: %s", left, res)
+	}
+	// restore still works with what is left
+	e.must(t, 0, "-q", "restore", ids[2][:8], "--target", filepath.Join(t.TempDir(), "out"))
+}
