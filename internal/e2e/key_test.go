@@ -300,3 +300,43 @@ func TestKeyAddAsksOnATerminal(t *testing.T) {
 		t.Fatalf("%d keys, want 2", got)
 	}
 }
+
+// A key written before keys recorded their user lists "-" as its user.
+func TestKeyListOldKeyWithoutUser(t *testing.T) {
+	e := newEnv(t)
+	e.must(t, 0, "init")
+	self, _ := inUse(e.keys(t))
+	data, err := os.ReadFile(filepath.Join(e.repo, "keys", self.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entry map[string]any
+	if err := json.Unmarshal(data, &entry); err != nil {
+		t.Fatal(err)
+	}
+	delete(entry, "user")
+	old, _ := json.Marshal(entry)
+	oldID := strings.Repeat("0", 63) + "1"
+	if err := os.WriteFile(filepath.Join(e.repo, "keys", oldID), old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res := e.must(t, 0, "key", "list")
+	var line string
+	for _, l := range strings.Split(res.stdout, "\n") {
+		if strings.Contains(l, oldID[:8]) {
+			line = l
+		}
+	}
+	// the copy may be the key in use: it opens with the same key file
+	f := strings.Fields(strings.TrimPrefix(line, "*"))
+	// ID, date, time, host, user, kind…
+	if len(f) < 6 || f[4] != "-" || f[5] != "key" {
+		t.Fatalf("old key's line %q in:\n%s", line, res.stdout)
+	}
+	if !strings.Contains(res.stdout, "2 keys; * is the one in use") {
+		t.Errorf("key list: %s", res)
+	}
+	// the copy opens the repository like the original
+	e.must(t, 0, "key", "remove", "--force", self.ID[:8])
+	e.must(t, 0, "snapshots")
+}

@@ -215,8 +215,8 @@ func (k *Keyring) Passwd(ctx context.Context, cred Credential) (added, removed K
 		return added, KeyInfo{}, fmt.Errorf("new key %s added, but the old one could not be removed: %w", added.Short(), err)
 	}
 	k.inUse = added.ID
-	old.info.InUse = false
-	return added, old.info, nil
+	added.InUse = true
+	return added, old.info, nil // old.info.InUse: it was the key in use
 }
 
 // findKey resolves an id prefix to exactly one key.

@@ -493,7 +493,7 @@ func TestKeyringPasswd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if removed.Kind != KeyKindPassword || added.Kind != KeyKindPassword || kr.InUse() != added.ID {
+	if removed.Kind != KeyKindPassword || added.Kind != KeyKindPassword || kr.InUse() != added.ID || !added.InUse || !removed.InUse {
 		t.Fatalf("passwd: added %+v removed %+v in use %s", added, removed, kr.InUse())
 	}
 	_, err = Open(bg, be, oldPW)
