@@ -172,6 +172,11 @@ func (r *Repository) conflict(ctx context.Context, want LockInfo, own string) er
 		if l.Name == own {
 			continue
 		}
+		if want.Prune && l.Prune && !l.Exclusive && l.Stale() {
+			// a prune that was killed: its work is in its marks, which
+			// this prune completes; its lock excluded only prunes
+			continue
+		}
 		if want.Exclusive || l.Exclusive || (want.Prune && l.Prune) {
 			return &ErrLocked{Holder: l}
 		}

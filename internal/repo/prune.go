@@ -889,15 +889,21 @@ func countEntries(packs []packIndex) int {
 
 // pruneHook marks the points between prune's writes and removals. The kill
 // test sets STILLPOINT_TEST_PRUNE_KILL_AT=N to kill the process (SIGKILL
-// on Unix) at the N-th point it passes; it does nothing otherwise.
+// on Unix) at the N-th point it passes, and STILLPOINT_TEST_PRUNE_TRACE=1
+// to have each point named on stderr; it does nothing otherwise.
 var pruneHook = func() func(string) {
 	n, err := strconv.Atoi(os.Getenv("STILLPOINT_TEST_PRUNE_KILL_AT"))
-	if err != nil || n <= 0 {
+	trace := os.Getenv("STILLPOINT_TEST_PRUNE_TRACE") != ""
+	if (err != nil || n <= 0) && !trace {
 		return func(string) {}
 	}
 	var count atomic.Int64
 	return func(point string) {
-		if count.Add(1) == int64(n) {
+		c := count.Add(1)
+		if trace {
+			fmt.Fprintf(os.Stderr, "stillpoint: test hook: point %d %q\n", c, point)
+		}
+		if c == int64(n) {
 			fmt.Fprintf(os.Stderr, "stillpoint: test hook: killed at %q (point %d)\n", point, n)
 			self, _ := os.FindProcess(os.Getpid())
 			_ = self.Kill()
