@@ -253,16 +253,24 @@ func newDumpEntry(r Repo, p string, n *repo.Node) (*dumpEntry, error) {
 	return e, nil
 }
 
-// Batch bounds: 16 MiB of plaintext (or 8192 blobs) per batch, three
-// batches at most (one being filled, one being read, one being written).
+// Batch bounds: 8 MiB of plaintext (or 8192 blobs) per batch, three
+// batches at most (one being filled, one being read, one being written),
+// so a dump holds some 50 MiB of buffers whatever it dumps; larger batches
+// were not faster.
 const (
-	dumpBatchBytes = 16 << 20
+	dumpBatchBytes = 8 << 20
 	dumpBatchBlobs = 8192
 	dumpBatches    = 3
 	// blobs of one pack this close are read with one request: reading a
-	// gap costs less than another request
-	dumpMaxGap = 256 << 10
+	// gap costs less than another request (a backup fills a pack with the
+	// blobs of several files at once, so those of one file are rarely
+	// adjacent, but close)
+	dumpMaxGap = 64 << 10
 )
+
+// compressed tells whether a blob is stored compressed (flags bit 0, see
+// docs/format.md): only those need room to be decompressed into.
+func compressed(bi *repo.BlobInfo) bool { return bi.Flags&1 != 0 }
 
 // piece is the part of an entry's content in one batch.
 type piece struct {
@@ -446,7 +454,9 @@ func (d *dumper) load(b *batch) {
 			runs = append(runs, readRun{pack: bi.Pack, start: off, end: end, spanOff: spanTotal, blobs: []int{i}})
 			spanTotal += int(end - off)
 		}
-		arenaTotal += repo.DecompressBuf(int(bi.RawLen))
+		if compressed(bi) {
+			arenaTotal += repo.DecompressBuf(int(bi.RawLen))
+		}
 	}
 	b.spans = bufs.Grow(b.spans, spanTotal)
 	b.arena = bufs.Grow(b.arena, arenaTotal)
@@ -455,7 +465,9 @@ func (d *dumper) load(b *batch) {
 	off := 0
 	for _, i := range b.order {
 		arenaOff[i] = off
-		off += repo.DecompressBuf(int(b.blobs[i].bi.RawLen))
+		if compressed(&b.blobs[i].bi) {
+			off += repo.DecompressBuf(int(b.blobs[i].bi.RawLen))
+		}
 	}
 	work := make(chan *readRun)
 	var wg sync.WaitGroup
@@ -482,7 +494,10 @@ func (d *dumper) readRun(b *batch, rr *readRun, arenaOff []int) {
 	for _, i := range rr.blobs {
 		bb := &b.blobs[i]
 		bi := bb.bi
-		dst := b.arena[arenaOff[i] : arenaOff[i]+repo.DecompressBuf(int(bi.RawLen))]
+		var dst []byte // an uncompressed blob is decrypted in place
+		if compressed(&bi) {
+			dst = b.arena[arenaOff[i] : arenaOff[i]+repo.DecompressBuf(int(bi.RawLen))]
+		}
 		sealed := span[int64(bi.Offset)-rr.start : int64(bi.Offset)-rr.start+int64(bi.Length)]
 		if spanErr != nil {
 			// what is intact still dumps: read this blob alone
