@@ -175,6 +175,10 @@ func interruptedNote(cmd *cobra.Command) string {
 		return "the restore is incomplete; run it again with --overwrite if-changed to finish it"
 	case "check":
 		return "the check did not finish; run it again"
+	case "dump":
+		return "the output is incomplete"
+	case "tag":
+		return "the snapshots named above were tagged, the others not; each exists whole, under its old or its new id"
 	case "prune":
 		return "the prune did not finish; the repository is consistent, and the next prune completes its work"
 	}
