@@ -273,7 +273,7 @@ func printBackupSummary(rep *report.Reporter, location string, res *run.BackupRe
 			"outcomes": s.Outcomes, "partial": s.Partial, "consistency": s.Consistency,
 			"sources": s.Sources, "problems": problems, "exit_code": res.ExitCode(),
 			"parent": s.Parent, "notes": res.Notes, "warnings": res.Warnings, "file_log": res.FileLog,
-			"quiesce": s.Quiesce,
+			"quiesce": s.Quiesce, "retention": retentionJSON(res.Retention),
 		})
 		return
 	}
@@ -314,6 +314,21 @@ func printBackupSummary(rep *report.Reporter, location string, res *run.BackupRe
 	}
 	for _, w := range res.Warnings {
 		rep.Printf("  warning: %s\n", w)
+	}
+	if rt := res.Retention; rt != nil {
+		kept := 0
+		for _, g := range rt.Groups {
+			kept += len(g.Keep)
+		}
+		var ids []string
+		for _, r := range rt.Removed {
+			ids = append(ids, r.ID.Short())
+		}
+		removed := "none removed"
+		if len(ids) > 0 {
+			removed = fmt.Sprintf("removed %d (%s)", len(ids), strings.Join(ids, ", "))
+		}
+		rep.Printf("  retention: kept %d snapshots of these paths, %s\n", kept, removed)
 	}
 	for _, src := range s.Sources {
 		how := fmt.Sprintf("read live (%s consistency)", src.Consistency)
@@ -385,4 +400,22 @@ func holdSentence(h *repo.HoldInfo) string {
 		s += "; " + h.Message
 	}
 	return s
+}
+
+// retentionJSON is what a job's retention kept (with the rules) and
+// removed; nil without retention.
+func retentionJSON(rt *run.ForgetResult) map[string]any {
+	if rt == nil {
+		return nil
+	}
+	kept, removed := []map[string]any{}, []string{}
+	for _, g := range rt.Groups {
+		for _, k := range g.Keep {
+			kept = append(kept, map[string]any{"id": k.ID, "time": k.Time, "reasons": k.Reasons})
+		}
+	}
+	for _, r := range rt.Removed {
+		removed = append(removed, r.ID.String())
+	}
+	return map[string]any{"kept": kept, "removed": removed}
 }

@@ -36,6 +36,9 @@ type Job struct {
 	Quiesce Quiesce
 	Writers []WriterSpec
 	Hooks   quiesce.Hooks
+	// Retention, when set, forgets this job's old snapshots after each
+	// backup that saved one.
+	Retention *Retention
 
 	// pos maps a key path ("sources[0].retries") to where the file set it;
 	// it also tells which keys the file set at all.

@@ -78,6 +78,7 @@ func (v *validator) check() {
 	v.quiesce()
 	v.writers()
 	v.hooks()
+	v.retention()
 }
 
 func (v *validator) sources() {

@@ -78,8 +78,9 @@ type BackupOptions struct {
 	// that retention periods are the user's days, not UTC's.
 	Time time.Time
 	// Retention, when set, is applied to the snapshots of this backup's
-	// host and paths once its snapshot is saved (a job's retention:).
-	Retention *retention.Policy
+	// host and paths once its snapshot is saved (a job's retention:); its
+	// Policy and GroupBy count, its Filter is replaced by host and paths.
+	Retention *retention.Options
 }
 
 // BackupResult is what a backup produced.

@@ -104,10 +104,10 @@ func Candidates(snaps []*repo.Snapshot) []retention.Snapshot {
 	return out
 }
 
-// ApplyRetention applies a job's policy to the snapshots of the same host
-// and paths as saved (so other jobs' snapshots are never touched), grouped
-// by host and paths.
-func ApplyRetention(ctx context.Context, r *repo.Repository, saved *repo.Snapshot, p retention.Policy) (*ForgetResult, error) {
+// ApplyRetention applies a job's policy (o.Policy, grouped by o.GroupBy)
+// to the snapshots of the same host and paths as saved, so that other
+// jobs' snapshots are never touched.
+func ApplyRetention(ctx context.Context, r *repo.Repository, saved *repo.Snapshot, o retention.Options) (*ForgetResult, error) {
 	snaps, bad, err := r.Snapshots(ctx)
 	if err != nil {
 		return nil, err
@@ -125,7 +125,7 @@ func ApplyRetention(ctx context.Context, r *repo.Repository, saved *repo.Snapsho
 	for _, s := range mine {
 		res.ByID[s.ID.String()] = s
 	}
-	res.Groups, err = retention.Plan(Candidates(mine), retention.Options{Policy: p, GroupBy: retention.DefaultGroupBy})
+	res.Groups, err = retention.Plan(Candidates(mine), retention.Options{Policy: o.Policy, GroupBy: o.GroupBy, Now: o.Now})
 	if err != nil {
 		return nil, err
 	}

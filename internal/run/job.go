@@ -8,6 +8,7 @@ import (
 	"github.com/stillpoint-backup/stillpoint/internal/job"
 	"github.com/stillpoint-backup/stillpoint/internal/livefile"
 	"github.com/stillpoint-backup/stillpoint/internal/quiesce"
+	"github.com/stillpoint-backup/stillpoint/internal/retention"
 	"github.com/stillpoint-backup/stillpoint/internal/snapshot"
 )
 
@@ -20,6 +21,9 @@ func FromJob(j *job.Job, stagingDefault string) (BackupOptions, error) {
 		FailWithoutQuiet: j.Quiesce.OnTimeout == "fail",
 		// an unset hold holds: it only acts on volume snapshots (btrfs)
 		Hold: hold.Options{Enabled: j.Quiesce.Hold != "off", Timeout: j.Quiesce.HoldTimeout, Exclude: j.Quiesce.HoldExclude},
+	}
+	if j.Retention != nil {
+		o.Retention = &retention.Options{Policy: j.Retention.Policy, GroupBy: j.Retention.GroupBy}
 	}
 	for _, s := range j.Sources {
 		pol, err := snapshot.ParsePolicy(s.Snapshot)
