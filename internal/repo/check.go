@@ -295,6 +295,9 @@ func (r *Repository) verifyPack(ctx context.Context, id ID, size int64, indexed 
 	pb.pack = bufs.Grow(pb.pack, int(size))
 	data := pb.pack
 	if err := r.be.LoadInto(ctx, backend.Handle{Kind: backend.Packs, Name: id.String()}, 0, data); err != nil {
+		if backend.IsNotFound(err) && r.index.IsMarked(id) {
+			return nil, nil // deleted by a prune's sweep since it was listed
+		}
 		return []string{fmt.Sprintf("cannot be read: %v", err)}, nil
 	}
 	var toVerify []BlobInfo
@@ -413,11 +416,11 @@ func (s ReadSubset) String() string {
 var (
 	subsetBucket  = regexp.MustCompile(`^([0-9]+)/([0-9]+)$`)
 	subsetPercent = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)%$`)
-	subsetSize    = regexp.MustCompile(`^([0-9]+)([kKmMgGtT]?)$`)
+	subsetSize    = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)((?:[kKmMgGtT](?:i?[bB])?|[bB])?)$`)
 )
 
-// ParseReadSubset reads N/M, P% or SIZE (bytes, or with a suffix k, M, G,
-// T for powers of 1024).
+// ParseReadSubset reads N/M, P% or SIZE (as ParseSize reads it: bytes, or
+// with a unit K, M, G, T, powers of 1024).
 func ParseReadSubset(text string) (ReadSubset, error) {
 	t := strings.TrimSpace(text)
 	s := ReadSubset{text: t}
@@ -439,12 +442,13 @@ func ParseReadSubset(text string) (ReadSubset, error) {
 		return s, nil
 	}
 	if m := subsetSize.FindStringSubmatch(t); m != nil {
-		n, err := strconv.ParseInt(m[1], 10, 64)
-		shift := map[string]uint{"": 0, "k": 10, "m": 20, "g": 30, "t": 40}[strings.ToLower(m[2])]
-		if err != nil || n <= 0 || n > math.MaxInt64>>shift {
-			return ReadSubset{}, fmt.Errorf("%q: a size must be more than 0 bytes and below 8 EiB", text)
+		num, err1 := strconv.ParseFloat(m[1], 64)
+		unit, err2 := ParseSize("1" + m[2]) // the units prune's flags take
+		n := num * float64(unit)
+		if err1 != nil || err2 != nil || n < 1 || n >= math.MaxInt64 {
+			return ReadSubset{}, fmt.Errorf("%q: a size must be at least 1 byte and below 8 EiB", text)
 		}
-		s.Bytes = n << shift
+		s.Bytes = int64(n)
 		return s, nil
 	}
 	return ReadSubset{}, fmt.Errorf("%q: use N/M (e.g. 2/5), P%% (e.g. 10%% or 2.5%%) or a size (e.g. 500M, 2G)", text)

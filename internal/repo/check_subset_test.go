@@ -26,6 +26,10 @@ func TestParseReadSubset(t *testing.T) {
 		"1k":      {Bytes: 1024},
 		"4096":    {Bytes: 4096},
 		"1T":      {Bytes: 1 << 40},
+		"500MB":   {Bytes: 500 << 20},
+		"2GiB":    {Bytes: 2 << 30},
+		"1.5G":    {Bytes: 3 << 29},
+		"100B":    {Bytes: 100},
 	}
 	for text, want := range good {
 		got, err := ParseReadSubset(text)
@@ -42,9 +46,9 @@ func TestParseReadSubset(t *testing.T) {
 	}
 	bad := map[string]string{
 		"0/5": "1 <= N <= M", "6/5": "1 <= N <= M", "1/0": "1 <= N <= M", "1/257": "256",
-		"0%": "more than 0%", "101%": "at most 100%", "100.5%": "at most 100%", "0": "more than 0 bytes",
+		"0%": "more than 0%", "101%": "at most 100%", "100.5%": "at most 100%", "0": "at least 1 byte", "0.5": "at least 1 byte",
 		"": "use N/M", "junk": "use N/M", "-1/5": "use N/M", "1/5/2": "use N/M", "1e2%": "use N/M",
-		"NaN%": "use N/M", "5%%": "use N/M", "10 %": "use N/M", "500MB": "use N/M", "99999999999T": "more than 0 bytes",
+		"NaN%": "use N/M", "5%%": "use N/M", "10 %": "use N/M", "500XB": "use N/M", "1e3": "use N/M", "Inf": "use N/M", "99999999999T": "below 8 EiB",
 		"99999999999999999999/5": "1 <= N <= M",
 	}
 	for text, want := range bad {
@@ -272,4 +276,47 @@ func TestReadDataSubsetRandom(t *testing.T) {
 	if got := run("1T", 5); len(got) != len(packs) {
 		t.Errorf("a size above the repository's read %d of %d packs", len(got), len(packs))
 	}
+}
+
+// A pack that a prune mark names may be deleted by the prune's sweep
+// between check's listing and its reading: that is not damage.
+func TestReadDataSkipsPackSweptMeanwhile(t *testing.T) {
+	r, be, packs := manyPacks(t)
+	var victim ID
+	for id := range packs {
+		victim = id
+		break
+	}
+	gone := &sweptMeanwhile{packReads: be, pack: victim.String()}
+	r.be = gone
+	res, err := r.Check(bg, CheckOptions{ReadData: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.OK() {
+		t.Fatal("a pack that vanished while no mark names it is not reported")
+	}
+	if _, err := r.writeMark(bg, []ID{victim}, packs[victim], ""); err != nil {
+		t.Fatal(err)
+	}
+	res, err = r.Check(bg, CheckOptions{ReadData: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.OK() {
+		t.Fatalf("a marked pack swept during check is reported: %v", res.Errors)
+	}
+}
+
+// sweptMeanwhile lists a pack but finds it gone when it is read.
+type sweptMeanwhile struct {
+	*packReads
+	pack string
+}
+
+func (b *sweptMeanwhile) LoadInto(ctx context.Context, h backend.Handle, offset int64, buf []byte) error {
+	if h.Kind == backend.Packs && h.Name == b.pack {
+		return backend.ErrNotFound
+	}
+	return b.packReads.LoadInto(ctx, h, offset, buf)
 }
