@@ -43,6 +43,7 @@ func (f *newKeyFlags) register(cmd *cobra.Command) {
 }
 
 const newKeyLong = `
+
 The new key is a password from --new-password-file or $` + run.EnvNewPassword + `, or asked for twice
 when stdin is a terminal; or, with --new-key-file PATH, a fresh key file written to PATH with
 mode 0600 (an existing file is never overwritten).`
