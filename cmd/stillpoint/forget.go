@@ -22,6 +22,9 @@ type forgetFlags struct {
 	tags    []string
 	paths   []string
 	dryRun  bool
+	prune   bool
+	// prune's limits, for --prune
+	maxUnused, maxRepackSize string
 }
 
 // countValue is a --keep-* count: a number or "unlimited".
@@ -111,6 +114,9 @@ prune. It takes a shared lock: backups may run meanwhile.`,
 	fl.StringArrayVar(&f.tags, "tag", nil, "only consider snapshots that have every tag of `tag[,tag…]` (repeatable: any of the lists)")
 	fl.StringArrayVar(&f.paths, "path", nil, "only consider snapshots that include this absolute `path` (repeatable: all of them)")
 	fl.BoolVarP(&f.dryRun, "dry-run", "n", false, "print what would be removed and why each snapshot is kept; remove nothing")
+	fl.BoolVar(&f.prune, "prune", false, "run `stillpoint prune` when snapshots were removed (backups may go on meanwhile)")
+	fl.StringVar(&f.maxUnused, "max-unused", "5%", "with --prune: prune's --max-unused `limit`")
+	fl.StringVar(&f.maxRepackSize, "max-repack-size", "", "with --prune: prune's --max-repack-size `size`")
 	fl.SortFlags = false
 	return cmd
 }
@@ -144,6 +150,11 @@ func runForget(ctx context.Context, g *globals, f forgetFlags, args []string) er
 	if err != nil {
 		return err
 	}
+	// prune's limits are checked before anything is removed
+	po, err := pruneOptions(pruneFlags{maxUnused: f.maxUnused, maxRepackSize: f.maxRepackSize})
+	if err != nil {
+		return err
+	}
 	rep := g.reporter()
 	r, err := openRepo(ctx, g)
 	if err != nil {
@@ -153,7 +164,20 @@ func runForget(ctx context.Context, g *globals, f forgetFlags, args []string) er
 	if res != nil {
 		printForget(rep, o, res)
 	}
-	return err
+	if err != nil || !f.prune {
+		return err
+	}
+	switch {
+	case res.DryRun:
+		rep.Printf("--prune: a dry run removes no snapshot, so prune does not run (`stillpoint prune --dry-run` after forget shows what it frees)\n")
+		return nil
+	case len(res.Removed) == 0:
+		rep.Printf("--prune: no snapshot was removed, so prune does not run\n")
+		return nil
+	}
+	rep.Printf("\n%d snapshots removed, running prune\n", len(res.Removed))
+	// forget's lock is released: prune takes its own
+	return runPrune(ctx, g, po)
 }
 
 // snapshotJSON is one snapshot in forget's --json output.

@@ -66,3 +66,37 @@ func TestForgetRefusesAndRemovesNothing(t *testing.T) {
 	// restore still works with what is left
 	e.must(t, 0, "-q", "restore", ids[2][:8], "--target", filepath.Join(t.TempDir(), "out"))
 }
+
+// TestForgetPrune: forget --prune frees the data only the removed
+// snapshots used, and what is left restores and checks clean.
+func TestForgetPrune(t *testing.T) {
+	e := newEnv(t)
+	src := filepath.Join(t.TempDir(), "src")
+	for i := range 3 {
+		writeRandom(t, filepath.Join(src, "f"), uint64(i+1), 2<<20) // new content each time
+		e.must(t, 0, "-q", "backup", src)
+	}
+	want := treeHash(t, src)
+	before := dirSize(t, filepath.Join(e.repo, "data"))
+	res := e.must(t, 0, "forget", "--keep-last", "1", "--prune", "--max-unused", "0")
+	if after := dirSize(t, filepath.Join(e.repo, "data")); after > before/2 {
+		t.Errorf("prune freed too little: data %d bytes before, %d after (2 of 3 distinct files forgotten)", before, after)
+	}
+	if !strings.Contains(res.stdout, "removed 2 snapshots") || !strings.Contains(res.stdout, "running prune") {
+		t.Errorf("forget --prune: %s", res)
+	}
+	ids := e.snapshotIDs(t)
+	if len(ids) != 1 {
+		t.Fatalf("%d snapshots left", len(ids))
+	}
+	e.must(t, 0, "-q", "check", "--read-data")
+	e.restoreAndCompare(t, ids[0], src, want)
+
+	res = e.must(t, 0, "forget", "--keep-last", "1", "--prune", "--dry-run")
+	if !strings.Contains(res.stdout, "prune does not run") {
+		t.Errorf("dry run with --prune: %s", res)
+	}
+	if res := e.run(t, "forget", "--keep-last", "1", "--prune", "--max-unused", "lots"); res.code != 2 {
+		t.Errorf("bad --max-unused: %s", res)
+	}
+}
