@@ -27,10 +27,9 @@ const prunePassword = "prune-test-password"
 // snapshots forget kept, with their trees.
 func pruneHistory(t *testing.T, e *env, src string, rounds int) []recorded {
 	t.Helper()
-	if _, err := repo.Init(context.Background(), backend.NewLocal(e.repo), repo.Credential{Password: prunePassword}, smallConfig()); err != nil {
+	if _, err := pruneRepoInit(e); err != nil {
 		t.Fatal(err)
 	}
-	e.extra = append(e.extra, "STILLPOINT_PASSWORD="+prunePassword)
 	genTree(t, src, 5, 8<<20)
 	r := rand.New(rand.NewPCG(5, 6))
 	var snaps []recorded
@@ -189,6 +188,13 @@ func TestKillDuringPrune(t *testing.T) {
 	if kills < 25 {
 		t.Fatalf("only %d kills", kills)
 	}
+}
+
+// initSmall makes a repository of small packs (many packs from little data)
+// with the prune tests' password.
+func initSmall(dir string) error {
+	_, err := repo.Init(context.Background(), backend.NewLocal(dir), repo.Credential{Password: prunePassword}, smallConfig())
+	return err
 }
 
 func countFiles(t *testing.T, dir string) int {

@@ -260,6 +260,14 @@ func mutate(rng *rand.Rand, fs fileSet, k int) fileSet {
 		}
 		out[n] = b
 	}
+	// a file whose content comes back (reverted): after forget it is in
+	// marked packs, which a backup must not trust
+	v := rng.IntN(3)
+	b := make([]byte, 3*testChunk)
+	for j := range b {
+		b[j] = byte(j*7 + v)
+	}
+	out["revert"] = b
 	return out
 }
 
