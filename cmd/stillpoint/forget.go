@@ -108,13 +108,13 @@ prune. It takes a shared lock: backups may run meanwhile.`,
 	} {
 		fl.Var(durationValue{w.d}, w.name, "keep "+w.what+" newer than `duration` (e.g. 1y5m7d2h) before the group's newest snapshot")
 	}
-	fl.StringArrayVar(&f.keepTag, "keep-tag", nil, "keep snapshots that have every tag of `tag[,tag…]` (repeatable: any of the lists)")
+	fl.StringArrayVar(&f.keepTag, "keep-tag", nil, "keep snapshots that have every tag of `tag[,tag...]` (repeatable: any of the lists)")
 	fl.StringVarP(&f.groupBy, "group-by", "g", "host,paths", "group snapshots by host, paths and/or tags, separated by commas ('' for one group)")
 	fl.StringArrayVar(&f.hosts, "host", nil, "only consider snapshots of this `host` (repeatable)")
-	fl.StringArrayVar(&f.tags, "tag", nil, "only consider snapshots that have every tag of `tag[,tag…]` (repeatable: any of the lists)")
+	fl.StringArrayVar(&f.tags, "tag", nil, "only consider snapshots that have every tag of `tag[,tag...]` (repeatable: any of the lists)")
 	fl.StringArrayVar(&f.paths, "path", nil, "only consider snapshots that include this absolute `path` (repeatable: all of them)")
 	fl.BoolVarP(&f.dryRun, "dry-run", "n", false, "print what would be removed and why each snapshot is kept; remove nothing")
-	fl.BoolVar(&f.prune, "prune", false, "run `stillpoint prune` when snapshots were removed (backups may go on meanwhile)")
+	fl.BoolVar(&f.prune, "prune", false, "run prune when snapshots were removed (backups may go on meanwhile)")
 	fl.StringVar(&f.maxUnused, "max-unused", "5%", "with --prune: prune's --max-unused `limit`")
 	fl.StringVar(&f.maxRepackSize, "max-repack-size", "", "with --prune: prune's --max-repack-size `size`")
 	fl.SortFlags = false

@@ -175,6 +175,8 @@ func interruptedNote(cmd *cobra.Command) string {
 		return "the restore is incomplete; run it again with --overwrite if-changed to finish it"
 	case "check":
 		return "the check did not finish; run it again"
+	case "forget":
+		return "some of the snapshots to remove may be gone, the others are still there; run forget again to finish"
 	case "dump":
 		return "the output is incomplete"
 	case "tag":
