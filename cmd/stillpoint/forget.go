@@ -223,6 +223,9 @@ func printForget(rep *report.Reporter, o run.ForgetOptions, res *run.ForgetResul
 		rep.Event(ev)
 		return
 	}
+	if rep.Mode != report.Human {
+		return // --quiet: errors only
+	}
 	if len(o.IDs) == 0 {
 		rep.Printf("applying policy: %s\n", o.Policy)
 	}
