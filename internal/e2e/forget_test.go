@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestForgetRefusesAndRemovesNothing: each mistake is a clear error, exit
@@ -98,5 +99,40 @@ func TestForgetPrune(t *testing.T) {
 	}
 	if res := e.run(t, "forget", "--keep-last", "1", "--prune", "--max-unused", "lots"); res.code != 2 {
 		t.Errorf("bad --max-unused: %s", res)
+	}
+}
+
+// TestBackupTime: --time is local time, stored with its offset (a time in
+// a DST gap moves forward, as Go and restic parse it), and listed in the
+// reader's zone.
+func TestBackupTime(t *testing.T) {
+	e := newEnv(t)
+	src := filepath.Join(t.TempDir(), "src")
+	mustWrite(t, filepath.Join(src, "f"), []byte("x"))
+	e.extra = []string{"TZ=America/New_York"}
+	e.must(t, 0, "-q", "backup", "--time", "2025-03-09 02:30:00", src)
+	e.must(t, 0, "-q", "backup", "--time", "2025-07-01 12:00:00", src)
+	// what restic's --time records: Go's reading of the wall clock, which
+	// for a time in the spring-forward gap is one of the two offsets
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gap, _ := time.ParseInLocation(time.DateTime, "2025-03-09 02:30:00", ny)
+	res := e.must(t, 0, "--json", "snapshots")
+	for _, want := range []string{`"time":"` + gap.Format(time.RFC3339) + `"`, `"time":"2025-07-01T12:00:00-04:00"`} {
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("snapshots --json lacks %s: %s", want, res)
+		}
+	}
+	e.extra = []string{"TZ=UTC"}
+	res = e.must(t, 0, "snapshots")
+	if !strings.Contains(res.stdout, gap.UTC().Format(time.DateTime)) || !strings.Contains(res.stdout, "2025-07-01 16:00:00") {
+		t.Errorf("snapshots in UTC: %s", res)
+	}
+	for _, bad := range []string{"2025-13-01 00:00:00", "yesterday", "2025-03-09T02:30:00"} {
+		if res := e.run(t, "backup", "--time", bad, src); res.code != 2 || !strings.Contains(res.stderr, "--time") {
+			t.Errorf("--time %q: %s", bad, res)
+		}
 	}
 }
