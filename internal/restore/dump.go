@@ -266,6 +266,10 @@ const (
 	// blobs of several files at once, so those of one file are rarely
 	// adjacent, but close)
 	dumpMaxGap = 64 << 10
+	// but a request reads at most this much (unless one blob is larger),
+	// so the blobs of one large file are read and decrypted by several
+	// workers rather than one
+	dumpMaxRun = 2 << 20
 )
 
 // compressed tells whether a blob is stored compressed (flags bit 0, see
@@ -446,7 +450,7 @@ func (d *dumper) load(b *batch) {
 	for _, i := range b.order {
 		bi := &b.blobs[i].bi
 		off, end := int64(bi.Offset), int64(bi.Offset)+int64(bi.Length)
-		if n := len(runs); n > 0 && runs[n-1].pack == bi.Pack && off >= runs[n-1].end && off-runs[n-1].end <= dumpMaxGap {
+		if n := len(runs); n > 0 && runs[n-1].pack == bi.Pack && off >= runs[n-1].end && off-runs[n-1].end <= dumpMaxGap && end-runs[n-1].start <= dumpMaxRun {
 			spanTotal += int(end - runs[n-1].end)
 			runs[n-1].end = end
 			runs[n-1].blobs = append(runs[n-1].blobs, i)
