@@ -106,6 +106,23 @@ func (k *MasterKey) sealFile(kind byte, name ID, plain []byte) []byte {
 	return aead.Seal(out, headerNonce, plain, []byte{kind})
 }
 
+// openFileInPlace is openFile decrypting into data itself: for index
+// files, which may be large.
+func (k *MasterKey) openFileInPlace(kind byte, name ID, data []byte) ([]byte, error) {
+	if len(data) < 1 {
+		return nil, fmt.Errorf("file is empty: %w", ErrDecrypt)
+	}
+	if data[0] != formatVersion {
+		return nil, fmt.Errorf("unknown file format version %d (this stillpoint reads %d)", data[0], formatVersion)
+	}
+	aead := k.fileCipher(kind, name)
+	plain, err := aead.Open(data[1:1], headerNonce, data[1:], []byte{kind})
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	return plain, nil
+}
+
 func (k *MasterKey) openFile(kind byte, name ID, data []byte) ([]byte, error) {
 	if len(data) < 1 {
 		return nil, fmt.Errorf("file is empty: %w", ErrDecrypt)

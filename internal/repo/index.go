@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 )
 
@@ -223,52 +224,81 @@ func varintLen(v uint64) int {
 }
 
 func decodeIndexFile(data []byte) ([]packIndex, error) {
+	var packs []packIndex
+	if err := walkIndexFile(data, func(p packIndex) {
+		p.Entries = slices.Clone(p.Entries)
+		packs = append(packs, p)
+	}); err != nil {
+		return nil, err
+	}
+	if packs == nil {
+		packs = []packIndex{}
+	}
+	return packs, nil
+}
+
+// walkIndexFile decodes an index file pack by pack. fn (nil: only check
+// the encoding) must not keep p.Entries, which is reused for the next
+// pack: a big index file is never held decoded whole.
+func walkIndexFile(data []byte, fn func(p packIndex)) error {
 	if len(data) < 1 || data[0] != indexVersion {
-		return nil, fmt.Errorf("%w: unknown version", errBadIndex)
+		return fmt.Errorf("%w: unknown version", errBadIndex)
 	}
 	pos := 1
 	n, k := uvarint(data[pos:])
 	if k <= 0 || n > uint64(len(data)) {
-		return nil, errBadIndex
+		return errBadIndex
 	}
 	pos += k
-	packs := make([]packIndex, 0, n)
+	var buf []blobEntry
 	for i := uint64(0); i < n; i++ {
 		var p packIndex
 		if pos+32 > len(data) {
-			return nil, errBadIndex
+			return errBadIndex
 		}
 		copy(p.ID[:], data[pos:pos+32])
 		pos += 32
 		size, k := uvarint(data[pos:])
 		if k <= 0 || size > math.MaxInt64 {
-			return nil, errBadIndex
+			return errBadIndex
 		}
 		pos += k
 		p.Size = int64(size)
-		entries, used, err := decodeEntries(data[pos:])
+		entries, used, err := decodeEntriesInto(data[pos:], buf[:0])
 		if err != nil {
-			return nil, errBadIndex
+			return errBadIndex
 		}
+		buf = entries
 		pos += used
 		p.Entries = entries
-		packs = append(packs, p)
+		if fn != nil {
+			fn(p)
+		}
 	}
 	if pos != len(data) {
-		return nil, errBadIndex
+		return errBadIndex
 	}
-	return packs, nil
+	return nil
 }
 
 // decodeEntries decodes a pack header at the start of b and returns
 // how many bytes it used.
 func decodeEntries(b []byte) ([]blobEntry, int, error) {
+	return decodeEntriesInto(b, nil)
+}
+
+// decodeEntriesInto is decodeEntries appending to entries.
+func decodeEntriesInto(b []byte, entries []blobEntry) ([]blobEntry, int, error) {
 	n, k := uvarint(b)
 	if k <= 0 || n > uint64(len(b)) {
 		return nil, 0, errBadIndex
 	}
 	pos := k
-	entries := make([]blobEntry, 0, n)
+	if entries == nil {
+		entries = make([]blobEntry, 0, n)
+	} else {
+		entries = slices.Grow(entries, int(n))
+	}
 	var off uint64
 	for i := uint64(0); i < n; i++ {
 		if pos+34 > len(b) {
@@ -293,6 +323,16 @@ func decodeEntries(b []byte) ([]blobEntry, int, error) {
 		entries = append(entries, e)
 	}
 	return entries, pos, nil
+}
+
+// reserve sizes an empty index for about n blobs, so that loading a big
+// index does not copy the map as it grows.
+func (x *Index) reserve(n int) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if len(x.blobs) == 0 && n > 0 {
+		x.blobs = make(map[ID]location, n)
+	}
 }
 
 func (x *Index) hasFile(name string) bool {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -766,22 +767,27 @@ func (p *pruner) sweep(ctx context.Context, marks []*Mark) error {
 	p.step("rewriting the index")
 	var survivors []packIndex
 	seen := map[ID]bool{}
+	entries := 0
 	for _, name := range affected {
-		packs, err := r.loadIndexFile(ctx, name)
+		var werr error
+		err := r.walkIndexFile(ctx, name, func(pi packIndex) {
+			if werr != nil || del[pi.ID] || seen[pi.ID] {
+				return
+			}
+			seen[pi.ID] = true
+			pi.Entries = slices.Clone(pi.Entries)
+			survivors = append(survivors, pi)
+			entries += len(pi.Entries)
+			if entries >= indexFileEntries {
+				werr = p.saveIndex(ctx, survivors)
+				survivors, entries = survivors[:0], 0
+			}
+		})
+		if err == nil {
+			err = werr
+		}
 		if err != nil {
-			return fmt.Errorf("read index/%s to rewrite it: %w", shortName(name), err)
-		}
-		for _, pi := range packs {
-			if !del[pi.ID] && !seen[pi.ID] {
-				seen[pi.ID] = true
-				survivors = append(survivors, pi)
-			}
-		}
-		if n := countEntries(survivors); n >= indexFileEntries {
-			if err := p.saveIndex(ctx, survivors); err != nil {
-				return err
-			}
-			survivors = survivors[:0]
+			return fmt.Errorf("rewrite index/%s: %w", shortName(name), err)
 		}
 	}
 	if err := p.saveIndex(ctx, survivors); err != nil {
@@ -877,14 +883,6 @@ func (p *pruner) removePacks(ctx context.Context, ids []ID, removed *atomic.Int6
 		return firstErr
 	}
 	return ctx.Err()
-}
-
-func countEntries(packs []packIndex) int {
-	n := 0
-	for _, p := range packs {
-		n += len(p.Entries)
-	}
-	return n
 }
 
 // pruneHook marks the points between prune's writes and removals. The kill

@@ -217,16 +217,24 @@ func (e *IndexLoadError) Error() string { return fmt.Sprintf("index/%s: %v", e.N
 func (r *Repository) LoadIndex(ctx context.Context) ([]*IndexLoadError, error) {
 	var bad []*IndexLoadError
 	for round := 0; ; round++ {
-		var names []string
+		var (
+			names []string
+			sizes = map[string]int64{}
+			total int64
+		)
 		if err := r.be.List(ctx, backend.Indexes, func(fi backend.FileInfo) error {
 			if !r.index.hasFile(fi.Name) {
 				names = append(names, fi.Name)
+				sizes[fi.Name] = fi.Size
+				total += fi.Size
 			}
 			return nil
 		}); err != nil {
 			return nil, fmt.Errorf("list index files: %w", err)
 		}
-		b, gone := r.loadIndexFiles(ctx, names)
+		// an index entry takes about 38 bytes of an index file
+		r.index.reserve(int(total / 38))
+		b, gone := r.loadIndexFiles(ctx, names, sizes)
 		bad = append(bad, b...)
 		if !gone || round == 10 || ctx.Err() != nil {
 			return bad, ctx.Err()
@@ -234,22 +242,48 @@ func (r *Repository) LoadIndex(ctx context.Context) ([]*IndexLoadError, error) {
 	}
 }
 
+// indexLoadBudget bounds the bytes of index files being decoded at once
+// (one file may be bigger): memory for the index, not for its files.
+const indexLoadBudget = 32 << 20
+
 // loadIndexFiles loads the named index files and tells whether any of them
 // was gone.
-func (r *Repository) loadIndexFiles(ctx context.Context, names []string) ([]*IndexLoadError, bool) {
+func (r *Repository) loadIndexFiles(ctx context.Context, names []string, sizes map[string]int64) ([]*IndexLoadError, bool) {
 	var (
-		mu   sync.Mutex
-		bad  []*IndexLoadError
-		gone atomic.Bool
-		wg   sync.WaitGroup
-		work = make(chan string)
+		mu    sync.Mutex
+		bad   []*IndexLoadError
+		gone  atomic.Bool
+		wg    sync.WaitGroup
+		work  = make(chan string)
+		inUse int64
+		freed = sync.NewCond(&mu)
 	)
+	acquire := func(n int64) {
+		mu.Lock()
+		for inUse > 0 && inUse+n > indexLoadBudget {
+			freed.Wait()
+		}
+		inUse += n
+		mu.Unlock()
+	}
+	release := func(n int64) {
+		mu.Lock()
+		inUse -= n
+		mu.Unlock()
+		freed.Broadcast()
+	}
 	for range min(4, len(names)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for name := range work {
-				packs, err := r.loadIndexFile(ctx, name)
+				size := sizes[name]
+				acquire(size)
+				var nums []uint32
+				err := r.walkIndexFile(ctx, name, func(p packIndex) {
+					nums = append(nums, r.index.addPack(p, false))
+				})
+				release(size)
 				if err != nil {
 					if backend.IsNotFound(err) {
 						gone.Store(true)
@@ -259,10 +293,6 @@ func (r *Repository) loadIndexFiles(ctx context.Context, names []string) ([]*Ind
 					bad = append(bad, &IndexLoadError{Name: name, Err: err})
 					mu.Unlock()
 					continue
-				}
-				nums := make([]uint32, len(packs))
-				for i, p := range packs {
-					nums[i] = r.index.addPack(p, false)
 				}
 				r.index.addFile(name, nums)
 			}
@@ -276,20 +306,26 @@ func (r *Repository) loadIndexFiles(ctx context.Context, names []string) ([]*Ind
 	return bad, gone.Load()
 }
 
-func (r *Repository) loadIndexFile(ctx context.Context, name string) ([]packIndex, error) {
+// walkIndexFile reads an index file and calls fn for each of its packs,
+// once the whole file is known to be intact (see walkIndexFile in index.go
+// for what fn may keep).
+func (r *Repository) walkIndexFile(ctx context.Context, name string, fn func(packIndex)) error {
 	id, err := ParseID(name)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	data, err := backend.ReadAll(ctx, r.be, backend.Handle{Kind: backend.Indexes, Name: name})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	plain, err := r.key.openFile(kindIndex, id, data)
+	plain, err := r.key.openFileInPlace(kindIndex, id, data)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return decodeIndexFile(plain)
+	if err := walkIndexFile(plain, nil); err != nil {
+		return err
+	}
+	return walkIndexFile(plain, fn)
 }
 
 // IndexFiles lists the names of the index files.
