@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -89,7 +88,9 @@ func runDump(ctx context.Context, g *globals, f dumpFlags, archiveGiven bool, re
 	if !asArchive && n.Type != repo.NodeFile {
 		return fmt.Errorf("%s in snapshot %s is a %s, not a file or directory: dump it in an archive (--archive tar)", escapePath(p), s.ID.Short(), n.Type)
 	}
-	var out io.Writer = os.Stdout
+	ctx, stdout, done := watchPipe(ctx, os.Stdout)
+	defer done(nil)
+	out := stdout
 	var file *os.File
 	switch {
 	case f.target != "":
@@ -120,6 +121,10 @@ func runDump(ctx context.Context, g *globals, f dumpFlags, archiveGiven bool, re
 		if err != nil {
 			os.Remove(f.target)
 		}
+	}
+	var quiet *exitError
+	if err = done(err); errors.As(err, &quiet) && quiet.err == nil {
+		return err // stdout was closed: nothing to say
 	}
 	var nw *restore.NotWholeError
 	if errors.As(err, &nw) {

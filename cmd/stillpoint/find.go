@@ -2,8 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"os/signal"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -67,6 +72,12 @@ func parseOutcomes(list string) (map[outcome.Outcome]bool, error) {
 
 func runFind(ctx context.Context, g *globals, f findFlags, patterns []string) error {
 	rep := g.reporter()
+	ctx, out, done := watchPipe(ctx, rep.Out)
+	rep.Out = out
+	return done(findIn(ctx, rep, g, f, patterns))
+}
+
+func findIn(ctx context.Context, rep *report.Reporter, g *globals, f findFlags, patterns []string) error {
 	want, err := parseOutcomes(f.outcomes)
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
@@ -144,4 +155,37 @@ func outcomeMark(n *repo.Node) string {
 		m += ", held by " + n.Holder
 	}
 	return m + "]"
+}
+
+// brokenPipe lets a command whose output is cut short (`find … | head`)
+// end quietly, and release its lock: by default a write to a closed stdout
+// kills the process with SIGPIPE, leaving its lock behind.
+type brokenPipe struct {
+	w      io.Writer
+	cancel context.CancelFunc
+	broke  atomic.Bool
+}
+
+// watchPipe wraps w (stdout); the returned context ends when it is
+// closed, and done turns the command's error into a quiet exit then.
+func watchPipe(ctx context.Context, w io.Writer) (context.Context, io.Writer, func(error) error) {
+	signal.Ignore(syscall.SIGPIPE)
+	ctx, cancel := context.WithCancel(ctx)
+	bp := &brokenPipe{w: w, cancel: cancel}
+	return ctx, bp, func(err error) error {
+		cancel()
+		if bp.broke.Load() {
+			return &exitError{code: exitFatal}
+		}
+		return err
+	}
+}
+
+func (b *brokenPipe) Write(p []byte) (int, error) {
+	n, err := b.w.Write(p)
+	if errors.Is(err, syscall.EPIPE) {
+		b.broke.Store(true)
+		b.cancel()
+	}
+	return n, err
 }

@@ -42,6 +42,12 @@ func runStats(ctx context.Context, g *globals, mode string, refs []string) error
 		return &exitError{code: exitUsage, err: fmt.Errorf("unknown --mode %q (want restore-size or raw-data)", mode)}
 	}
 	rep := g.reporter()
+	ctx, out, done := watchPipe(ctx, rep.Out)
+	rep.Out = out
+	return done(statsOf(ctx, rep, g, mode, refs))
+}
+
+func statsOf(ctx context.Context, rep *report.Reporter, g *globals, mode string, refs []string) error {
 	r, snaps, err := loadSnapshots(ctx, g, rep)
 	if err != nil {
 		return err

@@ -5,7 +5,9 @@ package e2e
 import (
 	"archive/zip"
 	"bytes"
+	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -351,6 +353,40 @@ func listTar(data string) (string, error) {
 	cmd.Stdin = strings.NewReader(data)
 	out, err := cmd.Output()
 	return string(out), err
+}
+
+// TestEverydayCutShort: a reader that stops early (`dump … | head`) ends
+// the command quietly, and its lock is released (SIGPIPE would kill it
+// with the lock still held).
+func TestEverydayCutShort(t *testing.T) {
+	e := newEnv(t)
+	src := filepath.Join(t.TempDir(), "src")
+	// more than a pipe holds (64 KiB) of each output
+	for i := range 3000 {
+		writeRandom(t, filepath.Join(src, fmt.Sprintf("d%d", i%10), fmt.Sprintf("f%04d", i)), uint64(i), 1<<10)
+	}
+	writeRandom(t, filepath.Join(src, "big"), 1, 4<<20)
+	e.must(t, 0, "backup", src)
+	for _, args := range [][]string{{"dump", "latest", "/"}, {"dump", "latest", src + "/big"}, {"find", "*"}} {
+		cmd := e.command(context.Background(), args...)
+		stdout, err := cmd.StdoutPipe()
+		noErr(t, err)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		noErr(t, cmd.Start())
+		if _, err := io.ReadFull(stdout, make([]byte, 1000)); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		stdout.Close()
+		err = cmd.Wait()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 || stderr.Len() != 0 {
+			t.Errorf("%v cut short: %v (want exit 1, nothing on stderr), stderr %q", args, err, stderr.String())
+		}
+		if locks, _ := os.ReadDir(filepath.Join(e.repo, "locks")); len(locks) != 0 {
+			t.Fatalf("%v cut short left %d locks", args, len(locks))
+		}
+	}
 }
 
 // TestEverydayHelp: each command explains itself with examples.
