@@ -79,7 +79,11 @@ func runDump(ctx context.Context, g *globals, f dumpFlags, archiveGiven bool, re
 	n, err := inspect.Lookup(ctx, r, s.Tree, p)
 	var nf *inspect.NotFoundError
 	if errors.As(err, &nf) {
-		return fmt.Errorf("snapshot %s: %w (it has %s; `stillpoint ls %s %s` lists what is there)", s.ID.Short(), err, escapePaths(s.Paths), s.ID.Short(), escapePath(nf.Nearest))
+		near := nf.Nearest
+		if nf.NotDir != "" {
+			near = path.Dir(nf.NotDir)
+		}
+		return fmt.Errorf("snapshot %s: %w (`stillpoint ls %s %s` lists what is there; the snapshot's paths: %s)", s.ID.Short(), err, s.ID.Short(), escapePath(near), escapePaths(s.Paths))
 	}
 	if err != nil {
 		return err

@@ -25,7 +25,7 @@ func (e *NotFoundError) Error() string {
 	if e.NotDir != "" {
 		return fmt.Sprintf("%s is %s: %s is not a directory", e.Path, ErrNotInSnapshot, e.NotDir)
 	}
-	return fmt.Sprintf("%s is %s (the nearest directory that is: %s)", e.Path, ErrNotInSnapshot, e.Nearest)
+	return fmt.Sprintf("%s is %s; the nearest directory that is: %s", e.Path, ErrNotInSnapshot, e.Nearest)
 }
 
 func (e *NotFoundError) Unwrap() error { return ErrNotInSnapshot }
