@@ -688,3 +688,33 @@ func TestPruneConcurrentWithBackups(t *testing.T) {
 		t.Fatalf("the test did not exercise prune: %d prunes, %d packs removed", prunes.Load(), swept.Load())
 	}
 }
+
+// A backup opened before a mark and locked after it must see the mark:
+// the view is read again once the lock is visible.
+func TestLockReadsMarksAgain(t *testing.T) {
+	be, cred := newPruneRepo(t)
+	rng := rand.New(rand.NewPCG(15, 16))
+	a := randomFiles(rng, 6, 40<<10)
+	sa := backupOnce(t, be, cred, a, nil)
+	b := mutate(rng, a, 6)
+	backupOnce(t, be, cred, b, sa)
+	forget(t, be, sa)
+	opened := openRepo(t, be, cred) // before the mark
+	first := a["f000"][:testChunk]
+	if !opened.Known(opened.Hash(first)) {
+		t.Fatal("test bug: a's blob is not known before prune")
+	}
+	holder := startBackup(t, be, cred) // keeps the mark pending
+	if res := prune(t, be, cred, PruneOptions{MaxUnused: DefaultMaxUnused}); res.MarksPending != 1 {
+		t.Fatalf("want a pending mark: %+v", res)
+	}
+	l, err := opened.Lock(bg, false, "backup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Unlock()
+	if opened.Known(opened.Hash(first)) {
+		t.Fatal("a backup opened before the mark and locked after it trusts a marked pack")
+	}
+	holder.done()
+}
