@@ -153,7 +153,7 @@ func printPruneResult(rep *report.Reporter, res *repo.PruneResult) {
 		rep.Printf("kept %d marked packs (%s) that snapshots written meanwhile use\n", res.KeptPacks, report.Bytes(res.KeptBytes))
 	}
 	if res.MarksPending > 0 {
-		rep.Printf("%d packs (%s) are marked and will be deleted by the next prune once %s ended (or now with prune --now)\n",
+		rep.Printf("%d packs (%s) are marked and will be deleted by a later prune after %s ends (or at once with prune --now)\n",
 			res.PendingPacks, report.Bytes(res.PendingBytes), holders(res.Waiting))
 	}
 	if res.MarksSwept == 0 && res.MarksPending == 0 && res.GarbagePacks == 0 && res.RepackPacks == 0 {
