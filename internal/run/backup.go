@@ -155,6 +155,10 @@ func Backup(ctx context.Context, r *repo.Repository, o BackupOptions) (res *Back
 	if err := archiver.CheckRoots(&view.Live{}, sortedPaths); err != nil {
 		return nil, err
 	}
+	// Lock reads the prune marks and the index again once the lock is
+	// visible: what this run deduplicates against, and the parent it picks
+	// below, come from a view that starts after the lock (docs/format.md,
+	// Prune). The snapshot is written before the deferred unlock.
 	lock, err := r.Lock(ctx, false, "backup")
 	if err != nil {
 		return nil, err
