@@ -31,7 +31,9 @@ type Hold struct {
 	report  Report
 	held    []heldProcess
 	heldPid map[int]bool
-	found   []procStat // by Prepare's scan
+	// known: the processes (pid → start time) the last full scan looked
+	// at; the scans inside the hold look only at the others
+	known map[int]uint64
 	// unheld writers make the snapshot crash-consistent
 	unheld      []string
 	watch       *writeWatch
@@ -54,10 +56,11 @@ func Start(ctx context.Context, mountpoints []string, opts Options) *Hold {
 	return h
 }
 
-// Prepare starts the watchdog and finds the processes that write to the
+// Prepare starts the watchdog and the watch for writes, so that Stop has
+// little left to do while the writers wait: a caller flushes the
+// filesystems between the two. Stop holds the processes that write to the
 // filesystems mounted at mountpoints (open for writing, mapped writable,
-// or working in them), so that Stop has little left to do while the
-// writers wait: a caller flushes the filesystems between the two. Never
+// or working in them). Never
 // held: stillpoint, its ancestors and the processes it started, PID 1,
 // kernel threads and what opts.Exclude names. A hold never fails the
 // backup: what keeps it from holding goes into the report, and the
@@ -84,23 +87,29 @@ func Prepare(mountpoints []string, opts Options) *Hold {
 		h.report.Message = "no hold: " + err.Error()
 		return h
 	}
-	if h.found, err = h.scan(true); err != nil {
-		h.fail("scanning processes: " + err.Error())
-	}
 	return h
 }
 
-// Stop stops the writers Prepare found, then scans again for writers that
-// started since, until a scan finds none. It returns once each held
+// Stop finds the writers and stops them, then looks again for writers that
+// started since, until it finds none. It returns once each held
 // process has finished the system call it was in, or, past the timeout,
 // with every process resumed and the reason in the report.
 func (h *Hold) Stop(ctx context.Context) {
 	if h == nil || h.wd == nil || h.released {
 		return
 	}
+	// A last full look while the writers still run: what opened a file
+	// for writing during the flush is held too. Inside the hold only
+	// processes this scan did not see are looked at, so the writers do
+	// not wait for a walk over every process's files; one that was seen
+	// idle and writes during the hold anyway is caught by the watch.
+	found, err := h.scan(true)
+	if err != nil {
+		h.fail("scanning processes: " + err.Error())
+		return
+	}
 	h.start = time.Now()
 	deadline := h.start.Add(h.opts.Timeout)
-	found := h.found
 	for round := 0; round < maxRounds && len(found) > 0; round++ {
 		for _, p := range found {
 			if err := h.stop(p); err != nil {
@@ -111,9 +120,8 @@ func (h *Hold) Stop(ctx context.Context) {
 		if !h.waitStopped(ctx, deadline) {
 			return
 		}
-		var err error
 		// the rescan is inside the hold: it passes over mappings (see useOf)
-		if found, err = h.scan(false); err != nil {
+		if found, err = h.scanNew(); err != nil {
 			h.fail("scanning processes: " + err.Error())
 			return
 		}
@@ -131,15 +139,29 @@ func (h *Hold) Stop(ctx context.Context) {
 
 // scan lists the processes that use the target and are not held yet, and
 // records the ones it must pass over.
-func (h *Hold) scan(mappings bool) ([]procStat, error) {
+func (h *Hold) scan(mappings bool) ([]procStat, error) { return h.scanProcs(mappings, false) }
+
+// scanNew is scan over the processes the last full scan did not see
+// (started since, or a reused pid), without mappings.
+func (h *Hold) scanNew() ([]procStat, error) { return h.scanProcs(false, true) }
+
+func (h *Hold) scanProcs(mappings, onlyNew bool) ([]procStat, error) {
 	procs, err := listProcesses()
 	if err != nil {
 		return nil, err
 	}
 	ours := ownFamily(procs)
+	known := h.known
+	h.known = make(map[int]uint64, len(procs))
+	for pid, p := range procs {
+		h.known[pid] = p.start
+	}
 	var found []procStat
 	for pid, p := range procs {
 		if h.heldPid[pid] || pid == os.Getpid() || p.kernelThread() || p.state == 'Z' || p.state == 'X' {
+			continue
+		}
+		if start, ok := known[pid]; onlyNew && ok && start == p.start {
 			continue
 		}
 		u, where := h.t.useOf(pid, mappings)

@@ -273,3 +273,33 @@ func TestWriteDuringTheHoldIsSeen(t *testing.T) {
 		t.Fatalf("a quiet hold is no point in time: %+v", r)
 	}
 }
+
+// Inside the hold only processes the full scan before it did not see are
+// looked at: a writer started after that scan is found, one the scan saw
+// (and Stop held) is not looked at again, and so the writers do not wait
+// for a walk over every process's files.
+func TestScansInsideTheHoldLookOnlyAtNewProcesses(t *testing.T) {
+	ci.NeedRoot(t)
+	mnt := loopfs.Btrfs(t, 128)
+	h := Prepare([]string{mnt}, Options{Enabled: true})
+	defer h.Release()
+	old := startDetached(t, filepath.Join(mnt, "old"))
+	found, err := h.scan(true)
+	if err != nil || len(found) != 1 || found[0].pid != old {
+		t.Fatalf("full scan found %v (%v), want [%d]", found, err, old)
+	}
+	if again, err := h.scanNew(); err != nil || len(again) != 0 {
+		t.Fatalf("scanNew looked at a process the full scan saw: %v (%v)", again, err)
+	}
+	late := startDetached(t, filepath.Join(mnt, "late"))
+	if again, err := h.scanNew(); err != nil || len(again) != 1 || again[0].pid != late {
+		t.Fatalf("scanNew found %v (%v), want [%d]", again, err, late)
+	}
+	h.Stop(context.Background())
+	if !stopped(old) || !stopped(late) {
+		t.Fatal("Stop did not hold both writers")
+	}
+	if r := h.Release(); !r.PointInTime() || len(r.Held) != 2 {
+		t.Fatalf("report %+v", r)
+	}
+}
