@@ -119,8 +119,10 @@ func TestPruneWhileBackupsRun(t *testing.T) {
 	}
 	t.Logf("%d backups, %d prunes (removed %d packs; %d found marks waiting for running backups; kept %d marked packs new snapshots used); %d snapshots restored",
 		backups.Load(), prunes.Load(), removed.Load(), pending.Load(), kept.Load(), len(ids))
-	if prunes.Load() < 3 || removed.Load() == 0 || pending.Load() == 0 {
-		t.Fatalf("prune did not run beside backups: %d prunes, %d packs removed, %d pending marks seen", prunes.Load(), removed.Load(), pending.Load())
+	// (whether a prune's mark had to wait depends on timing; the test below
+	// makes it happen for certain)
+	if prunes.Load() < 3 || removed.Load() == 0 {
+		t.Fatalf("prune did not run beside backups: %d prunes, %d packs removed", prunes.Load(), removed.Load())
 	}
 	if len(ids) != clients*3 {
 		t.Fatalf("%d snapshots left, want %d (forget --keep-last 3 per client)", len(ids), clients*3)
