@@ -3,9 +3,11 @@ package snapshot
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stillpoint-backup/stillpoint/internal/testutil/loopfs"
 )
@@ -112,5 +114,53 @@ func TestReflinkOnBtrfsBindMount(t *testing.T) {
 	assertClean(t, bind, 0)
 	if _, err := os.Stat(filepath.Join(bind, StagingDir)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("staging dir survived release: %v", err)
+	}
+}
+
+// A file written right after its clone is cloned once (each clone stalls
+// its writers), and recorded with the metadata from before the clone: the
+// bytes lack the write, so metadata that has it would let the next backup
+// take the file as unchanged and keep bytes it never had.
+func TestReflinkWrittenDuringCloneKeepsEarlierMetadata(t *testing.T) {
+	mnt := loopfs.XFS(t, 0)
+	dir := filepath.Join(mnt, "data")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "f")
+	write(t, file, "before")
+	before, err := os.Lstat(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clones := 0
+	testHookCloned = func(p string) {
+		clones++
+		time.Sleep(10 * time.Millisecond) // a coarse clock still moves
+		if err := os.WriteFile(p, []byte("after the clone"), 0o644); err != nil {
+			t.Error(err)
+		}
+	}
+	defer func() { testHookCloned = nil }()
+	s, err := NewSet(context.Background(), []Source{{dir, On}}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Release()
+	f, err := s.View().Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(f)
+	st, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != "before" || clones != 1 {
+		t.Fatalf("read %q after %d clones, want the state before the write, cloned once", b, clones)
+	}
+	if !st.Mtime.Equal(before.ModTime()) || st.Size != int64(len("before")) {
+		t.Fatalf("recorded mtime %v size %d, want the state before the clone (%v, 6)", st.Mtime, st.Size, before.ModTime())
 	}
 }

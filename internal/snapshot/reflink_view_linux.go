@@ -65,38 +65,41 @@ func cannotClone(err error) bool {
 var errNotRegular = errors.New("not a regular file")
 
 // cloneFile clones path into an unnamed file in dir and returns it open at
-// offset 0, with the metadata the live file had when cloned. When the
-// file's metadata moved during the clone it retries twice, then keeps the
-// last clone: its bytes are a whole state either way; only the metadata
-// may be a little later than them.
+// offset 0, with the metadata the live file had when cloned. The clone is
+// one state of the file (FICLONE excludes writers while it runs), so it is
+// never taken again: each clone stalls the file's writers. When the file
+// was written during the clone, the metadata is the one from before it,
+// which is not later than the bytes: the next backup then sees the file
+// changed and reads it again, instead of taking metadata that a write
+// after the clone produced for bytes without that write.
 func cloneFile(path, dir string) (*os.File, *view.Stat, error) {
-	for try := 0; ; try++ {
-		before, err := live.Lstat(path)
-		if err != nil {
-			return nil, nil, err
-		}
-		if before.Type != view.TypeRegular {
-			return nil, nil, &os.PathError{Op: "clone", Path: path, Err: errNotRegular}
-		}
-		dst, err := cloneOnce(path, dir)
-		if err != nil {
-			return nil, nil, err
-		}
-		after, err := live.Lstat(path)
-		stable := err == nil && sameState(before, after)
-		if stable || try == 2 {
-			if after == nil {
-				after = before
-			}
-			var st unix.Stat_t
-			if err := unix.Fstat(int(dst.Fd()), &st); err == nil {
-				after.Size, after.Blocks = st.Size, st.Blocks
-			}
-			return dst, after, nil
-		}
-		dst.Close()
+	before, err := live.Lstat(path)
+	if err != nil {
+		return nil, nil, err
 	}
+	if before.Type != view.TypeRegular {
+		return nil, nil, &os.PathError{Op: "clone", Path: path, Err: errNotRegular}
+	}
+	dst, err := cloneOnce(path, dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if testHookCloned != nil {
+		testHookCloned(path)
+	}
+	st := before
+	if after, err := live.Lstat(path); err == nil && sameState(before, after) {
+		st = after
+	}
+	var cs unix.Stat_t
+	if err := unix.Fstat(int(dst.Fd()), &cs); err == nil {
+		st.Size, st.Blocks = cs.Size, cs.Blocks
+	}
+	return dst, st, nil
 }
+
+// testHookCloned, when set by a test, runs right after each clone.
+var testHookCloned func(path string)
 
 func cloneOnce(path, dir string) (*os.File, error) {
 	src, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NOATIME, 0)
