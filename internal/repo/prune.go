@@ -247,10 +247,6 @@ func (p *pruner) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	holders, err := liveHolders(ctx, r.be, p.own)
-	if err != nil {
-		return err
-	}
 	for _, m := range r.marks {
 		p.res.PendingPacks += len(m.Packs)
 		p.res.PendingBytes += m.Bytes
@@ -259,6 +255,10 @@ func (p *pruner) run(ctx context.Context) error {
 		p.opts.Plan(p.res)
 	}
 	if p.opts.DryRun {
+		holders, err := liveHolders(ctx, r.be, p.own)
+		if err != nil {
+			return err
+		}
 		for _, m := range r.marks {
 			p.res.Waiting = append(p.res.Waiting, m.waitingFor(holders)...)
 		}
