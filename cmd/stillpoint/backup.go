@@ -16,6 +16,7 @@ import (
 	"github.com/stillpoint-backup/stillpoint/internal/job"
 	"github.com/stillpoint-backup/stillpoint/internal/livefile"
 	"github.com/stillpoint-backup/stillpoint/internal/outcome"
+	"github.com/stillpoint-backup/stillpoint/internal/pathmap"
 	"github.com/stillpoint-backup/stillpoint/internal/quiesce"
 	"github.com/stillpoint-backup/stillpoint/internal/repo"
 	"github.com/stillpoint-backup/stillpoint/internal/report"
@@ -157,7 +158,7 @@ func runBackup(ctx context.Context, g *globals, f backupFlags, paths []string) e
 	if f.jobFile == "" && (f.retries < 0 || f.retries > livefile.MaxRetries) {
 		return &exitError{code: exitUsage, err: fmt.Errorf("--retries %d: use 0 to %d", f.retries, livefile.MaxRetries)}
 	}
-	if _, err := filter.CompileAll(f.excludes); err != nil {
+	if _, err := filter.CompileAllFor(pathmap.Native, f.excludes); err != nil {
 		return &exitError{code: exitUsage, err: fmt.Errorf("--exclude: %w", err)}
 	}
 	o, err := backupOptions(g, f, paths, rep)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
-	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"github.com/stillpoint-backup/stillpoint/internal/bufs"
 	"github.com/stillpoint-backup/stillpoint/internal/filter"
 	"github.com/stillpoint-backup/stillpoint/internal/outcome"
+	"github.com/stillpoint-backup/stillpoint/internal/pathmap"
 	"github.com/stillpoint-backup/stillpoint/internal/repo"
 	"github.com/stillpoint-backup/stillpoint/internal/view"
 )
@@ -251,6 +251,7 @@ func (a *Archiver) waitFirstPass(root *future) {
 func (a *Archiver) fail(err error) { a.cancel(err) }
 
 func (a *Archiver) record(p Problem) {
+	p.Path = pathmap.Native.Display(p.Path) // C:\data\x on Windows
 	a.mu.Lock()
 	a.problems = append(a.problems, p)
 	a.mu.Unlock()
@@ -292,11 +293,15 @@ func normalizeRoots(paths []string) ([]string, error) {
 	}
 	var out []string
 	for _, p := range paths {
-		abs, err := filepath.Abs(p)
+		abs, err := pathmap.Abs(p)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", p, err)
 		}
-		out = append(out, filepath.ToSlash(filepath.Clean(abs)))
+		rp, err := pathmap.Native.ToRepo(abs)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rp)
 	}
 	sort.Strings(out)
 	// drop paths inside another path
@@ -304,7 +309,7 @@ func normalizeRoots(paths []string) ([]string, error) {
 	for _, p := range out {
 		if len(roots) > 0 {
 			last := roots[len(roots)-1]
-			if p == last || strings.HasPrefix(p, strings.TrimSuffix(last, "/")+"/") {
+			if pathmap.Native.Within(p, last) {
 				continue
 			}
 		}
@@ -397,7 +402,7 @@ func (a *Archiver) rootsFailed(p string, vd *vdir, err error) {
 		a.count(outcome.Failed)
 		if reason == outcome.ReasonMissing {
 			a.mu.Lock()
-			a.missing = append(a.missing, root)
+			a.missing = append(a.missing, pathmap.Native.Display(root))
 			a.mu.Unlock()
 		}
 	}

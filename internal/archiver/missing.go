@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/stillpoint-backup/stillpoint/internal/pathmap"
 	"github.com/stillpoint-backup/stillpoint/internal/view"
 )
 
@@ -36,7 +37,11 @@ func CheckRoots(v view.View, paths []string) error {
 			return nil // there, or the run will say why it cannot be read
 		}
 	}
-	return &MissingError{Paths: roots}
+	shown := make([]string, len(roots))
+	for i, p := range roots {
+		shown[i] = pathmap.Native.Display(p)
+	}
+	return &MissingError{Paths: shown}
 }
 
 // notThere tells whether err means that a path does not exist: it, or a

@@ -6,12 +6,19 @@
 // from the root when it starts with "/", otherwise any trailing run of
 // path components. "*", "?" and "[…]" match within one component, "**"
 // matches any number of components.
+//
+// Paths are repository paths (package pathmap). Patterns compiled with
+// CompileFor under Windows rules may use `\` and absolute Windows paths
+// (`C:\data\cache` is the anchored /C/data/cache) and match without regard
+// to case, as Windows does.
 package filter
 
 import (
 	"fmt"
 	"path"
 	"strings"
+
+	"github.com/stillpoint-backup/stillpoint/internal/pathmap"
 )
 
 // Pattern is one compiled pattern.
@@ -21,14 +28,19 @@ type Pattern struct {
 	anchored bool
 	dirOnly  bool
 	nameOnly bool
+	rules    pathmap.Rules // Windows: case-insensitive
 }
 
-// Compile parses a pattern.
-func Compile(p string) (*Pattern, error) {
+// Compile parses a pattern under Unix rules: "/" separates, case counts.
+func Compile(p string) (*Pattern, error) { return CompileFor(pathmap.Unix, p) }
+
+// CompileFor parses a pattern written under the path rules of a platform.
+func CompileFor(r pathmap.Rules, p string) (*Pattern, error) {
 	if p == "" {
 		return nil, fmt.Errorf("empty pattern")
 	}
-	pat := &Pattern{raw: p}
+	pat := &Pattern{raw: p, rules: r}
+	p = r.Pattern(p)
 	if strings.HasSuffix(p, "/") && len(p) > 1 {
 		pat.dirOnly = true
 		p = strings.TrimSuffix(p, "/")
@@ -39,7 +51,7 @@ func Compile(p string) (*Pattern, error) {
 		pat.parts = nil
 		return pat, nil
 	}
-	pat.parts = strings.Split(p, "/")
+	pat.parts = strings.Split(r.Fold(p), "/")
 	pat.nameOnly = len(pat.parts) == 1 && !pat.anchored
 	for _, part := range pat.parts {
 		if _, err := path.Match(part, ""); err != nil {
@@ -56,7 +68,7 @@ func (p *Pattern) Match(filePath string, isDir bool) bool {
 	if p.dirOnly && !isDir {
 		return false
 	}
-	comps := split(filePath)
+	comps := split(p.rules.Fold(filePath))
 	if p.parts == nil {
 		return p.anchored
 	}
@@ -84,7 +96,7 @@ func (p *Pattern) MatchPrefix(dirPath string) bool {
 	if !p.anchored {
 		return true
 	}
-	comps := split(dirPath)
+	comps := split(p.rules.Fold(dirPath))
 	return prefixParts(p.parts, comps)
 }
 
@@ -137,11 +149,14 @@ func prefixParts(pat, comps []string) bool {
 // Set is a list of patterns.
 type Set []*Pattern
 
-// CompileAll compiles patterns.
-func CompileAll(patterns []string) (Set, error) {
+// CompileAll compiles patterns under Unix rules.
+func CompileAll(patterns []string) (Set, error) { return CompileAllFor(pathmap.Unix, patterns) }
+
+// CompileAllFor compiles patterns written under the rules of a platform.
+func CompileAllFor(r pathmap.Rules, patterns []string) (Set, error) {
 	var s Set
 	for _, p := range patterns {
-		c, err := Compile(p)
+		c, err := CompileFor(r, p)
 		if err != nil {
 			return nil, err
 		}
@@ -199,14 +214,15 @@ type Scoped []ScopedSet
 
 // ScopedSet is the patterns of one source.
 type ScopedSet struct {
-	Root string
-	Set  Set
+	Root  string // repository path
+	Set   Set
+	Rules pathmap.Rules // how Root is compared (Windows: without case)
 }
 
 // Excluded implements Excluder.
 func (s Scoped) Excluded(p string, isDir bool) bool {
 	for _, sc := range s {
-		if (p == sc.Root || strings.HasPrefix(p, strings.TrimSuffix(sc.Root, "/")+"/")) && sc.Set.Excluded(p, isDir) {
+		if sc.Rules.Within(p, sc.Root) && sc.Set.Excluded(p, isDir) {
 			return true
 		}
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stillpoint-backup/stillpoint/internal/filter"
 	"github.com/stillpoint-backup/stillpoint/internal/livefile"
+	"github.com/stillpoint-backup/stillpoint/internal/pathmap"
 	"github.com/stillpoint-backup/stillpoint/internal/quiesce"
 )
 
@@ -143,7 +144,7 @@ func indexOf(srcs []Source, p string, fallback int) int {
 
 func (v *validator) patterns(key string, pats []string) {
 	for i, p := range pats {
-		if _, err := filter.Compile(p); err != nil {
+		if _, err := filter.CompileFor(pathmap.Native, p); err != nil {
 			v.errorf(fmt.Sprintf("%s[%d]", key, i), `patterns use *, ? and [...] within a name, ** across directories, a trailing / for directories only`, "%v", err)
 		}
 	}

@@ -284,3 +284,40 @@ func (r Rules) Long(osPath string) string {
 	}
 	return `\\?\` + osPath
 }
+
+// SamePaths tells whether two snapshots' lists of paths name the same
+// places: element by element, without case when both are Windows paths
+// (C:\Data and c:\data are one source there).
+func SamePaths(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	r := ForPaths(a)
+	if ForPaths(b) != r {
+		return false
+	}
+	for i := range a {
+		if !r.Equal(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// HasPath tells whether a snapshot's list of paths holds p, as "latest:PATH"
+// names it: exactly under Unix rules; for Windows paths in any spelling
+// that cleans to one of them, without case (latest:c:/data for C:\data).
+func HasPath(paths []string, p string) bool {
+	r := ForPaths(paths)
+	if r.windows {
+		if c, err := r.Clean(p); err == nil {
+			p = c
+		}
+	}
+	for _, v := range paths {
+		if r.Equal(v, p) {
+			return true
+		}
+	}
+	return false
+}

@@ -259,3 +259,42 @@ func TestLong(t *testing.T) {
 		t.Errorf("%q != %q", rp, want)
 	}
 }
+
+func TestSamePaths(t *testing.T) {
+	for _, tc := range []struct {
+		a, b []string
+		want bool
+	}{
+		{[]string{"/srv/a", "/srv/b"}, []string{"/srv/a", "/srv/b"}, true},
+		{[]string{"/srv/a"}, []string{"/srv/A"}, false},
+		{[]string{`C:\Data`}, []string{`C:\data`}, true},
+		{[]string{`C:\data`, `D:\x`}, []string{`C:\data`}, false},
+		{nil, nil, true},
+		{[]string{`C:\data`}, []string{`/C:\data`}, false},
+	} {
+		if got := SamePaths(tc.a, tc.b); got != tc.want {
+			t.Errorf("SamePaths(%q, %q) = %v", tc.a, tc.b, got)
+		}
+	}
+}
+
+func TestHasPath(t *testing.T) {
+	for _, tc := range []struct {
+		paths []string
+		p     string
+		want  bool
+	}{
+		{[]string{"/srv/app"}, "/srv/app", true},
+		{[]string{"/srv/app"}, "/srv/app/", false}, // as before: exact
+		{[]string{"/srv/app"}, "/srv/App", false},
+		{[]string{`C:\data`}, `C:\data`, true},
+		{[]string{`C:\data`}, `c:/Data/`, true},
+		{[]string{`C:\data`, `\\srv\share`}, `\\SRV\share`, true},
+		{[]string{`C:\data`}, `/C/data`, false},
+		{[]string{`C:\data`}, `D:\data`, false},
+	} {
+		if got := HasPath(tc.paths, tc.p); got != tc.want {
+			t.Errorf("HasPath(%q, %q) = %v", tc.paths, tc.p, got)
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/stillpoint-backup/stillpoint/internal/backend"
 	"github.com/stillpoint-backup/stillpoint/internal/bufs"
+	"github.com/stillpoint-backup/stillpoint/internal/pathmap"
 )
 
 // Repository is an open repository.
@@ -697,7 +698,7 @@ func FindSnapshot(snaps []*Snapshot, ref string) (*Snapshot, error) {
 			switch {
 			case ref == "latest":
 				return s, nil
-			case strings.HasPrefix(ref, "latest:") && contains(s.Paths, strings.TrimPrefix(ref, "latest:")):
+			case strings.HasPrefix(ref, "latest:") && pathmap.HasPath(s.Paths, strings.TrimPrefix(ref, "latest:")):
 				return s, nil
 			case strings.HasPrefix(ref, "latest@") && contains(s.Tags, strings.TrimPrefix(ref, "latest@")):
 				return s, nil

@@ -21,6 +21,7 @@ import (
 	"github.com/stillpoint-backup/stillpoint/internal/hold"
 	"github.com/stillpoint-backup/stillpoint/internal/livefile"
 	"github.com/stillpoint-backup/stillpoint/internal/outcome"
+	"github.com/stillpoint-backup/stillpoint/internal/pathmap"
 	"github.com/stillpoint-backup/stillpoint/internal/quiesce"
 	"github.com/stillpoint-backup/stillpoint/internal/repo"
 	"github.com/stillpoint-backup/stillpoint/internal/retention"
@@ -117,22 +118,28 @@ func Backup(ctx context.Context, r *repo.Repository, o BackupOptions) (res *Back
 	}
 	paths := make([]string, len(o.Sources))
 	scoped := filter.Scoped{}
+	native := pathmap.Native
 	for i, s := range o.Sources {
-		abs, err := filepath.Abs(s.Path)
+		// C:\data on Windows (c:/data, a relative path, \\?\C:\data alike)
+		abs, err := pathmap.Abs(s.Path)
 		if err != nil {
 			return nil, err
 		}
-		o.Sources[i].Path = filepath.Clean(abs)
+		o.Sources[i].Path = abs
 		paths[i] = o.Sources[i].Path
-		set, err := filter.CompileAll(s.Excludes)
+		set, err := filter.CompileAllFor(native, s.Excludes)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", s.Path, err)
 		}
 		if len(set) > 0 {
-			scoped = append(scoped, filter.ScopedSet{Root: o.Sources[i].Path, Set: set})
+			root, err := native.ToRepo(abs)
+			if err != nil {
+				return nil, err
+			}
+			scoped = append(scoped, filter.ScopedSet{Root: root, Set: set, Rules: native})
 		}
 	}
-	global, err := filter.CompileAll(o.Excludes)
+	global, err := filter.CompileAllFor(native, o.Excludes)
 	if err != nil {
 		return nil, err
 	}
@@ -141,7 +148,7 @@ func Backup(ctx context.Context, r *repo.Repository, o BackupOptions) (res *Back
 			return nil, err
 		}
 	}
-	scoped = append(scoped, filter.ScopedSet{Root: "/", Set: global})
+	scoped = append(scoped, filter.ScopedSet{Root: "/", Set: global, Rules: native})
 	sortedPaths := append([]string(nil), paths...)
 	sort.Strings(sortedPaths)
 	sortedPaths = slices.Compact(sortedPaths)
@@ -190,7 +197,7 @@ func Backup(ctx context.Context, r *repo.Repository, o BackupOptions) (res *Back
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", s.Path, err)
 		}
-		readers.add(s.Path, rd)
+		readers.add(repoPath(s.Path), rd)
 	}
 	// writers' consistent copies go below the first source's staging
 	// directory (outside every source), and are removed with the run
@@ -413,7 +420,7 @@ func findParent(ctx context.Context, r *repo.Repository, host string, paths []st
 	}
 	for i := len(snaps) - 1; i >= 0; i-- {
 		s := snaps[i]
-		if s.Host == host && slices.Equal(s.Paths, paths) {
+		if s.Host == host && pathmap.SamePaths(s.Paths, paths) {
 			return s, nil
 		}
 	}

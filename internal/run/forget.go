@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
+	"github.com/stillpoint-backup/stillpoint/internal/pathmap"
 	"github.com/stillpoint-backup/stillpoint/internal/repo"
 	"github.com/stillpoint-backup/stillpoint/internal/retention"
 )
@@ -114,7 +114,7 @@ func ApplyRetention(ctx context.Context, r *repo.Repository, saved *repo.Snapsho
 	}
 	var mine []*repo.Snapshot
 	for _, s := range snaps {
-		if s.Host == saved.Host && slices.Equal(s.Paths, saved.Paths) {
+		if s.Host == saved.Host && pathmap.SamePaths(s.Paths, saved.Paths) {
 			mine = append(mine, s)
 		}
 	}

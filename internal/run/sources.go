@@ -11,6 +11,7 @@ import (
 
 	"github.com/stillpoint-backup/stillpoint/internal/archiver"
 	"github.com/stillpoint-backup/stillpoint/internal/livefile"
+	"github.com/stillpoint-backup/stillpoint/internal/pathmap"
 	"github.com/stillpoint-backup/stillpoint/internal/repo"
 	"github.com/stillpoint-backup/stillpoint/internal/snapshot"
 	"github.com/stillpoint-backup/stillpoint/internal/view"
@@ -21,11 +22,11 @@ import (
 func PlanSnapshots(sources []Source, runID string) (*snapshot.Plan, error) {
 	ss := make([]snapshot.Source, len(sources))
 	for i, s := range sources {
-		abs, err := filepath.Abs(s.Path)
+		abs, err := pathmap.Abs(s.Path)
 		if err != nil {
 			return nil, err
 		}
-		ss[i] = snapshot.Source{Path: filepath.Clean(abs), Policy: s.Snapshot}
+		ss[i] = snapshot.Source{Path: abs, Policy: s.Snapshot}
 	}
 	return snapshot.NewPlan(ss, snapshot.Options{RunID: runID})
 }
@@ -53,13 +54,13 @@ func setSources(set *snapshot.Set, held bool) ([]repo.SourceInfo, func(string) b
 		if sp.Provider != "none" {
 			si.Created = created
 			si.FreezeMs = float64(set.Window.Microseconds()) / 1000
-			snappedRoots = append(snappedRoots, sp.Path)
+			snappedRoots = append(snappedRoots, repoPath(sp.Path))
 		}
 		out = append(out, si)
 	}
 	return out, func(p string) bool {
 		for _, r := range snappedRoots {
-			if p == r || strings.HasPrefix(p, strings.TrimSuffix(r, "/")+"/") {
+			if pathmap.Native.Within(p, r) {
 				return true
 			}
 		}
@@ -81,11 +82,21 @@ func (s *sourceReaders) add(root string, r *livefile.Reader) {
 	s.first = append(s.first, r)
 }
 
-// index finds the source holding p (the longest root that contains it).
+// repoPath is the repository path of a clean absolute OS path (the path
+// itself on Unix), the form in which the archiver names the files.
+func repoPath(p string) string {
+	if rp, err := pathmap.Native.ToRepo(p); err == nil {
+		return rp
+	}
+	return p
+}
+
+// index finds the source holding p, a repository path (the longest root
+// that contains it).
 func (s *sourceReaders) index(p string) int {
 	best, bestLen := 0, -1
 	for i, r := range s.roots {
-		if (p == r || strings.HasPrefix(p, strings.TrimSuffix(r, "/")+"/")) && len(r) > bestLen {
+		if pathmap.Native.Within(p, r) && len(r) > bestLen {
 			best, bestLen = i, len(r)
 		}
 	}

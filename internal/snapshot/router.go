@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/stillpoint-backup/stillpoint/internal/pathmap"
 	"github.com/stillpoint-backup/stillpoint/internal/view"
 )
 
@@ -47,6 +48,12 @@ func within(p, prefix string) bool {
 }
 
 func (r *router) pick(p string) view.View {
+	if pathmap.Native.IsWindows() {
+		// original paths are repository paths (/C/data); routes are OS paths
+		if op, ok := pathmap.Native.ToOS(p); ok {
+			p = op
+		}
+	}
 	p = filepath.Clean(p)
 	for _, rt := range r.routes {
 		if within(p, rt.prefix) {

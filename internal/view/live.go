@@ -5,10 +5,14 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/stillpoint-backup/stillpoint/internal/pathmap"
 )
 
-// Live reads the filesystem as it is now. With a non-empty Root, original
-// paths are mapped below Root: original "/srv/data/x" is read from
+// Live reads the filesystem as it is now. Original paths are repository
+// paths (package pathmap): on Unix the OS path itself, on Windows
+// /C/data/x for C:\data\x. With a non-empty Root, original paths are
+// mapped below Root: original "/srv/data/x" is read from
 // Root+"/srv/data/x" after stripping Strip; this is how a snapshot mounted
 // elsewhere is read under original paths.
 type Live struct {
@@ -19,6 +23,11 @@ type Live struct {
 
 // Path maps an original path to the path that is really read.
 func (l *Live) Path(orig string) string {
+	if pathmap.Native.IsWindows() {
+		if op, ok := pathmap.Native.ToOS(orig); ok {
+			orig = pathmap.Native.Long(op)
+		}
+	}
 	if l == nil || l.Root == "" {
 		return orig
 	}
@@ -29,8 +38,15 @@ func (l *Live) Path(orig string) string {
 	return filepath.Join(l.Root, rel)
 }
 
-// Lstat implements View.
-func (l *Live) Lstat(p string) (*Stat, error) { return lstat(l.Path(p)) }
+// Lstat implements View. A virtual directory of the tree (on Windows "/"
+// above the drives, "/UNC" and "/UNC/server" above the shares) is a
+// directory with no metadata of its own.
+func (l *Live) Lstat(p string) (*Stat, error) {
+	if pathmap.Native.Virtual(p) {
+		return &Stat{Type: TypeDir, Mode: 0o755, Nlink: 1}, nil
+	}
+	return lstat(l.Path(p))
+}
 
 // ReadDir implements View.
 func (l *Live) ReadDir(p string) ([]string, error) {
