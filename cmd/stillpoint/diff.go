@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/spf13/cobra"
+	"github.com/stillpoint-backup/stillpoint/internal/pathmap"
 	"github.com/stillpoint-backup/stillpoint/internal/repo"
 	"github.com/stillpoint-backup/stillpoint/internal/report"
 )
@@ -41,6 +42,8 @@ func runDiff(ctx context.Context, g *globals, ref1, ref2 string) error {
 		return err
 	}
 	var c diffCounts
+	// paths as the newer snapshot's sources were written (C:\data\x)
+	rules := pathmap.ForPaths(s2.Paths)
 	emit := func(sign, p string) {
 		switch sign {
 		case "+":
@@ -53,10 +56,13 @@ func runDiff(ctx context.Context, g *globals, ref1, ref2 string) error {
 			c.meta++
 		}
 		if rep.Mode == report.JSON {
+			if rules.IsWindows() {
+				p = rules.Display(p)
+			}
 			rep.Event(map[string]string{"type": "change", "change": sign, "path": p})
 			return
 		}
-		fmt.Fprintf(rep.Out, "%s %s\n", sign, escapePath(p))
+		fmt.Fprintf(rep.Out, "%s %s\n", sign, showPath(rules, p))
 	}
 	if err := diffTrees(ctx, r, "/", s1.Tree, s2.Tree, emit); err != nil {
 		return err

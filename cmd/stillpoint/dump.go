@@ -70,7 +70,9 @@ func runDump(ctx context.Context, g *globals, f dumpFlags, archiveGiven bool, re
 	if err != nil {
 		return err
 	}
-	p = path.Clean("/" + p)
+	if p, err = snapPath(ctx, r, s, p); err != nil {
+		return err
+	}
 	lock, err := r.Lock(ctx, false, "dump")
 	if err != nil {
 		return err
@@ -83,14 +85,14 @@ func runDump(ctx context.Context, g *globals, f dumpFlags, archiveGiven bool, re
 		if nf.NotDir != "" {
 			near = path.Dir(nf.NotDir)
 		}
-		return fmt.Errorf("snapshot %s: %w (`stillpoint ls %s %s` lists what is there; the snapshot's paths: %s)", s.ID.Short(), err, s.ID.Short(), escapePath(near), escapePaths(s.Paths))
+		return fmt.Errorf("snapshot %s: %w (`stillpoint ls %s %s` lists what is there; the snapshot's paths: %s)", s.ID.Short(), err, s.ID.Short(), shownPath(s, near), shownPaths(s))
 	}
 	if err != nil {
 		return err
 	}
 	asArchive := n.Type == repo.NodeDir || archiveGiven
 	if !asArchive && n.Type != repo.NodeFile {
-		return fmt.Errorf("%s in snapshot %s is a %s, not a file or directory: dump it in an archive (--archive tar)", escapePath(p), s.ID.Short(), n.Type)
+		return fmt.Errorf("%s in snapshot %s is a %s, not a file or directory: dump it in an archive (--archive tar)", shownPath(s, p), s.ID.Short(), n.Type)
 	}
 	ctx, stdout, done := watchPipe(ctx, os.Stdout)
 	defer done(nil)

@@ -117,7 +117,7 @@ func findIn(ctx context.Context, rep *report.Reporter, g *globals, f findFlags, 
 			if first {
 				inSnaps++
 				first = false
-				rep.Printf("snapshot %s of %s, host %s, %s:\n", s.ID.Short(), s.Time.Local().Format("2006-01-02 15:04:05"), s.Host, escapePaths(s.Paths))
+				rep.Printf("snapshot %s of %s, host %s, %s:\n", s.ID.Short(), s.Time.Local().Format("2006-01-02 15:04:05"), s.Host, shownPaths(s))
 			}
 			if rep.Mode == report.JSON {
 				rep.Event(map[string]any{"type": "match", "snapshot": s.ID.String(), "snapshot_time": s.Time,
@@ -126,7 +126,7 @@ func findIn(ctx context.Context, rep *report.Reporter, g *globals, f findFlags, 
 					"outcome": n.Outcome.String(), "whole": n.Type != repo.NodeFile || n.Outcome.Whole(), "reason": n.Reason, "holder": n.Holder})
 				return nil
 			}
-			rep.Printf("  %s %12d  %s  %s%s\n", modeString(n), n.Size, time.Unix(0, n.Mtime).Local().Format("2006-01-02 15:04:05"), escapePath(p), outcomeMark(n))
+			rep.Printf("  %s %12d  %s  %s%s\n", modeString(n), n.Size, time.Unix(0, n.Mtime).Local().Format("2006-01-02 15:04:05"), shownPath(s, p), outcomeMark(n))
 			return nil
 		})
 		if err != nil {

@@ -9,7 +9,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
+	"github.com/stillpoint-backup/stillpoint/internal/inspect"
 	"github.com/stillpoint-backup/stillpoint/internal/outcome"
+	"github.com/stillpoint-backup/stillpoint/internal/pathmap"
 	"github.com/stillpoint-backup/stillpoint/internal/repo"
 	"github.com/stillpoint-backup/stillpoint/internal/report"
 )
@@ -65,7 +67,9 @@ func runLs(ctx context.Context, g *globals, f lsFlags, ref, sub string) error {
 	if err != nil {
 		return err
 	}
-	sub = path.Clean("/" + sub)
+	if sub, err = snapPath(ctx, r, s, sub); err != nil {
+		return err
+	}
 	if f.long && rep.Mode != report.JSON {
 		// how the data was read, before the listing (plain ls stays pipeable)
 		fmt.Fprintf(rep.Out, "# snapshot %s, %s, consistency %s\n", s.ID.Short(), s.Time.Local().Format("2006-01-02 15:04:05"), s.Consistency)
@@ -74,9 +78,10 @@ func runLs(ctx context.Context, g *globals, f lsFlags, ref, sub string) error {
 			if src.Provider != "none" {
 				how = fmt.Sprintf("%s snapshot created %s", src.Provider, src.Created.Local().Format("15:04:05.000"))
 			}
-			fmt.Fprintf(rep.Out, "# source %s: %s, %s consistency\n", escapePath(src.Path), how, src.Consistency)
+			fmt.Fprintf(rep.Out, "# source %s: %s, %s consistency\n", escape(src.Path, !pathmap.ForPaths(s.Paths).IsWindows()), how, src.Consistency)
 		}
 	}
+	rules := pathmap.ForPaths(s.Paths)
 	found := sub == "/"
 	err = walkTree(ctx, r, "/", s.Tree, func(p string, n *repo.Node) error {
 		if !(p == sub || strings.HasPrefix(p, strings.TrimSuffix(sub, "/")+"/")) {
@@ -86,15 +91,19 @@ func runLs(ctx context.Context, g *globals, f lsFlags, ref, sub string) error {
 		if len(want) > 0 && !want[n.Outcome] {
 			return nil
 		}
+		shown := p
+		if rules.IsWindows() {
+			shown = rules.Display(p) // C:\data\x
+		}
 		switch {
 		case rep.Mode == report.JSON:
 			rep.Event(map[string]any{
-				"path": p, "type": n.Type.String(), "mode": fmt.Sprintf("%04o", n.Mode), "size": n.Size,
+				"path": shown, "type": n.Type.String(), "mode": fmt.Sprintf("%04o", n.Mode), "size": n.Size,
 				"mtime": time.Unix(0, n.Mtime).UTC(), "uid": n.UID, "gid": n.GID,
 				"outcome": n.Outcome.String(), "reason": n.Reason, "holder": n.Holder, "link_target": n.LinkTarget,
 			})
 		case f.null:
-			fmt.Fprintf(rep.Out, "%s\x00", p)
+			fmt.Fprintf(rep.Out, "%s\x00", shown)
 		case f.long:
 			extra := ""
 			if !n.Outcome.Whole() {
@@ -105,14 +114,14 @@ func runLs(ctx context.Context, g *globals, f lsFlags, ref, sub string) error {
 				extra += "]"
 			}
 			fmt.Fprintf(rep.Out, "%s %8s %8s %12d %s %s%s\n", modeString(n), owner(n.UID), owner(n.GID), n.Size,
-				time.Unix(0, n.Mtime).Local().Format("2006-01-02 15:04:05"), escapePath(p), extra)
+				time.Unix(0, n.Mtime).Local().Format("2006-01-02 15:04:05"), showPath(rules, p), extra)
 		default:
-			fmt.Fprintln(rep.Out, escapePath(p))
+			fmt.Fprintln(rep.Out, showPath(rules, p))
 		}
 		return nil
 	}, sub)
 	if err == nil && !found {
-		return fmt.Errorf("snapshot %s holds no %s (it has %s)", s.ID.Short(), escapePath(sub), escapePaths(s.Paths))
+		return fmt.Errorf("snapshot %s holds no %s (it has %s)", s.ID.Short(), showPath(rules, sub), shownPaths(s))
 	}
 	return err
 }
@@ -200,12 +209,48 @@ func escapePaths(ps []string) string {
 	return strings.Join(out, ", ")
 }
 
+// snapPath maps a path argument naming a place in snapshot s to its
+// repository path, spelt as in the tree: for a snapshot of Windows paths
+// C:\data\x, c:/DATA/x and /C/data/x all name /C/data/x.
+func snapPath(ctx context.Context, r *repo.Repository, s *repo.Snapshot, arg string) (string, error) {
+	rules := pathmap.ForPaths(s.Paths)
+	return inspect.Resolve(ctx, r, s.Tree, rules.Arg(arg), rules)
+}
+
+// shownPath is a repository path of snapshot s as the user wrote it
+// (C:\data\x for /C/data/x in a snapshot of Windows paths), escaped.
+func shownPath(s *repo.Snapshot, p string) string {
+	return showPath(pathmap.ForPaths(s.Paths), p)
+}
+
+func showPath(rules pathmap.Rules, p string) string {
+	if !rules.IsWindows() {
+		return escapePath(p)
+	}
+	// no Windows name holds a backslash: it is the separator here
+	return escape(rules.Display(p), false)
+}
+
+// shownPaths is the manifest's paths of s (OS paths), escaped.
+func shownPaths(s *repo.Snapshot) string {
+	if !pathmap.ForPaths(s.Paths).IsWindows() {
+		return escapePaths(s.Paths)
+	}
+	out := make([]string, len(s.Paths))
+	for i, p := range s.Paths {
+		out[i] = escape(p, false)
+	}
+	return strings.Join(out, ", ")
+}
+
 // escapePath makes any name printable on one line: control characters,
 // backslashes and invalid UTF-8 bytes are escaped; other names print as they are.
-func escapePath(p string) string {
+func escapePath(p string) string { return escape(p, true) }
+
+func escape(p string, backslash bool) string {
 	clean := utf8.ValidString(p)
 	for i := 0; clean && i < len(p); i++ {
-		if p[i] < 0x20 || p[i] == 0x7f || p[i] == '\\' {
+		if p[i] < 0x20 || p[i] == 0x7f || backslash && p[i] == '\\' {
 			clean = false
 		}
 	}
@@ -218,7 +263,7 @@ func escapePath(p string) string {
 		switch {
 		case r == utf8.RuneError && size == 1:
 			fmt.Fprintf(&b, `\x%02x`, p[i])
-		case r == '\\':
+		case r == '\\' && backslash:
 			b.WriteString(`\\`)
 		case r == '\n':
 			b.WriteString(`\n`)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/stillpoint-backup/stillpoint/internal/filter"
+	"github.com/stillpoint-backup/stillpoint/internal/pathmap"
 	"github.com/stillpoint-backup/stillpoint/internal/report"
 	"github.com/stillpoint-backup/stillpoint/internal/restore"
 )
@@ -47,13 +48,14 @@ func runRestore(ctx context.Context, g *globals, f restoreFlags, ref string) err
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
-	inc, err := filter.CompileAll(f.includes)
-	if err != nil {
-		return &exitError{code: exitUsage, err: err}
-	}
-	exc, err := filter.CompileAll(f.excludes)
-	if err != nil {
-		return &exitError{code: exitUsage, err: err}
+	// patterns are checked before the repository is opened (good under
+	// one platform's rules or the other); they are compiled under the rules
+	// of the snapshot's paths below
+	all := append(append([]string(nil), f.includes...), f.excludes...)
+	if _, err := filter.CompileAll(all); err != nil {
+		if _, werr := filter.CompileAllFor(pathmap.Windows, all); werr != nil {
+			return &exitError{code: exitUsage, err: err}
+		}
 	}
 	r, snaps, err := loadSnapshots(ctx, g, rep)
 	if err != nil {
@@ -62,6 +64,16 @@ func runRestore(ctx context.Context, g *globals, f restoreFlags, ref string) err
 	s, err := findSnapshot(snaps, ref)
 	if err != nil {
 		return err
+	}
+	// a snapshot of Windows paths takes C:\data\x and matches without case
+	rules := pathmap.ForPaths(s.Paths)
+	inc, err := filter.CompileAllFor(rules, f.includes)
+	if err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	exc, err := filter.CompileAllFor(rules, f.excludes)
+	if err != nil {
+		return &exitError{code: exitUsage, err: err}
 	}
 	target, err := filepath.Abs(f.target)
 	if err != nil {
@@ -80,10 +92,14 @@ func runRestore(ctx context.Context, g *globals, f restoreFlags, ref string) err
 	res, err := restore.Run(ctx, r, s.Tree, restore.Options{
 		Target: target, Select: filter.Selector{Include: inc, Exclude: exc}, Overwrite: ow, Progress: progress,
 		OnEvent: func(e restore.Event) {
+			p := e.Path
+			if rules.IsWindows() {
+				p = rules.Display(p)
+			}
 			if e.Kind == "error" {
-				rep.Error(e.Path, e.Message)
+				rep.Error(p, e.Message)
 			} else {
-				rep.Warn(e.Path, e.Kind, e.Message)
+				rep.Warn(p, e.Kind, e.Message)
 			}
 		},
 	})

@@ -13,6 +13,7 @@ import (
 	"github.com/stillpoint-backup/stillpoint/internal/backend"
 	"github.com/stillpoint-backup/stillpoint/internal/inspect"
 	"github.com/stillpoint-backup/stillpoint/internal/outcome"
+	"github.com/stillpoint-backup/stillpoint/internal/pathmap"
 	"github.com/stillpoint-backup/stillpoint/internal/repo"
 )
 
@@ -394,4 +395,33 @@ func (b *brokenTrees) LoadTree(ctx context.Context, id repo.ID) (*repo.Tree, err
 		return nil, errors.New("damaged")
 	}
 	return b.Trees.LoadTree(ctx, id)
+}
+
+func TestResolveWindowsCase(t *testing.T) {
+	r := newRepo(t)
+	s := build(t, r, []file{
+		{path: "/C/data/File.txt", data: "hello"},
+		{path: "/C/data/file.TXT", data: "other"},
+		{path: "/C/Users/Me/x", data: "x"},
+		{path: "/UNC/srv/share/d/y", data: "y"},
+	})
+	ctx := context.Background()
+	for _, tc := range []struct {
+		rules    pathmap.Rules
+		in, want string
+	}{
+		{pathmap.Windows, "/c/DATA/file.txt", "/C/data/File.txt"},
+		{pathmap.Windows, "/C/data/file.TXT", "/C/data/file.TXT"}, // the exact name first
+		{pathmap.Windows, "/c/users/me", "/C/Users/Me"},
+		{pathmap.Windows, "/unc/SRV/Share/D/Y", "/UNC/srv/share/d/y"},
+		{pathmap.Windows, "/c/data/nope/x", "/C/data/nope/x"},
+		{pathmap.Windows, "/C/data/File.txt/below", "/C/data/File.txt/below"},
+		{pathmap.Unix, "/c/DATA/file.txt", "/c/DATA/file.txt"},
+		{pathmap.Windows, "/", "/"},
+	} {
+		got, err := inspect.Resolve(ctx, r, s.Tree, tc.in, tc.rules)
+		if err != nil || got != tc.want {
+			t.Errorf("%v Resolve(%q) = %q, %v; want %q", tc.rules, tc.in, got, err, tc.want)
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/stillpoint-backup/stillpoint/internal/pathmap"
 	"github.com/stillpoint-backup/stillpoint/internal/repo"
 )
 
@@ -59,4 +60,46 @@ func Lookup(ctx context.Context, t Trees, root repo.ID, p string) (*repo.Node, e
 		dir = path.Join(dir, name)
 	}
 	return node, nil
+}
+
+// Resolve returns the spelling in the tree of the repository path p, whose
+// names are compared under rules r: under Windows rules /C/DATA/file.TXT
+// finds /C/data/File.txt. An exact name is preferred to one that differs
+// in case only. Where a component is not in the tree, the rest of p is
+// returned as given (Lookup then says what is missing); under Unix rules p
+// is returned clean and unchanged.
+func Resolve(ctx context.Context, t Trees, root repo.ID, p string, r pathmap.Rules) (string, error) {
+	p = path.Clean("/" + p)
+	if !r.IsWindows() || p == "/" {
+		return p, nil
+	}
+	comps := strings.Split(strings.TrimPrefix(p, "/"), "/")
+	id := root
+	for i, name := range comps {
+		if id.IsNull() {
+			break
+		}
+		tree, err := t.LoadTree(ctx, id)
+		if err != nil {
+			return "", &TreeError{Path: "/" + strings.Join(comps[:i], "/"), ID: id, Err: err}
+		}
+		next := tree.Find(name)
+		if next == nil {
+			for _, n := range tree.Nodes {
+				if r.Equal(n.Name, name) {
+					next = n
+					break
+				}
+			}
+		}
+		if next == nil {
+			break
+		}
+		comps[i] = next.Name
+		id = repo.ID{}
+		if next.Type == repo.NodeDir {
+			id = next.Subtree
+		}
+	}
+	return "/" + strings.Join(comps, "/"), nil
 }
