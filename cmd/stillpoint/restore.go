@@ -24,7 +24,8 @@ func newRestoreCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "restore SNAPSHOT --target DIR",
 		Short: "Restore files from a snapshot",
-		Long: `Restore a snapshot below DIR: a file backed up as /srv/app/x is written to DIR/srv/app/x.
+		Long: `Restore a snapshot below DIR: a file backed up as /srv/app/x is written to DIR/srv/app/x,
+one backed up as C:\data\x to DIR/C/data/x (\\server\share\x to DIR/UNC/server/share/x).
 Every byte is checked against its hash. Existing files are kept unless --overwrite says otherwise.
 Files that were backed up while they changed, or could not be read (an older version
 was kept), are restored with a warning. Exit code 3 when some files could not be restored.`,
