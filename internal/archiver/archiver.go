@@ -54,6 +54,11 @@ type Options struct {
 	BlobWorkers int
 	// Scan counts files and bytes ahead of the backup for an ETA.
 	Scan bool
+	// Rules are the path rules of the paths given to Run (nil: those of
+	// this platform, pathmap.Native). Under other rules than Native the
+	// paths must be absolute; tests use it to back up Windows paths
+	// through a view on any platform.
+	Rules *pathmap.Rules
 }
 
 // Problem is a file that was not stored whole.
@@ -126,6 +131,9 @@ func New(r Repo, v view.View, opts Options) *Archiver {
 	if opts.Excludes == nil {
 		opts.Excludes = filter.Set(nil)
 	}
+	if opts.Rules == nil {
+		opts.Rules = &pathmap.Native
+	}
 	a := &Archiver{repo: r, view: v, opts: opts, outcomes: outcome.Counts{}}
 	a.smallMax = int64(r.Config().Chunker.Min)
 	// keep what the chunks in flight need: a chunker's next chunk and a
@@ -158,7 +166,7 @@ func (f *future) resolve(n *repo.Node) {
 // Run backs up the given absolute paths.
 func (a *Archiver) Run(ctx context.Context, paths []string) (*Result, error) {
 	start := time.Now()
-	roots, err := normalizeRoots(paths)
+	roots, err := normalizeRoots(*a.opts.Rules, paths)
 	if err != nil {
 		return nil, err
 	}
@@ -251,7 +259,7 @@ func (a *Archiver) waitFirstPass(root *future) {
 func (a *Archiver) fail(err error) { a.cancel(err) }
 
 func (a *Archiver) record(p Problem) {
-	p.Path = pathmap.Native.Display(p.Path) // C:\data\x on Windows
+	p.Path = a.opts.Rules.Display(p.Path) // C:\data\x on Windows
 	a.mu.Lock()
 	a.problems = append(a.problems, p)
 	a.mu.Unlock()
@@ -287,17 +295,22 @@ func (d *vdir) targets(p string) []string {
 	return out
 }
 
-func normalizeRoots(paths []string) ([]string, error) {
+// normalizeRoots maps the paths to back up to repository paths, sorted,
+// without those inside another.
+func normalizeRoots(rules pathmap.Rules, paths []string) ([]string, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("no paths to back up")
 	}
 	var out []string
 	for _, p := range paths {
-		abs, err := pathmap.Abs(p)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", p, err)
+		abs := p
+		if rules == pathmap.Native {
+			var err error
+			if abs, err = pathmap.Abs(p); err != nil {
+				return nil, fmt.Errorf("%s: %w", p, err)
+			}
 		}
-		rp, err := pathmap.Native.ToRepo(abs)
+		rp, err := rules.ToRepo(abs)
 		if err != nil {
 			return nil, err
 		}
@@ -309,7 +322,7 @@ func normalizeRoots(paths []string) ([]string, error) {
 	for _, p := range out {
 		if len(roots) > 0 {
 			last := roots[len(roots)-1]
-			if pathmap.Native.Within(p, last) {
+			if rules.Within(p, last) {
 				continue
 			}
 		}
@@ -402,7 +415,7 @@ func (a *Archiver) rootsFailed(p string, vd *vdir, err error) {
 		a.count(outcome.Failed)
 		if reason == outcome.ReasonMissing {
 			a.mu.Lock()
-			a.missing = append(a.missing, pathmap.Native.Display(root))
+			a.missing = append(a.missing, a.opts.Rules.Display(root))
 			a.mu.Unlock()
 		}
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stillpoint-backup/stillpoint/internal/archiver"
 	"github.com/stillpoint-backup/stillpoint/internal/backend"
+	"github.com/stillpoint-backup/stillpoint/internal/pathmap"
 	"github.com/stillpoint-backup/stillpoint/internal/repo"
 	"github.com/stillpoint-backup/stillpoint/internal/restore"
 	"github.com/stillpoint-backup/stillpoint/internal/testutil/ci"
@@ -125,6 +126,9 @@ func TestIncrementalManyFilesReadsNothing(t *testing.T) {
 // subtreeAt returns the tree id of the directory at an absolute path.
 func subtreeAt(t *testing.T, r *repo.Repository, root repo.ID, p string) repo.ID {
 	t.Helper()
+	if rp, err := pathmap.Native.ToRepo(p); err == nil {
+		p = rp // C:\Temp\x is /C/Temp/x in the tree
+	}
 	id := root
 	for _, name := range strings.Split(strings.Trim(p, "/"), "/") {
 		tree, err := r.LoadTree(context.Background(), id)

@@ -28,7 +28,7 @@ func (e *MissingError) Error() string {
 // that a run can stop before it creates, locks or snaps anything. The run
 // itself checks again: a path removed in between is missing then.
 func CheckRoots(v view.View, paths []string) error {
-	roots, err := normalizeRoots(paths)
+	roots, err := normalizeRoots(pathmap.Native, paths)
 	if err != nil {
 		return err
 	}
