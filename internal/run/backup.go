@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -247,7 +246,11 @@ func Backup(ctx context.Context, r *repo.Repository, o BackupOptions) (res *Back
 				clear(subs)
 				for _, fw := range frozen {
 					if fw.frozen != nil {
-						maps.Copy(subs, fw.frozen.Substitutes)
+						// keyed by the archiver's repository paths (on
+						// Windows /C/db/x.sqlite for C:\db\x.sqlite)
+						for orig, cp := range fw.frozen.Substitutes {
+							subs[repoPath(orig)] = cp
+						}
 					}
 				}
 				return func() {
