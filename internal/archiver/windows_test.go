@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stillpoint-backup/stillpoint/internal/archiver"
 	"github.com/stillpoint-backup/stillpoint/internal/filter"
@@ -35,7 +36,7 @@ func (v *volumeView) path(p string) string {
 
 func (v *volumeView) Lstat(p string) (*view.Stat, error) {
 	if pathmap.Windows.Virtual(p) {
-		return &view.Stat{Type: view.TypeDir, Mode: 0o755, Nlink: 1}, nil
+		return &view.Stat{Type: view.TypeDir, Mode: 0o755, Nlink: 1, Mtime: time.Unix(0, 0), Ctime: time.Unix(0, 0)}, nil
 	}
 	return v.live.Lstat(v.path(p))
 }

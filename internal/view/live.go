@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/stillpoint-backup/stillpoint/internal/pathmap"
 )
@@ -43,7 +44,8 @@ func (l *Live) Path(orig string) string {
 // directory with no metadata of its own.
 func (l *Live) Lstat(p string) (*Stat, error) {
 	if pathmap.Native.Virtual(p) {
-		return &Stat{Type: TypeDir, Mode: 0o755, Nlink: 1}, nil
+		epoch := time.Unix(0, 0) // the zero time.Time has no UnixNano
+		return &Stat{Type: TypeDir, Mode: 0o755, Nlink: 1, Mtime: epoch, Ctime: epoch, Atime: epoch}, nil
 	}
 	return lstat(l.Path(p))
 }
