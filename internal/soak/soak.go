@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -204,7 +205,8 @@ func (rn *runner) run(ctx context.Context, cache string, args ...string) (result
 	ctx, cancel := context.WithTimeout(ctx, commandTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, rn.cfg.Bin, append([]string{"--repo", rn.repo}, args...)...)
-	cmd.Env = append(rn.env, "STILLPOINT_CACHE_DIR="+filepath.Join(rn.cfg.Dir, "cache", cache))
+	// a new slice: the commands of all clients share rn.env
+	cmd.Env = append(slices.Clip(rn.env), "STILLPOINT_CACHE_DIR="+filepath.Join(rn.cfg.Dir, "cache", cache))
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	start := time.Now()
