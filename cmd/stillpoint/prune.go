@@ -103,7 +103,7 @@ func runPrune(ctx context.Context, g *globals, opts repo.PruneOptions) error {
 			if unit == "bytes" {
 				return report.Status{BytesDone: done, BytesTotal: total, ScanDone: total > 0}
 			}
-			return report.Status{FilesDone: done, FilesTotal: total, ScanDone: total > 0}
+			return report.Status{FilesDone: done, FilesTotal: total, ScanDone: total > 0, Unit: unit}
 		})
 	}
 	opts.Plan = func(p *repo.PruneResult) { printPrunePlan(rep, p, opts) }

@@ -33,6 +33,8 @@ type Status struct {
 	BytesTotal int64
 	ScanDone   bool
 	Current    string
+	// Unit names what FilesDone counts on the bar ("" is "files")
+	Unit string
 }
 
 // Reporter writes progress, events and summaries.
@@ -166,9 +168,13 @@ func (r *Reporter) Track(verb string, sample func() Status) (stop func()) {
 					if s.ScanDone && s.BytesTotal > 0 {
 						bar.ChangeMax64(s.BytesTotal)
 					}
-					files := fmt.Sprintf("%d files", s.FilesDone)
+					unit := s.Unit
+					if unit == "" {
+						unit = "files"
+					}
+					files := fmt.Sprintf("%d %s", s.FilesDone, unit)
 					if s.FilesTotal > 0 {
-						files = fmt.Sprintf("%d/%d files", s.FilesDone, s.FilesTotal)
+						files = fmt.Sprintf("%d/%d %s", s.FilesDone, s.FilesTotal, unit)
 					}
 					bar.Describe(fmt.Sprintf("%s %s", verb, files))
 					_ = bar.Set64(s.BytesDone)
@@ -194,6 +200,9 @@ func statusEvent(verb string, s Status, elapsed time.Duration) map[string]any {
 		"type": "status", "action": verb,
 		"files_done": s.FilesDone, "bytes_done": s.BytesDone,
 		"elapsed_secs": elapsed.Seconds(),
+	}
+	if s.Unit != "" {
+		ev["unit"] = s.Unit // what files_done counts
 	}
 	if s.ScanDone {
 		ev["files_total"], ev["bytes_total"] = s.FilesTotal, s.BytesTotal

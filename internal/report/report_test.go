@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"testing"
+	"time"
 )
 
 // Step writes a phase on Err before it returns, in human mode only, so a
@@ -23,5 +24,17 @@ func TestStep(t *testing.T) {
 		if out.String() != want {
 			t.Errorf("mode %d: %q, want %q", c.mode, out.String(), want)
 		}
+	}
+}
+
+// A status event of a phase that counts something other than files says
+// what it counts; a backup's does not change.
+func TestStatusEventUnit(t *testing.T) {
+	ev := statusEvent("walking trees", Status{FilesDone: 7, Unit: "trees"}, time.Second)
+	if ev["unit"] != "trees" || ev["files_done"] != int64(7) {
+		t.Fatalf("event %v", ev)
+	}
+	if _, ok := statusEvent("backup", Status{FilesDone: 7}, time.Second)["unit"]; ok {
+		t.Fatal("a backup's status names a unit")
 	}
 }
