@@ -26,7 +26,7 @@ func (g growingReader) ReadFile(_ context.Context, v view.View, p string, _ *vie
 	if _, err := attempt(f); err != nil {
 		return archiver.ReadResult{Outcome: outcome.Failed, Reason: outcome.ReasonIO, Err: err}
 	}
-	w, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+	w, err := os.OpenFile((&view.Live{}).Path(p), os.O_WRONLY|os.O_APPEND, 0) // C:\... for /C/...
 	if err == nil {
 		_, err = w.WriteString(" and more")
 		w.Close()
