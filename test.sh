@@ -9,6 +9,8 @@ cd "$(dirname "$0")"
 # loopback filesystems for the snapshot tests; PostgreSQL and MariaDB for the
 # writer tests (the tests start their own servers on 127.0.0.1)
 packages=(btrfs-progs xfsprogs e2fsprogs util-linux mount kmod attr postgresql mariadb-server git)
+# the Wine tier (scripts/wine-tests): Wine 8.0, and MinGW for the one DLL it lacks
+packages+=(wine64 gcc-mingw-w64-x86-64-win32)
 
 scripts/install-packages "${packages[@]}"
 
@@ -33,3 +35,7 @@ if [[ -z ${STILLPOINT_RESTIC:-} ]]; then
 fi
 
 go test -count=1 -timeout 30m "$@" ./...
+
+# the Windows build under Wine: the test binaries and a round trip of
+# stillpoint.exe (skipped with a message when Wine is missing, outside CI)
+scripts/wine-tests units roundtrip
