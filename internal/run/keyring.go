@@ -15,15 +15,7 @@ const EnvNewPassword = "STILLPOINT_NEW_PASSWORD"
 // OpenKeyring opens the repository's keys with the password or key file
 // that a names, found as every other command finds them.
 func OpenKeyring(ctx context.Context, a Access) (*repo.Keyring, error) {
-	be, err := a.Backend()
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := repo.ReadConfig(ctx, be)
-	if err != nil {
-		return nil, err
-	}
-	cred, err := a.credential(cfg.ID)
+	be, cred, err := a.existing(ctx)
 	if err != nil {
 		return nil, err
 	}

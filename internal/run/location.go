@@ -112,19 +112,29 @@ func (a Access) keyFilePath(repoID string) (path string, explicit bool) {
 
 // Open opens an existing repository.
 func Open(ctx context.Context, a Access) (*repo.Repository, error) {
-	be, err := a.Backend()
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := repo.ReadConfig(ctx, be)
-	if err != nil {
-		return nil, err
-	}
-	cred, err := a.credential(cfg.ID)
+	be, cred, err := a.existing(ctx)
 	if err != nil {
 		return nil, err
 	}
 	return repo.Open(ctx, be, cred)
+}
+
+// existing finds an existing repository's storage and the credential
+// that opens it.
+func (a Access) existing(ctx context.Context) (backend.Backend, repo.Credential, error) {
+	be, err := a.Backend()
+	if err != nil {
+		return nil, repo.Credential{}, err
+	}
+	cfg, err := repo.ReadConfig(ctx, be)
+	if err != nil {
+		return nil, repo.Credential{}, err
+	}
+	cred, err := a.credential(cfg.ID)
+	if err != nil {
+		return nil, repo.Credential{}, err
+	}
+	return be, cred, nil
 }
 
 func (a Access) credential(repoID string) (repo.Credential, error) {
