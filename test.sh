@@ -36,6 +36,6 @@ fi
 
 go test -count=1 -timeout 30m "$@" ./...
 
-# the Windows build under Wine: the test binaries and a round trip of
-# stillpoint.exe (skipped with a message when Wine is missing, outside CI)
-scripts/wine-tests units roundtrip
+# the Windows build under Wine: the test binaries, a round trip of
+# stillpoint.exe and a file held with share mode 0 (skipped with a message when Wine is missing, outside CI)
+scripts/wine-tests units roundtrip lock

@@ -401,6 +401,10 @@ func fileFailed(path string, err error) tryResult {
 	if !errors.As(err, &pe) || pe.Path != path {
 		err = fmt.Errorf("reading %s: %w", path, err)
 	}
+	if lockViolation(err) {
+		// retried, and deferred to the second pass, as a lock found by a probe
+		return tryResult{state: stateLocked, detail: "locked: another program holds it without sharing", err: err}
+	}
 	return tryResult{state: stateFileFailed, reason: reasonFor(err), err: err}
 }
 
