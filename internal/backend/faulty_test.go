@@ -3,6 +3,7 @@ package backend_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"syscall"
@@ -327,5 +328,19 @@ func TestRetryListDoesNotRepeatEntries(t *testing.T) {
 	stop := errors.New("stop")
 	if err := newRetry(f).List(ctx, backend.Packs, func(backend.FileInfo) error { return stop }); !errors.Is(err, stop) {
 		t.Fatalf("fn error: %v", err)
+	}
+}
+
+func TestMarkPermanentIsNotRetried(t *testing.T) {
+	denied := errors.New("access denied")
+	if backend.Permanent(denied) {
+		t.Fatal("a plain error is permanent")
+	}
+	err := fmt.Errorf("save: %w", backend.MarkPermanent(denied))
+	if !backend.Permanent(err) || !errors.Is(err, denied) || err.Error() != "save: access denied" {
+		t.Fatalf("marked error: permanent %v, is %v, %q", backend.Permanent(err), errors.Is(err, denied), err)
+	}
+	if backend.MarkPermanent(nil) != nil {
+		t.Fatal("backend.MarkPermanent(nil) is not nil")
 	}
 }

@@ -27,9 +27,26 @@ func NewRetry(b Backend) *Retry {
 	return &Retry{Backend: b, Attempts: 4, Backoff: 50 * time.Millisecond}
 }
 
+// permanentError marks an error that retrying cannot cure (wrong
+// credentials, a missing bucket, a request the server rejects as invalid).
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string { return e.err.Error() }
+func (e permanentError) Unwrap() error { return e.err }
+
+// MarkPermanent wraps err so that Permanent reports it: a backend calls it
+// for failures that the same request would meet again. Nil stays nil.
+func MarkPermanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
 // Permanent tells whether retrying err cannot help.
 func Permanent(err error) bool {
-	return errors.Is(err, ErrExists) || errors.Is(err, ErrNotFound) ||
+	var pe permanentError
+	return errors.As(err, &pe) || errors.Is(err, ErrExists) || errors.Is(err, ErrNotFound) ||
 		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, syscall.ENOSPC)
 }
