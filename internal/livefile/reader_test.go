@@ -310,6 +310,17 @@ func TestStagingPathsAndPlacement(t *testing.T) {
 		t.Error("staging the root accepted")
 	}
 	if runtime.GOOS == "windows" {
+		for orig, want := range map[string]string{
+			`\srv\data\..\x`:             `\stage\stillpoint-stage-1\files\srv\x`,
+			`\\srv\data\..\x`:            `\stage\stillpoint-stage-1\files\srv\data\x`, // the share \\srv\data
+			`C:\data\..\..\x`:            `\stage\stillpoint-stage-1\files\C\x`,
+			`/C/data/../x`:               `\stage\stillpoint-stage-1\files\C\x`,
+			`\\server\share\dir\..\..\f`: `\stage\stillpoint-stage-1\files\server\share\f`,
+		} {
+			if p, err := s.path(orig); err != nil || p != want {
+				t.Errorf("staged path of %s: %q, %v; want %s", orig, p, err, want)
+			}
+		}
 		return
 	}
 	root := t.TempDir()

@@ -44,12 +44,16 @@ func newStagingArea(parent string) (*stagingArea, error) {
 // path is where the staged copy of the original path orig goes: the
 // original's directory structure below <area>/files.
 func (s *stagingArea) path(orig string) (string, error) {
-	rel := filepath.Clean(string(filepath.Separator) + strings.TrimPrefix(orig, filepath.VolumeName(orig)))
+	vol := filepath.VolumeName(orig)
+	// One separator before the rest, never two: Clean would take a leading
+	// \\x\y for a UNC share and leave its ".." unresolved (Windows).
+	rest := strings.TrimLeftFunc(orig[len(vol):], func(r rune) bool { return r < 0x80 && os.IsPathSeparator(uint8(r)) })
+	rel := filepath.Clean(string(filepath.Separator) + rest)
 	rel = strings.TrimLeft(rel, string(filepath.Separator))
 	if rel == "" || rel == "." {
 		return "", fmt.Errorf("cannot stage %q: not a file path", orig)
 	}
-	if vol := filepath.VolumeName(orig); vol != "" {
+	if vol != "" {
 		// C:\x → files/C/x
 		rel = filepath.Join(strings.Trim(vol, `\/:`), rel)
 	}
