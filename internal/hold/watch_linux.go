@@ -1,15 +1,11 @@
 package hold
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
-	"golang.org/x/sys/unix"
+	"github.com/stillpoint-backup/stillpoint/internal/fanotify"
 )
 
 // writeWatch sees the writes made to the target filesystems while the
@@ -20,27 +16,16 @@ import (
 // its pid; writes through shared mappings are not reported, but a process
 // with such a mapping is held.
 type writeWatch struct {
-	fd     int
-	buf    []byte
+	w      *fanotify.Watch
 	within []string // real paths; empty: the whole filesystems
 }
 
-// fanotify_event_metadata: event_len u32, vers u8, reserved u8,
-// metadata_len u16, mask u64, fd s32, pid s32.
-const fanMetaLen = 24
-
 func watchWrites(mountpoints, within []string) (*writeWatch, error) {
-	fd, err := unix.FanotifyInit(unix.FAN_CLASS_NOTIF|unix.FAN_CLOEXEC|unix.FAN_NONBLOCK, unix.O_RDONLY|unix.O_LARGEFILE|unix.O_CLOEXEC)
+	fw, err := fanotify.Open(mountpoints)
 	if err != nil {
-		return nil, fmt.Errorf("fanotify: %w", err)
+		return nil, err
 	}
-	for _, mp := range mountpoints {
-		if err := unix.FanotifyMark(fd, unix.FAN_MARK_ADD|unix.FAN_MARK_FILESYSTEM, unix.FAN_MODIFY|unix.FAN_CLOSE_WRITE, unix.AT_FDCWD, mp); err != nil {
-			unix.Close(fd)
-			return nil, fmt.Errorf("fanotify mark on %s: %w", mp, err)
-		}
-	}
-	w := &writeWatch{fd: fd, buf: make([]byte, 64<<10)}
+	w := &writeWatch{w: fw}
 	for _, p := range within {
 		if real, err := filepath.EvalSymlinks(p); err == nil {
 			p = real // event paths are real paths
@@ -53,47 +38,26 @@ func watchWrites(mountpoints, within []string) (*writeWatch, error) {
 // drain reads every queued write event and names the processes, other
 // than this one, that made them ("events lost" when the queue overflowed).
 func (w *writeWatch) drain() ([]string, error) {
-	self := int32(os.Getpid())
 	var who []string
 	seen := map[int32]bool{}
-	for {
-		n, err := unix.Read(w.fd, w.buf)
+	lost := false
+	err := w.w.Drain(func(ev fanotify.Event) {
 		switch {
-		case errors.Is(err, unix.EAGAIN):
-			return who, nil
-		case errors.Is(err, unix.EINTR):
-			continue
-		case err != nil:
-			return who, fmt.Errorf("reading fanotify events: %w", err)
-		case n < fanMetaLen:
-			return who, nil
-		}
-		for off := 0; off+fanMetaLen <= n; {
-			ev := w.buf[off:]
-			evLen := int(binary.NativeEndian.Uint32(ev))
-			if evLen < fanMetaLen || off+evLen > n {
-				return who, errors.New("malformed fanotify event")
-			}
-			mask := binary.NativeEndian.Uint64(ev[8:])
-			efd := int32(binary.NativeEndian.Uint32(ev[16:]))
-			pid := int32(binary.NativeEndian.Uint32(ev[20:]))
-			off += evLen
-			path := ""
-			if efd >= 0 {
-				path, _ = os.Readlink("/proc/self/fd/" + strconv.Itoa(int(efd)))
-				unix.Close(int(efd))
-			}
-			switch {
-			case mask&unix.FAN_Q_OVERFLOW == 0 && !w.matters(strings.TrimSuffix(path, " (deleted)")):
-			case mask&unix.FAN_Q_OVERFLOW != 0:
+		case ev.Lost:
+			if !lost {
+				lost = true
 				who = append(who, "unknown processes (events lost)")
-			case pid != self && !seen[pid]:
-				seen[pid] = true
-				comm, _ := os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/comm")
-				who = append(who, fmt.Sprintf("%s[%d]", strings.TrimSpace(string(comm)), pid))
 			}
+		case !w.matters(ev.Path) || seen[ev.Pid]:
+		default:
+			seen[ev.Pid] = true
+			who = append(who, fmt.Sprintf("%s[%d]", fanotify.Comm(ev.Pid), ev.Pid))
 		}
+	})
+	if err != nil {
+		return who, fmt.Errorf("reading fanotify events: %w", err)
 	}
+	return who, nil
 }
 
 // matters tells whether a write to path concerns the hold.
@@ -109,4 +73,4 @@ func (w *writeWatch) matters(path string) bool {
 	return false
 }
 
-func (w *writeWatch) close() { unix.Close(w.fd) }
+func (w *writeWatch) close() { w.w.Close() }
