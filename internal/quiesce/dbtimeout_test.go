@@ -3,6 +3,8 @@ package quiesce
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -71,5 +73,21 @@ func TestDBTimeoutAfterCoverageCheck(t *testing.T) {
 	defer stop()
 	if err := p.fail(ctx, "CHECKPOINT", errors.New("canceling statement")); errors.As(err, &te) {
 		t.Errorf("a cancelled run is a timeout: %v", err)
+	}
+}
+
+// A timeout error from the deadline ctx gave a dial is the freeze
+// timeout's even when it comes before ctx's own timer fired.
+func TestAwaitDeadlineLetsTheContextCatchUp(t *testing.T) {
+	ctx, cancel := freezeContext(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	t0 := time.Now()
+	awaitDeadline(ctx, errors.New("connection refused"))
+	if ctx.Err() != nil || time.Since(t0) > 100*time.Millisecond {
+		t.Fatalf("a plain error waited %s (ctx %v)", time.Since(t0), ctx.Err())
+	}
+	awaitDeadline(ctx, fmt.Errorf("dial: %w", os.ErrDeadlineExceeded))
+	if !freezeTimedOut(ctx) {
+		t.Fatalf("after a deadline error: ctx %v, cause %v", ctx.Err(), context.Cause(ctx))
 	}
 }

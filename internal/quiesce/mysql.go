@@ -178,6 +178,7 @@ func (m *MySQL) close() error {
 }
 
 func (m *MySQL) fail(ctx context.Context, step string, err error) error {
+	awaitDeadline(ctx, err)
 	m.locked = false
 	m.close()
 	var ue *dbUncoveredError

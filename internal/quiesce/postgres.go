@@ -135,6 +135,7 @@ func (p *Postgres) Thaw(ctx context.Context) error {
 }
 
 func (p *Postgres) fail(ctx context.Context, step string, err error) error {
+	awaitDeadline(ctx, err)
 	if p.conn != nil {
 		p.conn.Close(context.Background())
 		p.conn = nil

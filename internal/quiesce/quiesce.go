@@ -13,6 +13,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"strings"
 	"time"
 )
@@ -136,6 +138,27 @@ func freezeContext(ctx context.Context, d time.Duration) (context.Context, conte
 // writer's own timeout passed.
 func freezeTimedOut(ctx context.Context) bool {
 	return ctx.Err() != nil && errors.Is(context.Cause(ctx), errFreezeTimeout)
+}
+
+// awaitDeadline lets ctx catch up with an error that its own deadline
+// caused: a dial or query given ctx's deadline can fail with a timeout a
+// moment before ctx's timer fires (on Windows the clock is coarse), and
+// the error would then not be known as the freeze timeout's.
+func awaitDeadline(ctx context.Context, err error) {
+	dl, ok := ctx.Deadline()
+	if !ok || ctx.Err() != nil {
+		return
+	}
+	var ne net.Error
+	if time.Now().Before(dl) && !errors.Is(err, os.ErrDeadlineExceeded) && !(errors.As(err, &ne) && ne.Timeout()) {
+		return
+	}
+	t := time.NewTimer(time.Until(dl) + 50*time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }
 
 // ctxNote is " (why ctx ended)" to add to err, or "" when ctx did not end

@@ -337,6 +337,7 @@ func (s *SQLite) close() error {
 // the writer's timeout passed.
 func (s *SQLite) fail(ctx context.Context, step string, err error) error {
 	cerr := s.close()
+	awaitDeadline(ctx, err)
 	if ctx.Err() != nil {
 		err = fmt.Errorf("%w%s: a writer held the database longer than %s; raise the timeout or back up at a quieter time", err, ctxNote(ctx, err), timeoutWords(s.timeout))
 	}
