@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/stillpoint-backup/stillpoint/internal/inspect"
 	"github.com/stillpoint-backup/stillpoint/internal/outcome"
+	"github.com/stillpoint-backup/stillpoint/internal/pathmap"
 	"github.com/stillpoint-backup/stillpoint/internal/repo"
 	"github.com/stillpoint-backup/stillpoint/internal/report"
 )
@@ -50,7 +51,7 @@ spans directories; a trailing slash matches directories only ("cache/").`,
 	}
 	fl := cmd.Flags()
 	fl.StringArrayVarP(&f.snapshots, "snapshot", "s", nil, "search only this snapshot (repeatable; default: all)")
-	fl.BoolVarP(&f.ignoreCase, "ignore-case", "i", false, "ignore case in names and patterns")
+	fl.BoolVarP(&f.ignoreCase, "ignore-case", "i", false, "ignore case in names and patterns (a Windows snapshot is always searched without case)")
 	fl.StringVar(&f.outcomes, "outcome", "", "only files with these outcomes (comma-separated: ok, ok-snapshot, changed, skipped-open, failed, stale)")
 	return cmd
 }
@@ -90,6 +91,14 @@ func findIn(ctx context.Context, rep *report.Reporter, g *globals, f findFlags, 
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
+	// names on Windows differ only by more than case: its snapshots are
+	// searched without case, as a Windows user expects
+	windowsFinder := finder
+	if !f.ignoreCase {
+		if windowsFinder, err = inspect.NewFinder(r, patterns, true); err != nil {
+			return &exitError{code: exitUsage, err: err}
+		}
+	}
 	sel, err := resolveSnapshotRefs(snaps, f.snapshots)
 	if err != nil {
 		return err
@@ -109,7 +118,11 @@ func findIn(ctx context.Context, rep *report.Reporter, g *globals, f findFlags, 
 	var matches, inSnaps int
 	for _, s := range sel {
 		first := true
-		err := finder.Find(ctx, s.Tree, func(p string, n *repo.Node) error {
+		fd := finder
+		if pathmap.ForPaths(s.Paths).IsWindows() {
+			fd = windowsFinder
+		}
+		err := fd.Find(ctx, s.Tree, func(p string, n *repo.Node) error {
 			if len(want) > 0 && (n.Type != repo.NodeFile || !want[n.Outcome]) {
 				return nil
 			}

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/stillpoint-backup/stillpoint/internal/pathmap"
 )
 
 // GroupBy says which of a snapshot's fields make its group; none puts
@@ -119,12 +121,37 @@ func (f Filter) Match(s Snapshot) bool {
 	if !anyMatches(f.Tags, s.Tags) {
 		return false
 	}
+	windows := pathmap.ForPaths(s.Paths).IsWindows()
 	for _, p := range f.Paths {
-		if !contains(s.Paths, p) && !contains(s.Paths, filepath.Clean(p)) {
+		if !contains(s.Paths, p) && !contains(s.Paths, filepath.Clean(p)) && !(windows && containsFold(s.Paths, p)) {
 			return false
 		}
 	}
 	return true
+}
+
+// samePaths is what makes two lists of paths the same group: Windows
+// paths are compared without case (C:\Data is C:\data), as Windows does.
+func samePaths(paths []string) []string {
+	if !pathmap.ForPaths(paths).IsWindows() {
+		return paths
+	}
+	folded := make([]string, len(paths))
+	for i, p := range paths {
+		folded[i] = strings.ToLower(strings.TrimRight(p, `\/`))
+	}
+	sort.Strings(folded)
+	return folded
+}
+
+func containsFold(l []string, s string) bool {
+	s = strings.TrimRight(s, `\/`)
+	for _, x := range l {
+		if strings.EqualFold(strings.TrimRight(x, `\/`), s) {
+			return true
+		}
+	}
+	return false
 }
 
 func (f Filter) String() string {
@@ -195,7 +222,7 @@ func Plan(snaps []Snapshot, o Options) ([]Group, error) {
 			continue
 		}
 		k := o.GroupBy.key(s)
-		name := fmt.Sprintf("%q %q %q", k.Host, k.Paths, k.Tags)
+		name := fmt.Sprintf("%q %q %q", k.Host, samePaths(k.Paths), k.Tags)
 		if _, ok := groups[name]; !ok {
 			groups[name] = &Group{Key: k}
 			names = append(names, name)

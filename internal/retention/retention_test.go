@@ -251,3 +251,34 @@ func TestPolicyString(t *testing.T) {
 		t.Errorf("String:\n%s\nwant\n%s", got, want)
 	}
 }
+
+// Windows paths name one place whatever their case: the snapshots of
+// C:\Data and c:\data\ are one group, and --path finds both.
+func TestPlanWindowsPathsIgnoreCase(t *testing.T) {
+	in := snaps(t, "UTC", "2025-01-01 00:00", "2025-01-02 00:00", "2025-01-03 00:00")
+	in[0].Paths = []string{`C:\Data`, `D:\mail`}
+	in[1].Paths = []string{`d:\Mail`, `c:\data\`}
+	in[2].Paths = []string{`C:\Other`}
+	groups, err := Plan(in, Options{Policy: Policy{Last: 1}, GroupBy: DefaultGroupBy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(groups) != 2 {
+		t.Fatalf("%d groups, want 2: %+v", len(groups), groups)
+	}
+	for _, g := range groups {
+		if len(g.Keep)+len(g.Remove) == 2 && (len(g.Keep) != 1 || g.Keep[0].ID != "s01") {
+			t.Errorf("group %s keeps %s", g.Key, kept(g.Keep))
+		}
+	}
+	groups, err = Plan(in, Options{Policy: Policy{Last: 5}, GroupBy: GroupBy{}, Filter: Filter{Paths: []string{`c:\DATA`}}})
+	if err != nil || len(groups) != 1 || len(groups[0].Keep) != 2 {
+		t.Errorf("--path c:\\DATA: %+v, %v", groups, err)
+	}
+	// Unix paths keep their case
+	u := snaps(t, "UTC", "2025-01-01 00:00", "2025-01-02 00:00")
+	u[1].Paths = []string{"/P"}
+	if groups, err := Plan(u, Options{Policy: Policy{Last: 1}, GroupBy: DefaultGroupBy}); err != nil || len(groups) != 2 {
+		t.Errorf("unix paths /p and /P: %d groups, %v", len(groups), err)
+	}
+}
