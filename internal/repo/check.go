@@ -221,18 +221,15 @@ func (r *Repository) checkTree(ctx context.Context, dir string, id ID, blobOK fu
 	var damaged []string
 	for _, n := range t.Nodes {
 		p := dir + "/" + n.Name
-		switch n.Type {
-		case NodeDir:
-			if !n.Subtree.IsNull() {
-				damaged = append(damaged, r.checkTree(ctx, p, n.Subtree, blobOK, seen, bad, res)...)
-			}
-		case NodeFile:
-			for _, c := range n.Content {
-				if why, ok := blobOK(c); !ok {
-					damaged = append(damaged, p)
-					res.errorf("blob "+c.Short(), "needed by %s: %s", p, why)
-					break
-				}
+		if n.Type == NodeDir && !n.Subtree.IsNull() {
+			damaged = append(damaged, r.checkTree(ctx, p, n.Subtree, blobOK, seen, bad, res)...)
+		}
+		// a file's content and the alternate data streams of any node
+		for _, c := range n.DataBlobs() {
+			if why, ok := blobOK(c); !ok {
+				damaged = append(damaged, p)
+				res.errorf("blob "+c.Short(), "needed by %s: %s", p, why)
+				break
 			}
 		}
 		if len(damaged) > maxDamagedPaths {

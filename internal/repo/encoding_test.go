@@ -51,6 +51,17 @@ func normalize(t *Tree) {
 		if len(n.Content) == 0 {
 			n.Content = nil
 		}
+		for i := range n.Streams {
+			if len(n.Streams[i].Content) == 0 {
+				n.Streams[i].Content = nil
+			}
+		}
+		if len(n.Streams) == 0 {
+			n.Streams = nil
+		}
+		if len(n.SD) == 0 {
+			n.SD = nil
+		}
 	}
 }
 
@@ -201,6 +212,7 @@ var fuzzTreeSeeds = func() map[string][]byte { return nil }
 func FuzzDecodeTree(f *testing.F) {
 	f.Add(EncodeTree(sampleTree()))
 	f.Add(EncodeTree(&Tree{}))
+	f.Add(EncodeTree(windowsTree()))
 	f.Add([]byte{treeVersion, 1, 0, 1, 0x3f})
 	for _, b := range fuzzTreeSeeds() {
 		f.Add(b)

@@ -401,7 +401,7 @@ func (w *treeWalker) visit(ctx context.Context, id ID) ([]ID, error) {
 	}
 	var subs []ID
 	for _, n := range t.Nodes {
-		for _, c := range n.Content {
+		for _, c := range n.DataBlobs() {
 			if _, found := w.p.x.markUsed(c); !found {
 				return nil, fmt.Errorf("%w: blob %s of %s is in no index", ErrPruneNeedsCheck, c.Short(), n.Name)
 			}

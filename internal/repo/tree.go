@@ -49,6 +49,23 @@ type Xattr struct {
 	Value []byte
 }
 
+// Stream is an alternate data stream of a Windows file or directory
+// (Zone.Identifier, ...); its bytes are data blobs like a file's content.
+type Stream struct {
+	Name    string // without the leading ':' and the ":$DATA" type
+	Size    uint64
+	Content []ID
+}
+
+// Which parts of a Windows security descriptor Node.SD holds (the
+// SECURITY_INFORMATION bits of the same names).
+const (
+	SDOwner uint8 = 1 << iota
+	SDGroup
+	SDDACL
+	SDSACL
+)
+
 // Node is one entry of a directory tree. Name is raw bytes: any name a
 // filesystem allows, valid UTF-8 or not, round-trips.
 type Node struct {
@@ -70,6 +87,31 @@ type Node struct {
 	Outcome    outcome.Outcome
 	Reason     string // why a file is not whole (locked, permission, …)
 	Holder     string // the process that held it, "name[pid]"
+
+	// Windows metadata; all zero for nodes from other platforms, and then
+	// the encoding holds no byte of it.
+	Attrs   uint32 // FILE_ATTRIBUTE_* as read
+	Created int64  // creation time, ns since the epoch; 0: not recorded
+	SD      []byte // security descriptor, self-relative, as read
+	SDParts uint8  // SDOwner|SDGroup|SDDACL|SDSACL: the parts SD holds
+	Streams []Stream
+}
+
+// DataBlobs returns every data blob the node refers to: its content, then
+// the content of its streams.
+func (n *Node) DataBlobs() []ID {
+	if len(n.Streams) == 0 {
+		return n.Content
+	}
+	ids := append([]ID(nil), n.Content...)
+	for _, s := range n.Streams {
+		ids = append(ids, s.Content...)
+	}
+	return ids
+}
+
+func (n *Node) hasWindows() bool {
+	return n.Attrs != 0 || n.Created != 0 || len(n.SD) > 0 || n.SDParts != 0 || len(n.Streams) > 0
 }
 
 // Tree is a directory's entries, sorted by name.
@@ -101,6 +143,15 @@ const (
 	hasSubtree
 	hasOutcome
 	hasRdev
+	hasWindows // followed by a byte of the win* bits below
+)
+
+// Presence bits of the Windows part of a node.
+const (
+	winAttrs = 1 << iota
+	winCreated
+	winSD
+	winStreams
 )
 
 // EncodeTree serialises a tree canonically: equal trees give equal bytes,
@@ -130,6 +181,9 @@ func EncodeTree(t *Tree) []byte {
 		}
 		if n.Rdev != 0 {
 			bits |= hasRdev
+		}
+		if n.hasWindows() {
+			bits |= hasWindows
 		}
 		out = append(out, bits)
 		out = binary.AppendUvarint(out, uint64(n.Mode))
@@ -167,6 +221,48 @@ func EncodeTree(t *Tree) []byte {
 			out = append(out, byte(n.Outcome))
 			out = appendString(out, n.Reason)
 			out = appendString(out, n.Holder)
+		}
+		if bits&hasWindows != 0 {
+			out = appendWindows(out, n)
+		}
+	}
+	return out
+}
+
+func appendWindows(out []byte, n *Node) []byte {
+	var bits byte
+	if n.Attrs != 0 {
+		bits |= winAttrs
+	}
+	if n.Created != 0 {
+		bits |= winCreated
+	}
+	if len(n.SD) > 0 || n.SDParts != 0 {
+		bits |= winSD
+	}
+	if len(n.Streams) > 0 {
+		bits |= winStreams
+	}
+	out = append(out, bits)
+	if bits&winAttrs != 0 {
+		out = binary.AppendUvarint(out, uint64(n.Attrs))
+	}
+	if bits&winCreated != 0 {
+		out = binary.AppendVarint(out, n.Created)
+	}
+	if bits&winSD != 0 {
+		out = append(out, n.SDParts)
+		out = appendString(out, string(n.SD))
+	}
+	if bits&winStreams != 0 {
+		out = binary.AppendUvarint(out, uint64(len(n.Streams)))
+		for _, s := range n.Streams {
+			out = appendString(out, s.Name)
+			out = binary.AppendUvarint(out, s.Size)
+			out = binary.AppendUvarint(out, uint64(len(s.Content)))
+			for _, id := range s.Content {
+				out = append(out, id[:]...)
+			}
 		}
 	}
 	return out
@@ -238,6 +334,50 @@ func (d *treeDecoder) byte() byte {
 	return b[0]
 }
 
+// windows reads the Windows part of a node; false: it is not canonical.
+func (d *treeDecoder) windows(nd *Node) bool {
+	bits := d.byte()
+	if bits&winAttrs != 0 {
+		nd.Attrs = d.uint32()
+	}
+	if bits&winCreated != 0 {
+		nd.Created = d.varint()
+	}
+	if bits&winSD != 0 {
+		nd.SDParts = d.byte()
+		if sd := d.bytes(d.uvarint()); len(sd) > 0 {
+			nd.SD = append([]byte(nil), sd...)
+		}
+	}
+	if bits&winStreams != 0 {
+		k := d.uvarint()
+		if k > uint64(len(d.b)) {
+			return false
+		}
+		nd.Streams = make([]Stream, k)
+		for j := range nd.Streams {
+			s := &nd.Streams[j]
+			s.Name = d.string()
+			s.Size = d.uvarint()
+			c := d.uvarint()
+			if c > uint64(len(d.b))/32 {
+				return false
+			}
+			if c > 0 {
+				s.Content = make([]ID, c)
+				for i := range s.Content {
+					copy(s.Content[i][:], d.bytes(32))
+				}
+			}
+		}
+	}
+	return !d.err && bits&^(winAttrs|winCreated|winSD|winStreams) == 0 &&
+		(bits&winAttrs != 0) == (nd.Attrs != 0) &&
+		(bits&winCreated != 0) == (nd.Created != 0) &&
+		(bits&winSD != 0) == (len(nd.SD) > 0 || nd.SDParts != 0) &&
+		(bits&winStreams != 0) == (len(nd.Streams) > 0)
+}
+
 // DecodeTree parses a tree blob.
 func DecodeTree(b []byte) (*Tree, error) {
 	if len(b) < 1 || b[0] != treeVersion {
@@ -298,7 +438,10 @@ func DecodeTree(b []byte) (*Tree, error) {
 			nd.Reason = d.string()
 			nd.Holder = d.string()
 		}
-		if bits&^(hasLinkTarget|hasXattrs|hasContent|hasSubtree|hasOutcome|hasRdev) != 0 {
+		if bits&hasWindows != 0 && !d.windows(nd) {
+			return nil, ErrBadTree
+		}
+		if bits&^(hasLinkTarget|hasXattrs|hasContent|hasSubtree|hasOutcome|hasRdev|hasWindows) != 0 {
 			return nil, ErrBadTree
 		}
 		// a flag is set exactly when its field is not empty, as EncodeTree
@@ -308,7 +451,8 @@ func DecodeTree(b []byte) (*Tree, error) {
 			(bits&hasXattrs != 0) != (len(nd.Xattrs) > 0) ||
 			(bits&hasContent != 0) != (len(nd.Content) > 0) ||
 			(bits&hasSubtree != 0) != !nd.Subtree.IsNull() ||
-			(bits&hasOutcome != 0) != (nd.Outcome != outcome.OK || nd.Reason != "" || nd.Holder != "") {
+			(bits&hasOutcome != 0) != (nd.Outcome != outcome.OK || nd.Reason != "" || nd.Holder != "") ||
+			(bits&hasWindows != 0) != nd.hasWindows() {
 			return nil, ErrBadTree
 		}
 		t.Nodes = append(t.Nodes, nd)
