@@ -20,8 +20,10 @@ type Snapshot struct {
 	Parent   *ID       `json:"parent,omitempty"`
 	// Original is the id of the manifest this one replaces (tag rewrites
 	// a manifest under a new id); the first id a snapshot had.
-	Original *ID    `json:"original,omitempty"`
-	Program  string `json:"program"`
+	Original *ID `json:"original,omitempty"`
+	// CopiedFrom names the snapshot `copy` made this one from.
+	CopiedFrom *CopyOrigin `json:"copied_from,omitempty"`
+	Program    string      `json:"program"`
 
 	Stats       Stats             `json:"stats"`
 	Outcomes    map[string]int64  `json:"outcomes"`

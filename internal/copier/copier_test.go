@@ -1,0 +1,446 @@
+package copier
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stillpoint-backup/stillpoint/internal/backend"
+	"github.com/stillpoint-backup/stillpoint/internal/repo"
+	"github.com/stillpoint-backup/stillpoint/internal/retention"
+)
+
+var ctx = context.Background()
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// newRepo makes a repository in memory with a key of its own.
+func newRepo(t *testing.T, compression string) *repo.Repository {
+	t.Helper()
+	cfg := repo.DefaultConfig
+	cfg.Compression = compression
+	cfg.PackSize = 256 << 10 // many packs from little data
+	r, err := repo.Init(ctx, backend.NewMem(), repo.Credential{KeyFile: repo.NewKeyFileSecret()}, cfg)
+	must(t, err)
+	return r
+}
+
+// files are a snapshot's files, by name, as the chunks they are stored in.
+type files map[string][][]byte
+
+func chunk(seed uint64, size int, text bool) []byte {
+	r := rand.New(rand.NewPCG(seed, 7))
+	b := make([]byte, size)
+	for i := range b {
+		if text {
+			b[i] = "stillpoint copies snapshots "[r.IntN(28)]
+		} else {
+			b[i] = byte(r.Uint32())
+		}
+	}
+	return b
+}
+
+// backup stores fs below /data in r and writes a snapshot of it.
+func backup(t *testing.T, r *repo.Repository, when time.Time, host string, fs files, parent *repo.Snapshot) *repo.Snapshot {
+	t.Helper()
+	dir := &repo.Tree{}
+	for name, chunks := range fs {
+		n := &repo.Node{Name: name, Type: repo.NodeFile, Mode: 0o644, Mtime: when.UnixNano()}
+		for _, c := range chunks {
+			id := r.Hash(c)
+			_, err := r.SaveBlob(ctx, repo.DataBlob, id, c)
+			must(t, err)
+			n.Content = append(n.Content, id)
+			n.Size += uint64(len(c))
+		}
+		dir.Nodes = append(dir.Nodes, n)
+	}
+	dir.Sort()
+	sub, err := r.SaveTree(ctx, dir)
+	must(t, err)
+	root, err := r.SaveTree(ctx, &repo.Tree{Nodes: []*repo.Node{{Name: "data", Type: repo.NodeDir, Mode: 0o755, Subtree: sub}}})
+	must(t, err)
+	must(t, r.Flush(ctx))
+	s := &repo.Snapshot{Time: when, Host: host, Paths: []string{"/data"}, Tags: []string{"t1"}, Tree: root,
+		Program: "test", Outcomes: map[string]int64{"ok": int64(len(fs))}, Consistency: "live",
+		Extra: map[string]string{"k": "v"}}
+	if parent != nil {
+		s.Parent = &parent.ID
+	}
+	_, err = r.SaveSnapshot(ctx, s)
+	must(t, err)
+	return s
+}
+
+// contents reads every file of a snapshot back.
+func contents(t *testing.T, r *repo.Repository, tree repo.ID) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	var walk func(dir string, id repo.ID)
+	walk = func(dir string, id repo.ID) {
+		tr, err := r.LoadTree(ctx, id)
+		must(t, err)
+		for _, n := range tr.Nodes {
+			p := dir + "/" + n.Name
+			if n.Type == repo.NodeDir {
+				walk(p, n.Subtree)
+				continue
+			}
+			var b []byte
+			for _, c := range n.Content {
+				data, err := r.LoadBlob(ctx, c)
+				must(t, err)
+				b = append(b, data...)
+			}
+			out[p] = b
+		}
+	}
+	walk("", tree)
+	return out
+}
+
+// blobs collects the ids of every tree and data blob below tree.
+func blobs(t *testing.T, r *repo.Repository, tree repo.ID, into map[repo.ID]bool) {
+	t.Helper()
+	into[tree] = true
+	tr, err := r.LoadTree(ctx, tree)
+	must(t, err)
+	for _, n := range tr.Nodes {
+		for _, c := range n.Content {
+			into[c] = true
+		}
+		if !n.Subtree.IsNull() {
+			blobs(t, r, n.Subtree, into)
+		}
+	}
+}
+
+func snapshots(t *testing.T, r *repo.Repository) []*repo.Snapshot {
+	t.Helper()
+	s, bad, err := r.Snapshots(ctx)
+	must(t, err)
+	if len(bad) > 0 {
+		t.Fatalf("unreadable manifests: %v", bad)
+	}
+	return s
+}
+
+func checkClean(t *testing.T, r *repo.Repository) {
+	t.Helper()
+	res, err := r.Check(ctx, repo.CheckOptions{ReadData: true})
+	must(t, err)
+	if !res.OK() {
+		t.Fatalf("check: %+v", res.Errors)
+	}
+}
+
+// twoSnapshots gives src two snapshots that share a file and a chunk.
+func twoSnapshots(t *testing.T, src *repo.Repository) (*repo.Snapshot, *repo.Snapshot) {
+	t.Helper()
+	t0 := time.Date(2026, 3, 29, 1, 30, 0, 0, time.FixedZone("CET", 3600))
+	shared := chunk(1, 200<<10, false)
+	s1 := backup(t, src, t0, "h1", files{
+		"a.bin":  {shared, chunk(2, 300<<10, false)},
+		"b.txt":  {chunk(3, 100<<10, true)},
+		"empty":  nil,
+		"same.1": {chunk(4, 50<<10, false)},
+	}, nil)
+	s2 := backup(t, src, t0.Add(time.Hour), "h1", files{
+		"a.bin":  {shared, chunk(5, 300<<10, false)},
+		"b.txt":  {chunk(3, 100<<10, true)},
+		"c.bin":  {chunk(6, 400<<10, false), shared},
+		"same.1": {chunk(4, 50<<10, false)},
+	}, s1)
+	return s1, s2
+}
+
+func TestCopyRoundTripOtherKeyAndCompression(t *testing.T) {
+	src, dst := newRepo(t, "off"), newRepo(t, "better")
+	s1, s2 := twoSnapshots(t, src)
+	res, err := Run(ctx, src, dst, Options{})
+	must(t, err)
+	if res.Copied != 2 || res.Skipped != 0 {
+		t.Fatalf("copied %d, skipped %d; want 2, 0", res.Copied, res.Skipped)
+	}
+	need := map[repo.ID]bool{}
+	blobs(t, src, s1.Tree, need)
+	blobs(t, src, s2.Tree, need)
+	if res.BlobsSent != int64(len(need)) {
+		t.Fatalf("sent %d blobs, the snapshots have %d distinct ones", res.BlobsSent, len(need))
+	}
+	if res.DataBlobsSent+res.TreeBlobsSent != res.BlobsSent || res.StoredSent <= 0 {
+		t.Fatalf("counts do not add up: %+v", res)
+	}
+	got := snapshots(t, dst)
+	if len(got) != 2 {
+		t.Fatalf("target has %d snapshots", len(got))
+	}
+	for i, s := range []*repo.Snapshot{s1, s2} {
+		c := got[i]
+		if !c.Time.Equal(s.Time) || c.Time.Format(time.RFC3339) != s.Time.Format(time.RFC3339) || c.Host != s.Host ||
+			strings.Join(c.Paths, ",") != strings.Join(s.Paths, ",") || strings.Join(c.Tags, ",") != "t1" ||
+			c.Outcomes["ok"] != s.Outcomes["ok"] || c.Consistency != "live" || c.Extra["k"] != "v" {
+			t.Fatalf("copy %d does not keep the manifest: %+v", i, c)
+		}
+		if c.Original == nil || *c.Original != s.ID || c.CopiedFrom == nil || c.CopiedFrom.Snapshot != s.ID ||
+			c.CopiedFrom.Repository != src.Config().ID {
+			t.Fatalf("copy %d does not name its source: original %v, copied_from %+v", i, c.Original, c.CopiedFrom)
+		}
+		if c.Tree == s.Tree {
+			t.Fatal("the tree id is the source's: the target's key was not used")
+		}
+		want, have := contents(t, src, s.Tree), contents(t, dst, c.Tree)
+		if len(want) != len(have) {
+			t.Fatalf("copy %d has %d files, source %d", i, len(have), len(want))
+		}
+		for p, b := range want {
+			if !bytes.Equal(have[p], b) {
+				t.Fatalf("copy %d: %s differs", i, p)
+			}
+		}
+	}
+	if got[1].Parent == nil || *got[1].Parent != got[0].ID {
+		t.Fatalf("the second copy's parent is %v, want the first copy %s", got[1].Parent, got[0].ID.Short())
+	}
+	if got[0].Parent != nil {
+		t.Fatalf("the first copy has a parent: %v", got[0].Parent)
+	}
+	checkClean(t, dst)
+
+	again, err := Run(ctx, src, dst, Options{})
+	must(t, err)
+	if again.Copied != 0 || again.Skipped != 2 || again.BlobsSent != 0 || again.BlobsRead != 0 {
+		t.Fatalf("second copy: %+v", again)
+	}
+	if !strings.Contains(again.Snapshots[0].Reason, got[0].ID.Short()) {
+		t.Fatalf("skip reason %q does not name the copy", again.Snapshots[0].Reason)
+	}
+	if n := len(snapshots(t, dst)); n != 2 {
+		t.Fatalf("target has %d snapshots after the second copy", n)
+	}
+}
+
+func TestDryRunCountsWhatACopySendsAndWritesNothing(t *testing.T) {
+	src, dst := newRepo(t, "fastest"), newRepo(t, "fastest")
+	twoSnapshots(t, src)
+	files := func() int {
+		n := 0
+		for _, k := range []backend.Kind{backend.Packs, backend.Indexes, backend.Snapshots, backend.Locks} {
+			must(t, dst.Backend().List(ctx, k, func(backend.FileInfo) error { n++; return nil }))
+		}
+		return n
+	}
+	before := files()
+	dry, err := Run(ctx, src, dst, Options{DryRun: true})
+	must(t, err)
+	if files() != before {
+		t.Fatal("a dry run wrote to the target")
+	}
+	real, err := Run(ctx, src, dst, Options{})
+	must(t, err)
+	if dry.BlobsSent != real.BlobsSent || dry.BytesSent != real.BytesSent || dry.Copied != real.Copied || dry.BlobsSent == 0 {
+		t.Fatalf("dry run says %d blobs, %d bytes, %d snapshots; the copy sent %d, %d, %d",
+			dry.BlobsSent, dry.BytesSent, dry.Copied, real.BlobsSent, real.BytesSent, real.Copied)
+	}
+	if dry.StoredSent != 0 {
+		t.Fatalf("a dry run stored %d bytes", dry.StoredSent)
+	}
+}
+
+func TestPartlySharedTargetGetsOnlyTheMissingBlobs(t *testing.T) {
+	src, dst := newRepo(t, "fastest"), newRepo(t, "off")
+	s1, s2 := twoSnapshots(t, src)
+	first, err := Run(ctx, src, dst, Options{Refs: []string{s1.ID.String()[:8]}})
+	must(t, err)
+	if first.Copied != 1 {
+		t.Fatalf("copied %d snapshots, want 1", first.Copied)
+	}
+	have, all := map[repo.ID]bool{}, map[repo.ID]bool{}
+	blobs(t, src, s1.Tree, have)
+	blobs(t, src, s2.Tree, all)
+	missing := 0
+	for id := range all {
+		if !have[id] {
+			missing++
+		}
+	}
+	res, err := Run(ctx, src, dst, Options{})
+	must(t, err)
+	if res.Copied != 1 || res.Skipped != 1 {
+		t.Fatalf("copied %d, skipped %d; want 1, 1", res.Copied, res.Skipped)
+	}
+	if res.BlobsSent != int64(missing) {
+		t.Fatalf("sent %d blobs, the target lacked %d", res.BlobsSent, missing)
+	}
+	checkClean(t, dst)
+}
+
+func TestSelection(t *testing.T) {
+	src := newRepo(t, "off")
+	t0 := time.Now()
+	a := backup(t, src, t0, "h1", files{"x": {chunk(1, 10, false)}}, nil)
+	b := backup(t, src, t0.Add(time.Minute), "h2", files{"x": {chunk(2, 10, false)}}, nil)
+	snaps := snapshots(t, src)
+	for _, c := range []struct {
+		refs []string
+		f    retention.Filter
+		want []*repo.Snapshot
+		err  string
+	}{
+		{nil, retention.Filter{}, []*repo.Snapshot{a, b}, ""},
+		{[]string{"latest"}, retention.Filter{}, []*repo.Snapshot{b}, ""},
+		{[]string{"latest"}, retention.Filter{Hosts: []string{"h1"}}, []*repo.Snapshot{a}, ""},
+		{[]string{b.ID.String()[:10], a.ID.String()}, retention.Filter{}, []*repo.Snapshot{a, b}, ""},
+		{nil, retention.Filter{Hosts: []string{"h3"}}, nil, "no snapshot of the source repository matches --host h3"},
+		{[]string{"ffffffffff"}, retention.Filter{}, nil, `no snapshot "ffffffffff"`},
+	} {
+		got, err := selectSnapshots(snaps, c.refs, c.f)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Fatalf("%v %v: error %v, want %q", c.refs, c.f, err, c.err)
+			}
+			continue
+		}
+		must(t, err)
+		if len(got) != len(c.want) {
+			t.Fatalf("%v %v: got %d snapshots, want %d", c.refs, c.f, len(got), len(c.want))
+		}
+		for i := range got {
+			if got[i].ID != c.want[i].ID {
+				t.Fatalf("%v %v: got %s at %d, want %s", c.refs, c.f, got[i].ID.Short(), i, c.want[i].ID.Short())
+			}
+		}
+	}
+}
+
+func TestSameContentIsNotCopiedTwice(t *testing.T) {
+	src, dst := newRepo(t, "off"), newRepo(t, "off")
+	s1, _ := twoSnapshots(t, src)
+	_, err := Run(ctx, src, dst, Options{Refs: []string{s1.ID.String()}})
+	must(t, err)
+	// a manifest that does not say where it came from, with the same content
+	c := snapshots(t, dst)[0]
+	copied := c.ID
+	c.Original, c.CopiedFrom = nil, nil
+	_, err = dst.SaveSnapshot(ctx, c)
+	must(t, err)
+	_, err = dst.ForgetSnapshots(ctx, []repo.ID{copied})
+	must(t, err)
+	if n := len(snapshots(t, dst)); n != 1 {
+		t.Fatalf("test setup: %d snapshots", n)
+	}
+	res, err := Run(ctx, src, dst, Options{Refs: []string{s1.ID.String()}})
+	must(t, err)
+	if res.Skipped != 1 || !strings.Contains(res.Snapshots[0].Reason, "same files") {
+		t.Fatalf("identical snapshot copied again: %+v", res.Snapshots)
+	}
+}
+
+func TestCopyBackIsSkipped(t *testing.T) {
+	a, b := newRepo(t, "off"), newRepo(t, "off")
+	twoSnapshots(t, a)
+	_, err := Run(ctx, a, b, Options{})
+	must(t, err)
+	res, err := Run(ctx, b, a, Options{})
+	must(t, err)
+	if res.Skipped != 2 || res.BlobsRead != 0 {
+		t.Fatalf("copying back: %+v", res)
+	}
+	// a third repository gets each snapshot once, from either side
+	c := newRepo(t, "off")
+	_, err = Run(ctx, a, c, Options{Refs: []string{"latest"}})
+	must(t, err)
+	res, err = Run(ctx, b, c, Options{})
+	must(t, err)
+	if res.Copied != 1 || res.Skipped != 1 {
+		t.Fatalf("copied %d, skipped %d from the copy; want 1, 1", res.Copied, res.Skipped)
+	}
+}
+
+func TestSameRepositoryIsRefused(t *testing.T) {
+	src := newRepo(t, "off")
+	if _, err := Run(ctx, src, src, Options{}); !errors.Is(err, ErrSameRepository) {
+		t.Fatalf("copy into itself: %v", err)
+	}
+}
+
+// A blob that only packs marked by a prune hold does not count as present:
+// the copy sends it again, and a later sweep leaves the copy whole.
+func TestBlobsInMarkedPacksAreSentAgain(t *testing.T) {
+	src, dst := newRepo(t, "off"), newRepo(t, "off")
+	s1, _ := twoSnapshots(t, src)
+	first, err := Run(ctx, src, dst, Options{Refs: []string{s1.ID.String()}})
+	must(t, err)
+	_, err = dst.ForgetSnapshots(ctx, []repo.ID{first.Snapshots[0].Target})
+	must(t, err)
+	// a backup that is still running keeps prune from deleting at once
+	lock, err := dst.Lock(ctx, false, "backup")
+	must(t, err)
+	pr, err := dst.Prune(ctx, repo.PruneOptions{MaxUnused: repo.DefaultMaxUnused})
+	must(t, err)
+	if pr.GarbagePacks == 0 || pr.MarksPending == 0 {
+		t.Fatalf("prune did not leave a pending mark: %+v", pr)
+	}
+	res, err := Run(ctx, src, dst, Options{Refs: []string{s1.ID.String()}})
+	must(t, err)
+	if res.BlobsSent != first.BlobsSent {
+		t.Fatalf("sent %d blobs, want all %d again (the target's are marked)", res.BlobsSent, first.BlobsSent)
+	}
+	lock.Unlock()
+	pr, err = dst.Prune(ctx, repo.PruneOptions{MaxUnused: repo.DefaultMaxUnused})
+	must(t, err)
+	if pr.RemovedPacks == 0 {
+		t.Fatalf("the sweep removed nothing: %+v", pr)
+	}
+	checkClean(t, dst)
+	c := snapshots(t, dst)
+	if len(c) != 1 {
+		t.Fatalf("%d snapshots", len(c))
+	}
+	want, have := contents(t, src, s1.Tree), contents(t, dst, c[0].Tree)
+	for p, b := range want {
+		if !bytes.Equal(have[p], b) {
+			t.Fatalf("%s differs after the sweep", p)
+		}
+	}
+}
+
+func TestWrongBlobInSourceFailsTheSnapshot(t *testing.T) {
+	src, dst := newRepo(t, "off"), newRepo(t, "off")
+	_, s2 := twoSnapshots(t, src)
+	// damage the pack that holds the snapshot's root tree: it no longer verifies
+	bi, ok := src.LookupBlob(s2.Tree)
+	if !ok {
+		t.Fatal("root tree not indexed")
+	}
+	victim := bi.Pack.String()
+	h := backend.Handle{Kind: backend.Packs, Name: victim}
+	data, err := backend.ReadAll(ctx, src.Backend(), h)
+	must(t, err)
+	for i := 0; i < len(data)-64; i += 97 {
+		data[i] ^= 0xff
+	}
+	must(t, src.Backend().Remove(ctx, h))
+	must(t, src.Backend().Save(ctx, h, data))
+	_, err = Run(ctx, src, dst, Options{Refs: []string{s2.ID.String()}})
+	if err == nil || !strings.Contains(err.Error(), "snapshot "+s2.ID.Short()) {
+		t.Fatalf("copy from a damaged pack: %v", err)
+	}
+	if n := len(snapshots(t, dst)); n != 0 {
+		t.Fatalf("a snapshot with unreadable data was written: %d", n)
+	}
+	if !strings.Contains(err.Error(), "pack "+victim[:8]) {
+		t.Fatalf("the error does not name the damaged pack %s: %v", victim[:8], err)
+	}
+	checkClean(t, dst)
+}
