@@ -5,26 +5,47 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"syscall"
 	"time"
 )
 
 // Retry wraps a backend and retries calls that fail for a reason that may
-// pass: not ErrExists, ErrNotFound, a full disk or the caller's context.
+// pass: anything but a Permanent error or the end of the caller's context.
+// A per-request deadline that passed (ErrTimeout, or a
+// context.DeadlineExceeded while the caller's context is still live) is
+// retried; the caller's own cancel or deadline is not.
+//
+// The waits between attempts use decorrelated jitter: each wait is drawn
+// from [Backoff, 3×previous wait], capped at MaxBackoff. It spreads the
+// retries of many clients that failed together (every client of a bucket
+// answered 503 SlowDown at once) as well as full jitter does, but never
+// retries sooner than Backoff: a server that asked us to slow down is not
+// hit again a microsecond later.
 type Retry struct {
 	Backend
 	// Attempts is the number of tries per call (default 4).
 	Attempts int
-	// Backoff is the wait before the second try; it doubles for each next
-	// one (default 50ms).
+	// Backoff is the shortest wait between two tries (default 50ms).
 	Backoff time.Duration
-	// OnRetry, if set, is told about every failure that is retried.
+	// MaxBackoff caps one wait (0: no cap).
+	MaxBackoff time.Duration
+	// Budget bounds the time of one call over all its tries: no try
+	// starts, and no wait begins, that would end past it (0: no budget).
+	// A running try is cut by its request deadline, not by the budget.
+	Budget time.Duration
+	// OnRetry, if set, is told about every failure that is retried;
+	// attempt is the number of the try that failed, the next is attempt+1.
 	OnRetry func(op string, h Handle, attempt int, err error)
+
+	// jitter returns a number in [0, 1); nil means math/rand/v2.
+	jitter func() float64
 }
 
-// NewRetry wraps b with the default attempts and backoff.
+// NewRetry wraps b with the default attempts and backoff and a cap of 30s
+// on one wait.
 func NewRetry(b Backend) *Retry {
-	return &Retry{Backend: b, Attempts: 4, Backoff: 50 * time.Millisecond}
+	return &Retry{Backend: b, Attempts: 4, Backoff: 50 * time.Millisecond, MaxBackoff: 30 * time.Second}
 }
 
 // permanentError marks an error that retrying cannot cure (wrong
@@ -43,32 +64,56 @@ func MarkPermanent(err error) error {
 	return permanentError{err}
 }
 
-// Permanent tells whether retrying err cannot help.
+// Permanent tells whether retrying err cannot help. A deadline that passed
+// is not permanent by itself: the next request may well be answered in
+// time. Retry tells the caller's own deadline apart by its context.
 func Permanent(err error) bool {
 	var pe permanentError
 	return errors.As(err, &pe) || errors.Is(err, ErrExists) || errors.Is(err, ErrNotFound) ||
-		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, syscall.ENOSPC)
+		errors.Is(err, context.Canceled) || errors.Is(err, syscall.ENOSPC)
 }
 
-// do runs fn until it succeeds, fails permanently or the attempts are used up.
+// nextBackoff returns the wait after one of prev (0: the first wait).
+func (r *Retry) nextBackoff(prev time.Duration) time.Duration {
+	base := r.Backoff
+	if base <= 0 {
+		base = 50 * time.Millisecond
+	}
+	if r.MaxBackoff > 0 && base > r.MaxBackoff {
+		return r.MaxBackoff
+	}
+	hi := 3 * max(prev, base)
+	if r.MaxBackoff > 0 && hi > r.MaxBackoff {
+		hi = r.MaxBackoff
+	}
+	f := r.jitter
+	if f == nil {
+		f = rand.Float64
+	}
+	return base + time.Duration(f()*float64(hi-base))
+}
+
+// do runs fn until it succeeds, fails permanently, the caller's context
+// ends, or the attempts or the budget are used up.
 func (r *Retry) do(ctx context.Context, op string, h Handle, fn func(attempt int) error) error {
 	attempts := r.Attempts
 	if attempts <= 0 {
 		attempts = 4
 	}
-	backoff := r.Backoff
-	if backoff <= 0 {
-		backoff = 50 * time.Millisecond
-	}
-	var err error
+	start := time.Now()
+	var backoff time.Duration
 	for attempt := 1; ; attempt++ {
-		err = fn(attempt)
-		if err == nil || Permanent(err) || ctx.Err() != nil {
+		err := fn(attempt)
+		if err == nil || ctx.Err() != nil || Permanent(err) {
 			return err
 		}
 		if attempt >= attempts {
 			return fmt.Errorf("%w (gave up after %d attempts)", err, attempts)
+		}
+		backoff = r.nextBackoff(backoff)
+		if spent := time.Since(start); r.Budget > 0 && spent+backoff >= r.Budget {
+			return fmt.Errorf("%w (gave up after %d attempts in %v: the retry budget of a call is %v)",
+				err, attempt, spent.Round(time.Millisecond), r.Budget)
 		}
 		if r.OnRetry != nil {
 			r.OnRetry(op, h, attempt, err)
@@ -76,7 +121,6 @@ func (r *Retry) do(ctx context.Context, op string, h Handle, fn func(attempt int
 		if werr := wait(ctx, backoff); werr != nil {
 			return err
 		}
-		backoff *= 2
 	}
 }
 
