@@ -1,0 +1,77 @@
+package s3
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/stillpoint-backup/stillpoint/internal/backend"
+)
+
+// errBucketMissing is wrapped by every error that says the bucket does not exist.
+var errBucketMissing = errors.New("bucket does not exist")
+
+// transientCodes are S3 error codes that a later attempt may not meet,
+// though some come with a 4xx status.
+var transientCodes = map[string]bool{
+	"RequestTimeout":             true, // 400: the upload was too slow
+	"BadDigest":                  true, // 400: the body was damaged on the way
+	"XAmzContentSHA256Mismatch":  true,
+	"IncompleteBody":             true,
+	"SlowDown":                   true,
+	"ServiceUnavailable":         true,
+	"InternalError":              true,
+	"OperationAborted":           true, // 409: a conflicting operation was in progress
+	"ConditionalRequestConflict": true,
+}
+
+// classify turns a minio-go error into one that says what happened and
+// whether retrying can help: ErrNotFound and ErrExists where they apply,
+// MarkPermanent for what the same request meets again.
+func (b *Backend) classify(err error) error {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	resp := minio.ToErrorResponse(err)
+	if resp.Code == "" && resp.StatusCode == 0 {
+		return err // a network failure: transient
+	}
+	server := b.loc.Endpoint
+	switch resp.Code {
+	case minio.NoSuchKey:
+		return backend.ErrNotFound
+	case minio.PreconditionFailed:
+		return backend.ErrExists
+	case minio.NoSuchBucket:
+		return backend.MarkPermanent(fmt.Errorf("%w: bucket %q does not exist at %s; create it first (stillpoint does not create buckets)", errBucketMissing, b.loc.Bucket, server))
+	case "InvalidAccessKeyId":
+		return backend.MarkPermanent(fmt.Errorf("wrong credentials for %s: the access key %q is not known to the server (check AWS_ACCESS_KEY_ID or the profile's aws_access_key_id)", server, b.accessKey()))
+	case "SignatureDoesNotMatch":
+		return backend.MarkPermanent(fmt.Errorf("wrong credentials for %s: the secret key does not match the access key %q (check AWS_SECRET_ACCESS_KEY or the profile's aws_secret_access_key)", server, b.accessKey()))
+	case "InvalidToken", "ExpiredToken", "TokenRefreshRequired":
+		return backend.MarkPermanent(fmt.Errorf("wrong credentials for %s: the session token is invalid or expired (%s; check AWS_SESSION_TOKEN)", server, resp.Message))
+	case "AccessDenied", "AllAccessDisabled":
+		return backend.MarkPermanent(fmt.Errorf("access denied by %s to bucket %q: the credentials of access key %q lack the permission for this request (%s)", server, b.loc.Bucket, b.accessKey(), resp.Message))
+	case "RequestTimeTooSkewed":
+		return backend.MarkPermanent(fmt.Errorf("%s refuses the request because this machine's clock differs too much from the server's: set the clock right (NTP)", server))
+	case "AuthorizationHeaderMalformed", "InvalidRegion", "PermanentRedirect", "IllegalLocationConstraintException":
+		return backend.MarkPermanent(fmt.Errorf("%s: the region does not match bucket %q (%s); set --s3-region or %s", server, b.loc.Bucket, resp.Message, EnvRegion))
+	case minio.NotImplemented:
+		return backend.MarkPermanent(fmt.Errorf("%s does not implement a request stillpoint needs: %s", server, resp.Message))
+	}
+	if transientCodes[resp.Code] {
+		return fmt.Errorf("%s: %s (%s)", server, resp.Message, resp.Code)
+	}
+	switch {
+	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode >= 500:
+		return fmt.Errorf("%s: %s (%s)", server, resp.Message, resp.Code)
+	case resp.StatusCode >= 300:
+		return backend.MarkPermanent(fmt.Errorf("%s refuses the request: %s (%s, HTTP %d)", server, resp.Message, resp.Code, resp.StatusCode))
+	}
+	return err
+}
+
+// code returns the S3 error code of err, if it has one.
+func code(err error) string { return minio.ToErrorResponse(err).Code }
