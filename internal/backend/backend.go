@@ -32,10 +32,13 @@ const (
 	// Repositories made before prune existed lack the folder: a listing of
 	// a missing folder is empty, and Save makes it.
 	Marks Kind = "gc"
+	// Drills are the results of restore drills, one small file each
+	// (docs/format.md, Drill results); missing in older repositories too.
+	Drills Kind = "drills"
 )
 
 // Kinds lists every kind, in the order a repository is created.
-var Kinds = []Kind{Config, Keys, Packs, Indexes, Snapshots, Locks, Marks}
+var Kinds = []Kind{Config, Keys, Packs, Indexes, Snapshots, Locks, Marks, Drills}
 
 // Handle names one file.
 type Handle struct {

@@ -15,6 +15,7 @@ import (
 // prune re-checks reachability from the snapshots present right before it
 // deletes anything, so removing a manifest never needs an exclusive lock.
 // A manifest already gone (another forget removed it) is not an error.
+// The drill results of snapshots no longer present are removed last.
 func (r *Repository) ForgetSnapshots(ctx context.Context, ids []ID) ([]ID, error) {
 	lock, err := r.Lock(ctx, false, "forget")
 	if err != nil {
@@ -31,6 +32,10 @@ func (r *Repository) ForgetSnapshots(ctx context.Context, ids []ID) ([]ID, error
 			return removed, fmt.Errorf("remove %s: %w", h, err)
 		}
 		removed = append(removed, id)
+	}
+	// the drill results of the removed snapshots go with them
+	if err := r.removeOrphanDrills(ctx); err != nil {
+		return removed, fmt.Errorf("snapshots removed, but not their drill results (the next forget removes them): %w", err)
 	}
 	return removed, nil
 }
