@@ -18,7 +18,7 @@ const drillVersion = 1
 // DrillResult is what one restore drill of a snapshot found
 // (docs/format.md, Drill results). It is written once, after the drill.
 type DrillResult struct {
-	ID      ID `json:"-"`
+	ID      ID  `json:"-"`
 	Version int `json:"version"`
 	// Snapshot is the id the snapshot had when it was drilled; Origin its
 	// first id (Snapshot.Origin), which a tag rewrite keeps, so the result
