@@ -39,6 +39,8 @@ type Job struct {
 	// Retention, when set, forgets this job's old snapshots after each
 	// backup that saved one.
 	Retention *Retention
+	// Drill, when set, is how stillpoint drill verifies this job's snapshots.
+	Drill *Drill
 
 	// pos maps a key path ("sources[0].retries") to where the file set it;
 	// it also tells which keys the file set at all.
@@ -230,6 +232,7 @@ func applyDefaults(j *Job) {
 			j.Writers[i].OnTimeout = DefaultOnTimeout
 		}
 	}
+	drillDefaults(j)
 }
 
 // Pos returns where the job file set key ("sources[0].path"), and false

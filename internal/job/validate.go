@@ -80,6 +80,7 @@ func (v *validator) check() {
 	v.writers()
 	v.hooks()
 	v.retention()
+	v.drill()
 }
 
 func (v *validator) sources() {
