@@ -9,14 +9,28 @@ import (
 	"strings"
 
 	"github.com/stillpoint-backup/stillpoint/internal/backend"
+	"github.com/stillpoint-backup/stillpoint/internal/backend/s3"
 	"github.com/stillpoint-backup/stillpoint/internal/repo"
 )
 
 // Access says which repository to use and how to unlock it.
 type Access struct {
-	Repository   string // path; "" means the default location
+	Repository   string // path or s3:… location; "" means the default location
 	PasswordFile string
 	KeyFile      string
+	// S3 are the options of an S3 repository given as flags; an empty one
+	// is taken from its STILLPOINT_S3_* variable.
+	S3 S3Options
+}
+
+// S3Options are the settings of an S3 repository beyond its location
+// (README, S3). Credentials come from the AWS variables or the shared
+// credentials file, never from flags.
+type S3Options struct {
+	Region       string // else $STILLPOINT_S3_REGION, $AWS_REGION, $AWS_DEFAULT_REGION
+	Addressing   string // auto, path or virtual; else $STILLPOINT_S3_ADDRESSING
+	CACert       string // PEM file; else $STILLPOINT_S3_CACERT
+	StorageClass string // of data packs; else $STILLPOINT_S3_STORAGE_CLASS
 }
 
 // Environment variables read by stillpoint.
@@ -74,14 +88,41 @@ func (a Access) Location() string {
 // Backend returns the storage for the location.
 func (a Access) Backend() (backend.Backend, error) {
 	loc := a.Location()
-	if strings.HasPrefix(loc, "s3:") {
-		return nil, fmt.Errorf("repository %q: S3 repositories are not supported by this version; use a local path", loc)
+	if s3.IsLocation(loc) {
+		return a.s3Backend(loc)
 	}
 	abs, err := filepath.Abs(loc)
 	if err != nil {
 		return nil, err
 	}
 	return backend.NewLocal(abs), nil
+}
+
+func (a Access) s3Backend(loc string) (backend.Backend, error) {
+	l, err := s3.ParseLocation(loc)
+	if err != nil {
+		return nil, err
+	}
+	first := func(vals ...string) string {
+		for _, v := range vals {
+			if v != "" {
+				return v
+			}
+		}
+		return ""
+	}
+	o := s3.Options{
+		Region:           first(a.S3.Region, os.Getenv(s3.EnvRegion), os.Getenv("AWS_REGION"), os.Getenv("AWS_DEFAULT_REGION")),
+		Addressing:       s3.Addressing(first(a.S3.Addressing, os.Getenv(s3.EnvAddressing))),
+		CACertFile:       first(a.S3.CACert, os.Getenv(s3.EnvCACert)),
+		StorageClass:     first(a.S3.StorageClass, os.Getenv(s3.EnvStorageClass)),
+		ConditionalWrite: s3.ConditionalWrite(os.Getenv(s3.EnvConditionalWrite)),
+	}
+	b, err := s3.New(l, o)
+	if err != nil {
+		return nil, fmt.Errorf("repository %s: %w", l, err)
+	}
+	return b, nil
 }
 
 // password returns the password from --password-file or the environment.
@@ -238,6 +279,18 @@ func OpenOrCreate(ctx context.Context, a Access) (*repo.Repository, *Created, er
 	if ok {
 		r, err := Open(ctx, a)
 		return r, nil, err
+	}
+	if e, ok := be.(interface {
+		IsEmpty(ctx context.Context) (bool, error)
+	}); ok {
+		empty, err := e.IsEmpty(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !empty {
+			return nil, nil, fmt.Errorf("%s is not empty and holds no stillpoint repository; choose another --repo", be.Location())
+		}
+		return Create(ctx, a, repo.DefaultConfig)
 	}
 	entries, err := os.ReadDir(be.Location())
 	if err == nil && len(entries) > 0 && !onlyEmptyDirs(be.Location(), entries) {
