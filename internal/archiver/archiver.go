@@ -470,10 +470,17 @@ func (a *Archiver) baseNode(p string, st *view.Stat, old *repo.Node) *repo.Node 
 	if st.Type == view.TypeRegular {
 		n.Size = uint64(st.Size)
 	}
-	// xattr changes update ctime, so an unchanged ctime lets us reuse them
-	if old != nil && old.Ctime == n.Ctime && old.Inode == n.Inode && old.Type == n.Type {
+	n.Attrs = st.Attrs
+	if !st.Created.IsZero() {
+		n.Created = st.Created.UnixNano()
+	}
+	// xattr changes update ctime, so an unchanged ctime lets us reuse them;
+	// so do changes of a Windows file's security descriptor and streams
+	if old != nil && old.Ctime == n.Ctime && old.Inode == n.Inode && old.Type == n.Type && a.streamsKnown(old) {
 		n.Xattrs = old.Xattrs
+		n.SD, n.SDParts, n.Streams = old.SD, old.SDParts, old.Streams
 	} else {
+		a.windowsMeta(p, n)
 		xa, err := a.view.Xattrs(p)
 		if err == nil {
 			for _, x := range xa {

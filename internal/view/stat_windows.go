@@ -2,6 +2,8 @@ package view
 
 import (
 	"os"
+
+	"github.com/stillpoint-backup/stillpoint/internal/winmeta"
 )
 
 func fromFileInfo(fi os.FileInfo) *Stat {
@@ -30,12 +32,35 @@ func fromFileInfo(fi os.FileInfo) *Stat {
 	return s
 }
 
+// withInfo adds what Windows says of the file by handle: attributes,
+// creation and change time, volume serial and file index. With them the
+// archiver's change detection compares size, mtime, change time and file
+// index, as on Unix.
+func withInfo(s *Stat, in *winmeta.Info) *Stat {
+	s.Attrs = in.Attrs
+	s.Created = in.Created
+	s.Mtime, s.Ctime, s.Atime = in.Modified, in.Change, in.Accessed
+	s.Dev, s.Ino = uint64(in.Volume), in.Index
+	s.Nlink = uint64(max(in.Links, 1))
+	if s.Type == TypeRegular {
+		s.Size = in.Size
+	}
+	return s
+}
+
 func lstat(p string) (*Stat, error) {
 	fi, err := os.Lstat(p)
 	if err != nil {
 		return nil, err
 	}
-	return fromFileInfo(fi), nil
+	s := fromFileInfo(fi)
+	// The type comes from Go's Lstat (which knows reparse tags), the rest
+	// from the handle; where the file cannot be opened even for its
+	// attributes, Go's data is what there is.
+	if in, err := winmeta.Lstat(p); err == nil {
+		withInfo(s, in)
+	}
+	return s, nil
 }
 
 func fstat(f *os.File) (*Stat, error) {
@@ -43,7 +68,11 @@ func fstat(f *os.File) (*Stat, error) {
 	if err != nil {
 		return nil, err
 	}
-	return fromFileInfo(fi), nil
+	s := fromFileInfo(fi)
+	if in, err := winmeta.Stat(f); err == nil {
+		withInfo(s, in)
+	}
+	return s, nil
 }
 
 func xattrs(string) ([]Xattr, error) { return nil, nil }

@@ -39,6 +39,11 @@ type Stat struct {
 	Nlink  uint64
 	Rdev   uint64
 	Blocks int64 // 512-byte blocks allocated, to spot sparse files
+	// Windows only: FILE_ATTRIBUTE_* and the creation time (zero elsewhere).
+	// There Ctime is the change time and Ino the file index, where the
+	// file system has them.
+	Attrs   uint32
+	Created time.Time
 }
 
 // Xattr is one extended attribute.
