@@ -99,6 +99,7 @@ type Backend struct {
 	transport *http.Transport // nil when Options.Transport was given
 	access    string          // the access key id, for messages
 	bucketOK  atomic.Bool
+	clock     *clockWatch
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -152,6 +153,7 @@ func New(loc Location, o Options) (*Backend, error) {
 		}
 		b.transport, rt = t, t
 	}
+	b.clock = &clockWatch{next: rt, now: time.Now}
 	region := o.Region
 	if region == "" && !strings.HasSuffix(strings.Split(loc.Endpoint, ":")[0], "amazonaws.com") {
 		region = "us-east-1" // no location request on servers that have one region
@@ -162,7 +164,7 @@ func New(loc Location, o Options) (*Backend, error) {
 	b.client, err = minio.New(loc.Endpoint, &minio.Options{
 		Creds:        creds,
 		Secure:       loc.Secure,
-		Transport:    rt,
+		Transport:    b.clock,
 		Region:       region,
 		BucketLookup: lookup,
 		MaxRetries:   1, // retries are the backend.Retry wrapper's
@@ -243,6 +245,11 @@ func (b *Backend) Save(ctx context.Context, h backend.Handle, data []byte) error
 	} else {
 		opts.SetMatchETagExcept("*")
 	}
+	if h.Kind == backend.Locks {
+		if err := b.clock.check(b.loc.Endpoint); err != nil {
+			return b.fail("save", h, backend.MarkPermanent(err))
+		}
+	}
 	for attempt := 1; ; attempt++ {
 		_, err := b.client.PutObject(ctx, b.loc.Bucket, key, bytes.NewReader(data), int64(len(data)), opts)
 		// AWS answers 409 to a conditional PUT while another one of the key
@@ -259,6 +266,13 @@ func (b *Backend) Save(ctx context.Context, h backend.Handle, data []byte) error
 		}
 		if err != nil {
 			return b.fail("save", h, b.classify(err))
+		}
+		if h.Kind == backend.Locks {
+			// the first response of this backend may have been this one
+			if err := b.clock.check(b.loc.Endpoint); err != nil {
+				_ = b.Remove(context.WithoutCancel(ctx), h)
+				return b.fail("save", h, backend.MarkPermanent(err))
+			}
 		}
 		return nil
 	}
