@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/stillpoint-backup/stillpoint/internal/repo"
+	"github.com/stillpoint-backup/stillpoint/internal/winmeta"
 	"golang.org/x/sys/unix"
 )
 
@@ -35,16 +36,25 @@ func (rs *restorer) special(dst string, n *repo.Node) error {
 
 // setMeta restores owner (as root), mode, extended attributes and times,
 // in that order: chown clears setuid bits and xattrs touch ctime, not mtime.
+// A node recorded on Windows (it has attributes: every Windows file has
+// one) keeps the restoring user as owner and gets winmeta.UnixMode; what
+// else it had is said in one note at the end.
 func (rs *restorer) setMeta(p string, n *repo.Node) error {
 	dst := rs.dest(p)
 	var errs []error
-	if rs.isRoot {
+	fromWindows := n.Attrs != 0
+	mode := n.Mode & 07777
+	if fromWindows {
+		mode = winmeta.UnixMode(n.Attrs, n.Type == repo.NodeDir)
+		rs.foreign.noteWindowsNode(p, n)
+	}
+	if rs.isRoot && !fromWindows {
 		if err := os.Lchown(dst, int(n.UID), int(n.GID)); err != nil {
 			errs = append(errs, fmt.Errorf("chown: %w", err))
 		}
 	}
 	if n.Type != repo.NodeSymlink {
-		if err := unix.Chmod(dst, n.Mode&07777); err != nil {
+		if err := unix.Chmod(dst, mode); err != nil {
 			errs = append(errs, fmt.Errorf("chmod: %w", err))
 		}
 	}
@@ -59,3 +69,5 @@ func (rs *restorer) setMeta(p string, n *repo.Node) error {
 	}
 	return errors.Join(errs...)
 }
+
+func (rs *restorer) platformStart() {}

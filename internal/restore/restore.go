@@ -114,6 +114,9 @@ type restorer struct {
 	created  sync.WaitGroup
 	madeDirs sync.Map     // target directories known to exist
 	planned  atomic.Int64 // blob writes in packs, not yet done
+	foreign  foreignNotes // metadata of another platform that was not set
+	// privileged: Windows granted SeRestorePrivilege and SeSecurityPrivilege
+	privileged bool
 }
 
 // DefaultBatchWrites bounds the blob writes planned before the packs are
@@ -162,6 +165,7 @@ func Run(ctx context.Context, r Repo, root repo.ID, opts Options) (*Result, erro
 		return nil, targetError(opts.Target, err)
 	}
 	rs.creators = make(chan struct{}, opts.Workers)
+	rs.platformStart()
 	err := rs.walk("/", root, false)
 	rs.created.Wait()
 	if err != nil {
@@ -178,6 +182,9 @@ func Run(ctx context.Context, r Repo, root repo.ID, opts Options) (*Result, erro
 		if err := rs.setMeta(d.path, d.node); err != nil {
 			rs.event(Event{Path: d.path, Kind: "error", Message: err.Error()})
 		}
+	}
+	if e := rs.foreign.event(); e != nil {
+		rs.event(*e)
 	}
 	return &rs.res, nil
 }

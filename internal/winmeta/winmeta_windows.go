@@ -213,32 +213,37 @@ func SetSD(path string, sd []byte, parts uint8) (uint8, error) {
 	if err != nil {
 		return 0, err
 	}
-	parts &= info.Parts
-	if !securityHeld.Load() {
-		parts &^= PartSACL
-	}
 	desc := (*windows.SECURITY_DESCRIPTOR)(unsafe.Pointer(&sd[0]))
 	if !desc.IsValid() {
 		return 0, ErrBadSD
 	}
-	var firstErr error
+	want := parts & info.Parts
+	var why []error
+	can := want
+	if can&PartSACL != 0 && !securityHeld.Load() {
+		can &^= PartSACL
+		why = append(why, errors.New("setting a SACL needs SeSecurityPrivilege"))
+	}
 	// the whole first, then without owner and SACL, then the DACL alone
-	for _, try := range []uint8{parts, parts &^ (PartOwner | PartSACL), parts & PartDACL} {
+	for _, try := range []uint8{can, can &^ (PartOwner | PartSACL), can & PartDACL} {
 		if try == 0 {
 			continue
 		}
 		err := setSD(path, desc, try, info)
 		if err == nil {
-			if try != parts && firstErr != nil {
-				return try, fmt.Errorf("%s of the security descriptor not set: %w", PartNames(parts&^try), firstErr)
+			if try != want {
+				return try, fmt.Errorf("%s not set: %w", PartNames(want&^try), errors.Join(why...))
 			}
 			return try, nil
 		}
-		if firstErr == nil {
-			firstErr = err
+		if len(why) == 0 || !errors.Is(why[len(why)-1], err) {
+			why = append(why, err)
 		}
 	}
-	return 0, firstErr
+	if want == 0 {
+		return 0, nil
+	}
+	return 0, errors.Join(why...)
 }
 
 func setSD(path string, desc *windows.SECURITY_DESCRIPTOR, parts uint8, info SDInfo) error {
