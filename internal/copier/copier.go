@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/stillpoint-backup/stillpoint/internal/pathmap"
 	"github.com/stillpoint-backup/stillpoint/internal/repo"
 	"github.com/stillpoint-backup/stillpoint/internal/retention"
 )
@@ -46,9 +47,12 @@ const targetIndexInterval = 8
 type Progress struct {
 	Snapshots atomic.Int64 // decided: copied or skipped
 	BlobsRead atomic.Int64 // read from the source
-	BytesRead atomic.Int64 // plaintext read from the source
-	BlobsSent atomic.Int64 // stored in the target (with DryRun: that would be)
-	BytesSent atomic.Int64 // plaintext of the blobs sent
+	// BlobsNotRead are data blobs an earlier copy had stored in the target
+	// (found through its snapshot), so they were not read again
+	BlobsNotRead atomic.Int64
+	BytesRead    atomic.Int64 // plaintext read from the source
+	BlobsSent    atomic.Int64 // stored in the target (with DryRun: that would be)
+	BytesSent    atomic.Int64 // plaintext of the blobs sent
 
 	mu      sync.Mutex
 	current string
@@ -88,6 +92,10 @@ type Result struct {
 	Skipped   int
 	BlobsRead int64
 	BytesRead int64
+	// BlobsNotRead: data blobs found in the target through an earlier copy
+	// of a parent (or of the newest copied snapshot of the same host and
+	// paths), so not read from the source.
+	BlobsNotRead int64
 	// BlobsSent counts data and tree blobs stored in the target, each once;
 	// BytesSent their plaintext, StoredSent the bytes written to packs.
 	BlobsSent     int64
@@ -204,6 +212,7 @@ type copier struct {
 func (c *copier) sum(res *Result, storedBefore int64) {
 	p := c.opt.Progress
 	res.BlobsRead, res.BytesRead = p.BlobsRead.Load(), p.BytesRead.Load()
+	res.BlobsNotRead = p.BlobsNotRead.Load()
 	res.BlobsSent, res.BytesSent = p.BlobsSent.Load(), p.BytesSent.Load()
 	res.DataBlobsSent, res.TreeBlobsSent = c.tr.dataSent.Load(), c.tr.treesSent.Load()
 	res.StoredSent = c.dst.Stats().StoredAdded.Load() - storedBefore
@@ -218,6 +227,11 @@ func (c *copier) copySnapshot(ctx context.Context, s *repo.Snapshot) (SnapshotRe
 	}
 	p := c.opt.Progress
 	p.setCurrent(s.ID.Short())
+	if ref, copied := c.reference(s); ref != nil {
+		if err := c.tr.pair(ctx, ref.Tree, copied.Tree); err != nil && ctx.Err() != nil {
+			return sr, ctx.Err()
+		}
+	}
 	blobs, bytes := p.BlobsSent.Load(), p.BytesSent.Load()
 	tree, err := c.tr.tree(ctx, s.Tree)
 	sr.BlobsSent, sr.BytesSent = p.BlobsSent.Load()-blobs, p.BytesSent.Load()-bytes
@@ -253,6 +267,28 @@ func (c *copier) copySnapshot(ctx context.Context, s *repo.Snapshot) (SnapshotRe
 	}
 	c.copies.add(written)
 	return sr, nil
+}
+
+// reference finds a source snapshot copied before that s likely shares
+// most data with, and its copy: s's parent, else the newest copied snapshot
+// of the same host and paths.
+func (c *copier) reference(s *repo.Snapshot) (ref, copied *repo.Snapshot) {
+	if s.Parent != nil {
+		if ps, ok := c.srcByID[*s.Parent]; ok {
+			if t := c.copies.copyOf(ps); t != nil {
+				return ps, t
+			}
+		}
+	}
+	for _, ps := range c.srcByID {
+		if ps.ID == s.ID || ps.Host != s.Host || !pathmap.SamePaths(ps.Paths, s.Paths) || (ref != nil && !ps.Time.After(ref.Time)) {
+			continue
+		}
+		if t := c.copies.copyOf(ps); t != nil {
+			ref, copied = ps, t
+		}
+	}
+	return ref, copied
 }
 
 // manifest is the source's manifest as stored (fields unknown to this

@@ -274,6 +274,17 @@ func TestPartlySharedTargetGetsOnlyTheMissingBlobs(t *testing.T) {
 			missing++
 		}
 	}
+	// the data blobs s2 shares with s1 are known from s1's copy: not read
+	var shared, newData int64
+	for id := range all {
+		if bi, _ := src.LookupBlob(id); bi.Type == repo.DataBlob {
+			if have[id] {
+				shared++
+			} else {
+				newData++
+			}
+		}
+	}
 	res, err := Run(ctx, src, dst, Options{})
 	must(t, err)
 	if res.Copied != 1 || res.Skipped != 1 {
@@ -281,6 +292,17 @@ func TestPartlySharedTargetGetsOnlyTheMissingBlobs(t *testing.T) {
 	}
 	if res.BlobsSent != int64(missing) {
 		t.Fatalf("sent %d blobs, the target lacked %d", res.BlobsSent, missing)
+	}
+	if res.BlobsRead != newData || res.BlobsNotRead != shared || shared == 0 {
+		t.Fatalf("read %d data blobs and found %d through the parent's copy; want %d and %d", res.BlobsRead, res.BlobsNotRead, newData, shared)
+	}
+	checkClean(t, dst)
+	c := snapshots(t, dst)
+	want, got := contents(t, src, s2.Tree), contents(t, dst, c[len(c)-1].Tree)
+	for p, b := range want {
+		if !bytes.Equal(got[p], b) {
+			t.Fatalf("%s differs", p)
+		}
 	}
 	checkClean(t, dst)
 }

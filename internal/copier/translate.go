@@ -15,6 +15,7 @@ import (
 type source interface {
 	LoadBlob(ctx context.Context, id repo.ID) ([]byte, error)
 	LoadTree(ctx context.Context, id repo.ID) (*repo.Tree, error)
+	LookupBlob(id repo.ID) (repo.BlobInfo, bool)
 }
 
 // target is what the copy writes to: SaveBlob stores a blob unless the
@@ -23,6 +24,8 @@ type target interface {
 	Hash(data []byte) repo.ID
 	Known(id repo.ID) bool
 	SaveBlob(ctx context.Context, t repo.BlobType, id repo.ID, data []byte) (added bool, err error)
+	LoadTree(ctx context.Context, id repo.ID) (*repo.Tree, error)
+	LookupBlob(id repo.ID) (repo.BlobInfo, bool)
 }
 
 // translator copies trees and data blobs, each once per run, and
@@ -37,6 +40,10 @@ type translator struct {
 	data    map[repo.ID]repo.ID   // source data blob → target id
 	pending map[repo.ID]*inFlight // data blobs being copied
 	trees   map[repo.ID]repo.ID   // source tree → target tree
+	// hints: source data blob → its id in the target, learnt from an
+	// earlier copy (pair); used only while the target counts it as stored
+	hints  map[repo.ID]repo.ID
+	paired map[repo.ID]bool // source trees paired already
 
 	dataSent, treesSent atomic.Int64
 }
@@ -49,7 +56,8 @@ type inFlight struct {
 
 func newTranslator(src source, dst target, workers int, prog *Progress) *translator {
 	return &translator{src: src, dst: dst, sem: make(chan struct{}, workers), prog: prog,
-		data: map[repo.ID]repo.ID{}, pending: map[repo.ID]*inFlight{}, trees: map[repo.ID]repo.ID{}}
+		data: map[repo.ID]repo.ID{}, pending: map[repo.ID]*inFlight{}, trees: map[repo.ID]repo.ID{},
+		hints: map[repo.ID]repo.ID{}, paired: map[repo.ID]bool{}}
 }
 
 // tree copies the tree id of the source and everything below it, and
@@ -172,6 +180,13 @@ func (t *translator) dataBlob(ctx context.Context, id repo.ID) (repo.ID, error) 
 }
 
 func (t *translator) copyData(ctx context.Context, id repo.ID) (repo.ID, error) {
+	t.mu.Lock()
+	hint, ok := t.hints[id]
+	t.mu.Unlock()
+	if ok && t.dst.Known(hint) {
+		t.prog.BlobsNotRead.Add(1)
+		return hint, nil
+	}
 	plain, err := t.src.LoadBlob(ctx, id)
 	if err != nil {
 		return repo.ID{}, fmt.Errorf("read from the source: %w", err)
@@ -212,4 +227,55 @@ func (d *dryTarget) SaveBlob(_ context.Context, _ repo.BlobType, id repo.ID, _ [
 	}
 	d.seen[id] = true
 	return true, nil
+}
+
+// pair learns the target ids of the data blobs of the source tree src
+// from dst, the tree an earlier copy made of it, without reading any data:
+// a file's blobs are taken for each other's copies where both trees have
+// the file with the same name, type, size, times and number of blobs, and
+// each pair of blobs the same length. Nodes that differ are left out, and
+// a hint is used only while the target counts its blob as stored, so a
+// wrong or stale pair costs reads, never data. Errors only end the pairing.
+func (t *translator) pair(ctx context.Context, src, dst repo.ID) error {
+	t.mu.Lock()
+	done := t.paired[src]
+	t.paired[src] = true
+	t.mu.Unlock()
+	if done {
+		return nil
+	}
+	st, err := t.src.LoadTree(ctx, src)
+	if err != nil {
+		return err
+	}
+	dt, err := t.dst.LoadTree(ctx, dst)
+	if err != nil {
+		return err
+	}
+	for _, n := range st.Nodes {
+		d := dt.Find(n.Name)
+		if d == nil || d.Type != n.Type {
+			continue
+		}
+		if !n.Subtree.IsNull() && !d.Subtree.IsNull() {
+			if err := t.pair(ctx, n.Subtree, d.Subtree); err != nil {
+				return err
+			}
+			continue
+		}
+		if d.Size != n.Size || d.Mtime != n.Mtime || d.Ctime != n.Ctime || len(d.Content) != len(n.Content) {
+			continue
+		}
+		for i, c := range n.Content {
+			sb, ok1 := t.src.LookupBlob(c)
+			db, ok2 := t.dst.LookupBlob(d.Content[i])
+			if !ok1 || !ok2 || sb.RawLen != db.RawLen {
+				continue
+			}
+			t.mu.Lock()
+			t.hints[c] = d.Content[i]
+			t.mu.Unlock()
+		}
+	}
+	return nil
 }

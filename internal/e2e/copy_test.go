@@ -57,11 +57,17 @@ func (e *env) manifests(t *testing.T) []manifest {
 	return out
 }
 
+// rawBlobs counts the blobs of snaps (all and data blobs) with stats --mode raw-data.
 func (e *env) rawBlobs(t *testing.T, snaps ...string) int64 {
+	all, _ := e.rawBlobCounts(t, snaps...)
+	return all
+}
+
+func (e *env) rawBlobCounts(t *testing.T, snaps ...string) (all, data int64) {
 	t.Helper()
 	res := e.must(t, 0, append([]string{"--json", "stats", "--mode", "raw-data"}, snaps...)...)
 	st, _ := summary(t, res.stdout)["stats"].(map[string]any)
-	return num(t, st, "blobs")
+	return num(t, st, "blobs"), num(t, st, "data_blobs")
 }
 
 func checkClean(t *testing.T, e *env, args ...string) {
@@ -204,13 +210,19 @@ func TestCopyPartlySharedTarget(t *testing.T) {
 	if num(t, first, "snapshots_copied") != 1 {
 		t.Fatalf("copy of %s: %v", id1[:8], first)
 	}
-	missing := src.rawBlobs(t, id1, id2) - src.rawBlobs(t, id1)
+	all1, data1 := src.rawBlobCounts(t, id1)
+	all2, data2 := src.rawBlobCounts(t, id1, id2)
+	missing, missingData := all2-all1, data2-data1
 	if missing <= 0 {
 		t.Fatal("test setup: the second snapshot adds no blob")
 	}
 	sum, res := dst.copyFrom(t, src)
 	if num(t, sum, "snapshots_copied") != 1 || num(t, sum, "snapshots_skipped") != 1 || num(t, sum, "blobs_sent") != missing {
 		t.Fatalf("want 1 copied, 1 skipped, %d blobs sent: %s", missing, res)
+	}
+	// the data both share is known from the first copy: only the new is read
+	if num(t, sum, "blobs_read") != missingData || num(t, sum, "blobs_not_read") == 0 {
+		t.Fatalf("read %d data blobs from the source, want only the %d new ones: %s", num(t, sum, "blobs_read"), missingData, res)
 	}
 	checkClean(t, dst, "--read-data")
 	ids := dst.snapshotIDs(t)
