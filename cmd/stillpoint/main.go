@@ -77,6 +77,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newKeyCmd(g))
 	root.AddCommand(newStatsCmd(g), newFindCmd(g), newDumpCmd(g), newTagCmd(g))
 	root.AddCommand(newPruneCmd(g))
+	root.AddCommand(newCopyCmd(g))
 	return root
 }
 
@@ -183,6 +184,8 @@ func interruptedNote(cmd *cobra.Command) string {
 		return "the snapshots named above were tagged, the others not; each exists whole, under its old or its new id"
 	case "prune":
 		return "the prune did not finish; the repository is consistent, and the next prune completes its work"
+	case "copy":
+		return "the snapshots said to be copied are in the target, the others not; the data already sent is kept, and the next copy sends only what is missing"
 	}
 	return "nothing was changed"
 }
