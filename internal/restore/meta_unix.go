@@ -48,7 +48,7 @@ func (rs *restorer) setMeta(p string, n *repo.Node) error {
 		mode = winmeta.UnixMode(n.Attrs, n.Type == repo.NodeDir)
 		rs.foreign.noteWindowsNode(p, n)
 	}
-	if rs.isRoot && !fromWindows {
+	if rs.privileged && !fromWindows {
 		if err := os.Lchown(dst, int(n.UID), int(n.GID)); err != nil {
 			errs = append(errs, fmt.Errorf("chown: %w", err))
 		}
@@ -70,4 +70,26 @@ func (rs *restorer) setMeta(p string, n *repo.Node) error {
 	return errors.Join(errs...)
 }
 
-func (rs *restorer) platformStart() {}
+func (rs *restorer) platformStart() { rs.privileged = rs.isRoot }
+
+// noteWindowsNode records what of a Windows node's metadata this platform
+// (not Windows) cannot set back.
+func (f *foreignNotes) noteWindowsNode(p string, n *repo.Node) {
+	if a := n.Attrs & (winmeta.Settable &^ (winmeta.AttrReadOnly | winmeta.AttrArchive)); a != 0 {
+		f.add("attributes "+winmeta.AttrString(a), p)
+	}
+	if len(n.SD) > 0 {
+		f.add("security descriptor", p)
+	}
+	if n.Created != 0 {
+		f.add("creation time", p)
+	}
+	if len(n.Streams) > 0 {
+		f.add("alternate data streams", p)
+		f.mu.Lock()
+		for _, s := range n.Streams {
+			f.streams[s.Name] = struct{}{}
+		}
+		f.mu.Unlock()
+	}
+}

@@ -3,6 +3,7 @@ package restore
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -84,5 +85,41 @@ func (rs *restorer) platformStart() {
 		if held, err := winmeta.Enable(priv); err != nil || !held {
 			rs.privileged = false
 		}
+	}
+}
+
+// writeBlobs writes the data blobs ids to w in order, each read from its
+// pack and verified: how a stream's content is restored (streams are small
+// as a rule, so they are read blob by blob rather than planned with the
+// files' content).
+func (rs *restorer) writeBlobs(w io.Writer, ids []repo.ID) error {
+	for _, id := range ids {
+		bi, ok := rs.r.LookupBlob(id)
+		if !ok {
+			return fmt.Errorf("blob %s is not in the index", id.Short())
+		}
+		pr := rs.r.OpenPack(bi.Pack)
+		sealed, err := pr.ReadRange(rs.ctx, int64(bi.Offset), int64(bi.Length))
+		if err != nil {
+			return fmt.Errorf("pack %s cannot be read: %w", bi.Pack.Short(), err)
+		}
+		plain, err := pr.Blob(bi, sealed)
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write(plain); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// noteUnixNode records what of a node recorded on Unix Windows cannot set.
+func (f *foreignNotes) noteUnixNode(p string, n *repo.Node) {
+	if len(n.Xattrs) > 0 {
+		f.add("extended attributes", p)
+	}
+	if n.Mode&0o7000 != 0 {
+		f.add("setuid, setgid and sticky bits", p)
 	}
 }

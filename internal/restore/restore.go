@@ -115,7 +115,8 @@ type restorer struct {
 	madeDirs sync.Map     // target directories known to exist
 	planned  atomic.Int64 // blob writes in packs, not yet done
 	foreign  foreignNotes // metadata of another platform that was not set
-	// privileged: Windows granted SeRestorePrivilege and SeSecurityPrivilege
+	// privileged: owners can be set (root on Unix; SeRestorePrivilege and
+	// SeSecurityPrivilege held on Windows)
 	privileged bool
 }
 
