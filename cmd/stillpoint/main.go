@@ -64,9 +64,13 @@ func newRoot() *cobra.Command {
 		Version:       run.Version,
 	}
 	pf := root.PersistentFlags()
-	pf.StringVarP(&g.access.Repository, "repo", "r", "", "repository path (default $"+run.EnvRepository+", else "+run.DefaultRepository()+")")
+	pf.StringVarP(&g.access.Repository, "repo", "r", "", "repository path or s3:https://HOST/BUCKET[/PREFIX] (default $"+run.EnvRepository+", else "+run.DefaultRepository()+")")
 	pf.StringVar(&g.access.PasswordFile, "password-file", "", "read the repository password from this file (or set $"+run.EnvPassword+")")
 	pf.StringVar(&g.access.KeyFile, "key-file", "", "repository key file (default: the one created with the repository, in "+run.KeyDir()+")")
+	pf.StringVar(&g.access.S3.Region, "s3-region", "", "S3 region of the bucket (default $STILLPOINT_S3_REGION, $AWS_REGION)")
+	pf.StringVar(&g.access.S3.Addressing, "s3-addressing", "", "S3 bucket addressing: auto, path or virtual (default $STILLPOINT_S3_ADDRESSING, else auto)")
+	pf.StringVar(&g.access.S3.CACert, "cacert", "", "PEM file of CA certificates to trust for an S3 server (default $STILLPOINT_S3_CACERT)")
+	pf.StringVar(&g.access.S3.StorageClass, "s3-storage-class", "", "S3 storage class of data packs, e.g. STANDARD_IA (default $STILLPOINT_S3_STORAGE_CLASS); metadata stays STANDARD")
 	pf.BoolVar(&g.json, "json", false, "print JSON: one object per event and a final summary")
 	pf.BoolVarP(&g.quiet, "quiet", "q", false, "print errors only")
 	root.AddCommand(
