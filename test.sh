@@ -34,6 +34,27 @@ if [[ -z ${STILLPOINT_RESTIC:-} ]]; then
 	if [[ -n ${STILLPOINT_RESTIC:-} ]]; then rm -rf -- "$W"; fi
 fi
 
+# SeaweedFS and versitygw for the S3 tests (internal/backend/s3, internal/e2e):
+# built once from the Go module proxy and cached with the benchmarks'
+# binaries (a first SeaweedFS build takes minutes). Binaries given in
+# $STILLPOINT_WEED / $STILLPOINT_VERSITYGW are used as they are.
+if [[ -z ${STILLPOINT_WEED:-} ]]; then
+	if STILLPOINT_WEED=$(scripts/install-s3servers weed); then
+		export STILLPOINT_WEED
+	else
+		echo "test.sh: SeaweedFS could not be built; the S3 tests on it will skip, or fail under CI=true" >&2
+		unset STILLPOINT_WEED
+	fi
+fi
+if [[ -z ${STILLPOINT_VERSITYGW:-} ]]; then
+	if STILLPOINT_VERSITYGW=$(scripts/install-s3servers versitygw); then
+		export STILLPOINT_VERSITYGW
+	else
+		echo "test.sh: versitygw could not be built; the S3 tests on it will skip, or fail under CI=true" >&2
+		unset STILLPOINT_VERSITYGW
+	fi
+fi
+
 go test -count=1 -timeout 30m "$@" ./...
 
 # the Windows build under Wine: the test binaries, a round trip of
