@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+
+	"github.com/stillpoint-backup/stillpoint/internal/vss"
 )
 
 // Source is one backup source and its snapshot policy.
@@ -26,6 +28,9 @@ type Options struct {
 	// KeepLeftovers stops Create from removing what killed runs left on
 	// the filesystems it snaps.
 	KeepLeftovers bool
+	// VSS, when set, tunes every VSS provider of the plan (the job's
+	// vss: keys); nil keeps vss.DefaultOptions.
+	VSS *vss.Options
 }
 
 // SourcePlan is the decision made for one source.
@@ -108,6 +113,9 @@ func NewPlan(sources []Source, opts Options) (*Plan, error) {
 	}
 	p := &Plan{opts: opts, providers: map[string]Provider{"none": None{}}}
 	for _, pr := range opts.Providers {
+		if v, ok := pr.(*VSS); ok && opts.VSS != nil {
+			v.Options = *opts.VSS
+		}
 		p.providers[pr.Name()] = pr
 	}
 	var errs []error
@@ -204,7 +212,7 @@ func (p *Plan) groups() []*group {
 	byKey := map[string]*group{}
 	for _, s := range p.Sources {
 		key := s.Provider
-		if s.Provider != "none" {
+		if _, oneSet := p.providers[s.Provider].(SetCreator); !oneSet && s.Provider != "none" {
 			key += "\x00" + s.FS.Mountpoint + "\x00" + s.FS.DevNum
 		}
 		g := byKey[key]

@@ -47,7 +47,7 @@ func NewSet(ctx context.Context, sources []Source, opts Options) (*Set, error) {
 func (p *Plan) Create(ctx context.Context) (*Set, error) {
 	s := &Set{
 		Label:    NewLabel(p.opts.RunID),
-		Sources:  p.Sources,
+		Sources:  append([]SourcePlan(nil), p.Sources...),
 		Notes:    append([]string(nil), p.Notes...),
 		Warnings: append([]string(nil), p.Warnings...),
 		bySrc:    map[string]Snapshot{},
@@ -63,6 +63,12 @@ func (p *Plan) Create(ctx context.Context) (*Set, error) {
 		}
 		l := s.Label
 		l.Provider, l.Sources = g.provider.Name(), g.sources
+		if sc, ok := g.provider.(SetCreator); ok {
+			if err := s.createSet(ctx, sc, g, l); err != nil {
+				return nil, s.abort(err)
+			}
+			continue
+		}
 		snap, err := g.provider.Create(ctx, g.sources, l)
 		if err != nil {
 			return nil, s.abort(fmt.Errorf("snapshot set: %s snapshot of %s failed: %w",
@@ -78,6 +84,52 @@ func (p *Plan) Create(ctx context.Context) (*Set, error) {
 	}
 	s.router = newRouter(routes, nil)
 	return s, nil
+}
+
+// createSet makes a set-level snapshot of a group. When it fails, the
+// group's sources with policy required fail the run, naming each volume
+// and the reason; the others are read live, with a warning (on) or a note
+// (auto). A snapshot weaker than planned (a VSS writer failed) lowers its
+// sources' consistency.
+func (s *Set) createSet(ctx context.Context, sc SetCreator, g *group, l Label) error {
+	snap, err := sc.CreateSet(ctx, g.sources, l)
+	if err == nil {
+		s.add(snap, g.sources)
+		if w, ok := snap.(interface{ Warnings() []string }); ok {
+			s.Warnings = append(s.Warnings, w.Warnings()...)
+		}
+		for i := range s.Sources {
+			if s.bySrc[s.Sources[i].Path] == snap {
+				s.Sources[i].Consistency = Weakest(s.Sources[i].Consistency, snap.Consistency())
+			}
+		}
+		return nil
+	}
+	var errs []error
+	for i := range s.Sources {
+		sp := &s.Sources[i]
+		if sp.Provider != g.provider.Name() {
+			continue
+		}
+		if sp.Policy == Required {
+			errs = append(errs, fmt.Errorf("%s (volume %s) has snapshot policy required, but the %s snapshot failed: %w",
+				sp.Path, sp.FS.Mountpoint, g.provider.Name(), err))
+			continue
+		}
+		sp.Provider, sp.Consistency = "none", Live
+		sp.Note = fmt.Sprintf("%s: the %s snapshot failed (%v); reading live", sp.Path, g.provider.Name(), err)
+		if sp.Policy == On {
+			s.Warnings = append(s.Warnings, sp.Note)
+		} else {
+			s.Notes = append(s.Notes, sp.Note)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("snapshot set: %w", errors.Join(errs...))
+	}
+	snap, _ = None{}.Create(ctx, g.sources, l)
+	s.add(snap, g.sources)
+	return nil
 }
 
 func (s *Set) add(snap Snapshot, sources []string) {
@@ -151,7 +203,7 @@ func (s *Set) Consistency() Consistency {
 // rank orders the levels, strongest highest. Crash ranks above File: it
 // is one moment across files, which crash-safe applications need, though a
 // file written during it may be torn.
-var rank = map[Consistency]int{"application": 5, Volume: 4, Crash: 3, File: 2, Live: 1}
+var rank = map[Consistency]int{Application: 5, Volume: 4, Crash: 3, File: 2, Live: 1}
 
 // Weakest is the weakest of levels (Live for none, or an unknown level).
 func Weakest(levels ...Consistency) Consistency {

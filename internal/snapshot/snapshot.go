@@ -22,6 +22,10 @@ type Consistency string
 
 // Consistency levels, strongest first.
 const (
+	// Application: a point in time at which the applications writing the
+	// files (VSS writers) had flushed and frozen them: what they restore
+	// from without recovery.
+	Application Consistency = "application"
 	// Volume: every file of the snapshot is from the same instant: every
 	// write that completed before it is in, none after.
 	Volume Consistency = "volume"
@@ -56,6 +60,15 @@ type Provider interface {
 	// Create snaps sources, which are absolute original paths on one
 	// filesystem. The label names what is created on disk.
 	Create(ctx context.Context, sources []string, label Label) (Snapshot, error)
+}
+
+// SetCreator is implemented by providers that make one snapshot set of
+// every volume at once (VSS): Plan.Create gives CreateSet all the sources
+// the provider was chosen for, whatever their filesystems, instead of one
+// Create per filesystem. When CreateSet fails, sources with policy
+// required fail the run; the others are read live (on warns, auto notes).
+type SetCreator interface {
+	CreateSet(ctx context.Context, sources []string, label Label) (Snapshot, error)
 }
 
 // Snapshot is one provider's point-in-time copy of some sources.

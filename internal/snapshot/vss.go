@@ -1,0 +1,278 @@
+package snapshot
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/stillpoint-backup/stillpoint/internal/pathmap"
+	"github.com/stillpoint-backup/stillpoint/internal/view"
+	"github.com/stillpoint-backup/stillpoint/internal/vss"
+)
+
+// VSS snaps Windows volumes with Volume Shadow Copies: one snapshot set
+// for every volume of the run (each source's volume and the volumes
+// mounted in folders below a source), made by package vss's requester,
+// read under the original paths, released (BackupComplete) at the end.
+type VSS struct {
+	// Options tune the requester: writers, timeouts, retries, provider.
+	Options vss.Options
+	// Factory makes the backup components; nil is the system's (VssApi.dll).
+	Factory vss.Factory
+	// Volumes answers volume questions; nil is the system's.
+	Volumes Volumes
+	// Probe tells whether VSS can work in this process at all; nil is
+	// the system's check (elevation, WOW64, VssApi.dll answering).
+	Probe func() error
+
+	probeOnce sync.Once
+	probeErr  error
+}
+
+// Volumes resolves paths to Windows volumes.
+type Volumes interface {
+	// VolumeOf returns the root of the volume holding p, with its
+	// trailing backslash: `C:\`, or a mounted folder `C:\data\disk2\`.
+	VolumeOf(p string) (string, error)
+	// MountsBelow returns the folders below dir where other volumes are
+	// mounted, each with its trailing backslash.
+	MountsBelow(dir string) ([]string, error)
+	// Unsupported says why VSS cannot snap the volume (a network drive,
+	// a CD), or "" when it can.
+	Unsupported(volume string) string
+}
+
+// Name implements Provider.
+func (*VSS) Name() string { return "vss" }
+
+func (v *VSS) volumes() Volumes {
+	if v.Volumes != nil {
+		return v.Volumes
+	}
+	return systemVolumes{}
+}
+
+func (v *VSS) factory() vss.Factory {
+	if v.Factory != nil {
+		return v.Factory
+	}
+	return systemVSSFactory()
+}
+
+func (v *VSS) probe() error {
+	v.probeOnce.Do(func() {
+		if v.Probe != nil {
+			v.probeErr = v.Probe()
+		} else {
+			v.probeErr = systemVSSProbe()
+		}
+	})
+	return v.probeErr
+}
+
+// isShare tells whether p is a UNC path (\\server\share, \\?\UNC\...).
+func isShare(p string) bool {
+	if strings.HasPrefix(p, `\\?\`) || strings.HasPrefix(p, `\\.\`) {
+		return len(p) >= 8 && strings.EqualFold(p[4:8], `UNC\`)
+	}
+	return strings.HasPrefix(p, `\\`) || strings.HasPrefix(p, "//")
+}
+
+const shareReason = "VSS does not snap network shares; read live"
+
+// Detect implements Provider. It fits a local volume when this process
+// can make shadow copies; policy errors say why not before anything is
+// written.
+func (v *VSS) Detect(path string) (Fit, error) {
+	if isShare(path) {
+		return Fit{Provider: "vss", Reason: shareReason}, nil
+	}
+	vol, err := v.volumes().VolumeOf(path)
+	if err != nil {
+		return Fit{}, fmt.Errorf("vss: the volume of %s: %w", path, err)
+	}
+	if why := v.volumes().Unsupported(vol); why != "" {
+		return Fit{Provider: "vss", Reason: why}, nil
+	}
+	if err := v.probe(); err != nil {
+		return Fit{Provider: "vss", Reason: err.Error()}, nil
+	}
+	return Fit{Provider: "vss", OK: true, Consistency: Application,
+		Reason: "shadow copy of volume " + vol + " in one set with the run's other volumes (application-consistent where the writers agree, else crash)"}, nil
+}
+
+// Create implements Provider; VSS snaps every volume of a run in one set,
+// so Plan.Create calls CreateSet instead.
+func (v *VSS) Create(ctx context.Context, sources []string, label Label) (Snapshot, error) {
+	return v.CreateSet(ctx, sources, label)
+}
+
+// CreateSet implements SetCreator.
+func (v *VSS) CreateSet(ctx context.Context, sources []string, _ Label) (Snapshot, error) {
+	vols := v.volumes()
+	var volumes []string
+	addVolume := func(vol string) {
+		for _, have := range volumes {
+			if strings.EqualFold(have, vol) {
+				return
+			}
+		}
+		volumes = append(volumes, vol)
+	}
+	type mapping struct{ prefix, volume string }
+	var maps []mapping
+	for _, src := range sources {
+		if isShare(src) {
+			return nil, fmt.Errorf("%s: %s", src, shareReason)
+		}
+		vol, err := vols.VolumeOf(src)
+		if err != nil {
+			return nil, fmt.Errorf("vss: the volume of %s: %w", src, err)
+		}
+		addVolume(vol)
+		maps = append(maps, mapping{src, vol})
+		mounts, err := vols.MountsBelow(src)
+		if err != nil {
+			return nil, fmt.Errorf("vss: the volumes mounted below %s: %w", src, err)
+		}
+		for _, m := range mounts {
+			if vols.Unsupported(m) != "" {
+				continue // read live, as the walk finds it
+			}
+			addVolume(m)
+			maps = append(maps, mapping{strings.TrimSuffix(m, `\`), m})
+		}
+	}
+	set, err := vss.NewRequester(v.factory(), v.Options).Create(ctx, volumes)
+	if err != nil {
+		return nil, err
+	}
+	s := &vssSnapshot{set: set, sources: append([]string(nil), sources...), consistency: Application}
+	if len(set.FailedWriters()) > 0 {
+		s.consistency = Crash
+	}
+	var routes []route
+	for _, m := range maps {
+		dev, _ := set.Device(m.volume)
+		routes = append(routes, route{m.prefix, &stamped{View: &shadowView{rules: pathmap.Native, volume: m.volume, device: dev, inner: &view.Live{}}, c: s.consistency}})
+	}
+	s.view = newRouter(routes, nil)
+	s.describe(volumes)
+	return s, nil
+}
+
+type vssSnapshot struct {
+	set             *vss.Set
+	sources         []string
+	consistency     Consistency
+	view            view.View
+	notes, warnings []string
+}
+
+func (s *vssSnapshot) describe(volumes []string) {
+	ws := s.set.Writers()
+	s.notes = append(s.notes, s.set.Notes...)
+	s.notes = append(s.notes, fmt.Sprintf("vss: snapshot set %s of %s, %d writer(s) checked", s.set.ID, strings.Join(volumes, ", "), len(ws)))
+	for _, w := range s.set.FailedWriters() {
+		c, _ := w.Failed()
+		s.warnings = append(s.warnings, fmt.Sprintf("VSS writer %q (%s) failed at %s: %s, %s (%s); the files of %s are crash-consistent, not application-consistent",
+			w.Name, w.Class, c.Phase, c.State, c.Failure, c.Failure.Advice(), strings.Join(s.sources, ", ")))
+	}
+}
+
+func (s *vssSnapshot) Provider() string         { return "vss" }
+func (s *vssSnapshot) Consistency() Consistency { return s.consistency }
+func (s *vssSnapshot) Sources() []string        { return s.sources }
+func (s *vssSnapshot) View() view.View          { return s.view }
+func (s *vssSnapshot) Notes() []string          { return s.notes }
+
+// Warnings are the failed writers, for the run's warnings.
+func (s *vssSnapshot) Warnings() []string { return s.warnings }
+
+// Writers are the writers' results, for the report and the manifest.
+func (s *vssSnapshot) Writers() []WriterResult {
+	var out []WriterResult
+	for _, w := range s.set.Writers() {
+		r := WriterResult{Provider: "vss", Name: w.Name, ID: w.Class.String(), Instance: w.Instance.String(),
+			State: w.State().String(), Required: w.Required, Excluded: w.Excluded, Sources: s.sources}
+		if c, ok := w.Failed(); ok {
+			r.Failed, r.FailedAt, r.State = true, c.Phase, c.State.String()
+			if c.Failure != 0 {
+				r.Failure = c.Failure.Name()
+			}
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// Release completes the backup (BackupComplete, writer status) and
+// releases the components object, which deletes the shadow copies.
+func (s *vssSnapshot) Release() error { return s.set.Complete(context.Background()) }
+
+// WriterResult is what one application writer (a VSS writer) did for a
+// snapshot: for the summary, the JSON report and the manifest.
+type WriterResult struct {
+	Provider string `json:"provider"`
+	Name     string `json:"name"`
+	ID       string `json:"id"`
+	Instance string `json:"instance,omitempty"`
+	// State is the last state seen (VSS_WS_STABLE), or the failed state.
+	State    string `json:"state"`
+	Failed   bool   `json:"failed,omitempty"`
+	FailedAt string `json:"failed_at,omitempty"` // the phase after which it was seen failed
+	Failure  string `json:"failure,omitempty"`   // its HRESULT's name
+	Required bool   `json:"required,omitempty"`
+	Excluded bool   `json:"excluded,omitempty"`
+	// Sources are the sources whose consistency its failure lowers.
+	Sources []string `json:"sources,omitempty"`
+}
+
+// Writers lists the writer results of the set's snapshots (VSS), with
+// the states after BackupComplete once the set is released.
+func (s *Set) Writers() []WriterResult {
+	var out []WriterResult
+	for _, sn := range s.snaps {
+		if w, ok := sn.(interface{ Writers() []WriterResult }); ok {
+			out = append(out, w.Writers()...)
+		}
+	}
+	return out
+}
+
+// shadowView reads original paths of one volume from its shadow copy:
+// C:\data\x (or its repository path /C/data/x) is read as
+// \\?\GLOBALROOT\Device\HarddiskVolumeShadowCopyN\data\x, and the volume's
+// root with the trailing backslash the device needs to open as a directory.
+type shadowView struct {
+	rules  pathmap.Rules
+	volume string // `C:\` or `C:\data\disk2\`
+	device string
+	inner  view.View
+}
+
+// path maps an original path to its path in the shadow copy; a path
+// outside the volume is returned as it is.
+func (v *shadowView) path(p string) string {
+	op := p
+	if !v.rules.IsAbs(p) {
+		if o, ok := v.rules.ToOS(p); ok {
+			op = o
+		}
+	}
+	vol := strings.TrimSuffix(v.volume, `\`)
+	switch {
+	case strings.EqualFold(op, vol) || strings.EqualFold(op, v.volume):
+		return v.device + `\`
+	case len(op) > len(vol) && strings.EqualFold(op[:len(vol)], vol) && op[len(vol)] == '\\':
+		return v.device + op[len(vol):]
+	}
+	return p
+}
+
+func (v *shadowView) Lstat(p string) (*view.Stat, error)    { return v.inner.Lstat(v.path(p)) }
+func (v *shadowView) ReadDir(p string) ([]string, error)    { return v.inner.ReadDir(v.path(p)) }
+func (v *shadowView) Readlink(p string) (string, error)     { return v.inner.Readlink(v.path(p)) }
+func (v *shadowView) Xattrs(p string) ([]view.Xattr, error) { return v.inner.Xattrs(v.path(p)) }
+func (v *shadowView) Open(p string) (view.File, error)      { return v.inner.Open(v.path(p)) }
