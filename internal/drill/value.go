@@ -1,0 +1,65 @@
+package drill
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// emptyValue tells whether a query's first value counts as empty: NULL,
+// an empty text, 0 or false. A drill's query must give a value that is not,
+// so "SELECT count(*) FROM accounts" fails on a table restored empty.
+func emptyValue(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return true
+	case bool:
+		return !x
+	case []byte:
+		return emptyText(string(x))
+	case string:
+		return emptyText(x)
+	case int64:
+		return x == 0
+	case int32:
+		return x == 0
+	case int:
+		return x == 0
+	case float64:
+		return x == 0
+	}
+	return emptyText(fmt.Sprint(v))
+}
+
+func emptyText(s string) bool {
+	s = strings.TrimSpace(s)
+	if s == "" || strings.EqualFold(s, "false") {
+		return true
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	return err == nil && f == 0
+}
+
+// queryVerdict turns the first value of a query (found: it returned a row)
+// into an error or a note.
+func queryVerdict(query string, found bool, v any) (string, error) {
+	if !found {
+		return "", fmt.Errorf("query %q returned no row", query)
+	}
+	if emptyValue(v) {
+		return "", fmt.Errorf("query %q returned %s", query, describeValue(v))
+	}
+	return fmt.Sprintf("query %q returned %s", query, describeValue(v)), nil
+}
+
+func describeValue(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "NULL"
+	case []byte:
+		return strconv.Quote(string(x))
+	case string:
+		return strconv.Quote(x)
+	}
+	return fmt.Sprint(v)
+}
