@@ -7,9 +7,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
-	"math/rand/v2"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -274,7 +274,9 @@ func TestSQLiteVerifier(t *testing.T) {
 	torn := filepath.Join(dir, "torn.db")
 	tearCopy(t, db, torn)
 
-	env := func(p, q string) verifyEnv { return verifyEnv{spec: Spec{Kind: "sqlite", Path: p, Query: q}, restored: p} }
+	env := func(p, q string) verifyEnv {
+		return verifyEnv{spec: Spec{Kind: "sqlite", Path: p, Query: q}, restored: p}
+	}
 	if msg, err := verifySQLite(bg, env(db, "SELECT count(*) FROM accounts")); err != nil {
 		t.Errorf("the whole database fails: %v", err)
 	} else if !strings.Contains(msg, "returned") {
