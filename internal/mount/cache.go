@@ -1,0 +1,119 @@
+package mount
+
+import (
+	"container/list"
+	"context"
+	"sync"
+
+	"github.com/stillpoint-backup/stillpoint/internal/repo"
+)
+
+// DefaultCacheSize bounds the plaintext of blobs kept for reads: enough for
+// a few readers each streaming a file (blobs average 1 MiB, at most 4) and
+// the next blob read ahead for each, while the memory of a mount stays small.
+const DefaultCacheSize = 64 << 20
+
+// BlobLoader reads one blob's plaintext.
+type BlobLoader interface {
+	LoadBlob(ctx context.Context, id repo.ID) ([]byte, error)
+}
+
+// Cache keeps the most recently used blobs up to a number of bytes, and
+// loads a blob once however many readers ask for it at the same time.
+// It is safe for concurrent use.
+type Cache struct {
+	load  BlobLoader
+	limit int64
+
+	mu      sync.Mutex
+	size    int64
+	lru     *list.List // of *cached, most recent first
+	entries map[repo.ID]*list.Element
+	loading map[repo.ID]*pending
+}
+
+type cached struct {
+	id   repo.ID
+	data []byte
+}
+
+type pending struct {
+	done chan struct{}
+	data []byte
+	err  error
+}
+
+// NewCache returns a cache of at most limit bytes of blobs read through load.
+func NewCache(load BlobLoader, limit int64) *Cache {
+	return &Cache{load: load, limit: limit, lru: list.New(), entries: map[repo.ID]*list.Element{}, loading: map[repo.ID]*pending{}}
+}
+
+// Get returns blob id's plaintext, which the caller must not change.
+func (c *Cache) Get(ctx context.Context, id repo.ID) ([]byte, error) {
+	c.mu.Lock()
+	if e, ok := c.entries[id]; ok {
+		c.lru.MoveToFront(e)
+		data := e.Value.(*cached).data
+		c.mu.Unlock()
+		return data, nil
+	}
+	if p, ok := c.loading[id]; ok {
+		c.mu.Unlock()
+		select {
+		case <-p.done:
+			return p.data, p.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	p := &pending{done: make(chan struct{})}
+	c.loading[id] = p
+	c.mu.Unlock()
+
+	// the load is not cancelled with this reader: others may wait for it
+	p.data, p.err = c.load.LoadBlob(context.WithoutCancel(ctx), id)
+	c.mu.Lock()
+	delete(c.loading, id)
+	if p.err == nil {
+		c.add(id, p.data)
+	}
+	c.mu.Unlock()
+	close(p.done)
+	return p.data, p.err
+}
+
+// Prefetch loads blob id in the background unless it is cached or loading.
+func (c *Cache) Prefetch(id repo.ID) {
+	c.mu.Lock()
+	_, have := c.entries[id]
+	_, busy := c.loading[id]
+	c.mu.Unlock()
+	if !have && !busy {
+		go func() { _, _ = c.Get(context.Background(), id) }()
+	}
+}
+
+// add stores a loaded blob and evicts the least recently used beyond the
+// limit; a blob larger than the whole cache is not kept.
+func (c *Cache) add(id repo.ID, data []byte) {
+	n := int64(len(data))
+	if n > c.limit {
+		return
+	}
+	for c.size+n > c.limit {
+		last := c.lru.Back()
+		old := last.Value.(*cached)
+		c.lru.Remove(last)
+		delete(c.entries, old.id)
+		c.size -= int64(len(old.data))
+	}
+	c.entries[id] = c.lru.PushFront(&cached{id: id, data: data})
+	c.size += n
+}
+
+// Size is the bytes of blobs held.
+func (c *Cache) Size() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.size
+}
