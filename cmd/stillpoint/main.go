@@ -81,6 +81,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newKeyCmd(g))
 	root.AddCommand(newStatsCmd(g), newFindCmd(g), newDumpCmd(g), newTagCmd(g))
 	root.AddCommand(newPruneCmd(g))
+	root.AddCommand(newMountCmd(g))
 	root.AddCommand(newCopyCmd(g))
 	return root
 }
