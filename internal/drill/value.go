@@ -57,9 +57,18 @@ func describeValue(v any) string {
 	case nil:
 		return "NULL"
 	case []byte:
-		return strconv.Quote(string(x))
+		return describeText(string(x))
 	case string:
-		return strconv.Quote(x)
+		return describeText(x)
 	}
 	return fmt.Sprint(v)
+}
+
+// describeText quotes a text unless it is a number (MySQL sends numbers
+// as text).
+func describeText(s string) string {
+	if _, err := strconv.ParseFloat(s, 64); err == nil {
+		return s
+	}
+	return strconv.Quote(s)
 }
