@@ -35,7 +35,9 @@ type Job struct {
 	Sources []Source
 	Quiesce Quiesce
 	Writers []WriterSpec
-	Hooks   quiesce.Hooks
+	// VSS tunes Volume Shadow Copies (Windows).
+	VSS   VSS
+	Hooks quiesce.Hooks
 	// Retention, when set, forgets this job's old snapshots after each
 	// backup that saved one.
 	Retention *Retention

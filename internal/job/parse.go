@@ -16,7 +16,7 @@ import (
 
 // The keys each mapping accepts.
 var (
-	topKeys     = []string{"version", "repository", "host", "tags", "compression", "staging-dir", "exclude", "snapshot", "open-files", "retries", "sources", "quiesce", "writers", "hooks", "retention", "drill"}
+	topKeys     = []string{"version", "repository", "host", "tags", "compression", "staging-dir", "exclude", "snapshot", "open-files", "retries", "sources", "quiesce", "writers", "vss", "hooks", "retention", "drill"}
 	sourceKeys  = []string{"path", "snapshot", "open-files", "retries", "exclude", "staging-dir"}
 	quiesceKeys = []string{"inactivity", "max-wait", "on-timeout", "hold", "hold-timeout", "hold-exclude"}
 	commandKeys = []string{"freeze", "thaw", "timeout", "on-timeout"}
@@ -318,6 +318,9 @@ func (p *parser) top(root *yaml.Node) {
 	}
 	if v, ok := f["writers"]; ok {
 		p.writers(v.val)
+	}
+	if v, ok := f["vss"]; ok {
+		p.vss(v.val)
 	}
 	if v, ok := f["hooks"]; ok {
 		p.hooks(v.val)

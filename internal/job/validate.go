@@ -78,6 +78,7 @@ func (v *validator) check() {
 	v.staging()
 	v.quiesce()
 	v.writers()
+	v.vss()
 	v.hooks()
 	v.retention()
 	v.drill()
