@@ -187,6 +187,10 @@ func Backup(ctx context.Context, r *repo.Repository, o BackupOptions) (res *Back
 	if note := open.Note(); note != "" {
 		res.Notes = append(res.Notes, note)
 	}
+	if warning, note := livefile.EnableBackupPrivileges(); warning != "" || note != "" {
+		res.Warnings = appendNonEmpty(res.Warnings, warning)
+		res.Notes = appendNonEmpty(res.Notes, note)
+	}
 	readers := &sourceReaders{}
 	defer readers.close()
 	for _, s := range o.Sources {
@@ -483,4 +487,11 @@ func files(n int64) string {
 		return "1 file"
 	}
 	return fmt.Sprintf("%d files", n)
+}
+
+func appendNonEmpty(list []string, s string) []string {
+	if s == "" {
+		return list
+	}
+	return append(list, s)
 }
