@@ -83,6 +83,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newPruneCmd(g))
 	root.AddCommand(newMountCmd(g))
 	root.AddCommand(newCopyCmd(g))
+	root.AddCommand(newDrillCmd(g))
 	return root
 }
 
@@ -189,6 +190,8 @@ func interruptedNote(cmd *cobra.Command) string {
 		return "the snapshots named above were tagged, the others not; each exists whole, under its old or its new id"
 	case "prune":
 		return "the prune did not finish; the repository is consistent, and the next prune completes its work"
+	case "drill":
+		return "the drill did not finish and stored no result; its scratch directory was removed"
 	case "copy":
 		return "the snapshots said to be copied are in the target, the others not; the data already sent is kept, and the next copy sends only what is missing"
 	}
