@@ -58,5 +58,5 @@ fi
 go test -count=1 -timeout 30m "$@" ./...
 
 # the Windows build under Wine: the test binaries, a round trip of
-# stillpoint.exe and a file held with share mode 0 (skipped with a message when Wine is missing, outside CI)
-scripts/wine-tests units roundtrip lock
+# stillpoint.exe, a file held with share mode 0 and the VSS policies against Wine's E_NOTIMPL (skipped with a message when Wine is missing, outside CI)
+scripts/wine-tests units roundtrip lock vss

@@ -24,7 +24,7 @@ func TestProbeUnderWine(t *testing.T) {
 	}
 	err := Probe()
 	if Code(err) != E_NOTIMPL || !strings.Contains(err.Error(), "CreateVssBackupComponents: E_NOTIMPL") ||
-		!strings.Contains(err.Error(), "--snapshot on") {
+		!strings.Contains(err.Error(), "read live") {
 		t.Fatalf("under Wine, want E_NOTIMPL with advice to read live, got %v", err)
 	}
 }

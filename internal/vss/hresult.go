@@ -82,7 +82,7 @@ const (
 )
 
 var hresults = map[HRESULT]hresultInfo{
-	E_NOTIMPL: {"E_NOTIMPL", "this system's Volume Shadow Copy service does not implement the call (Wine, or a Windows without VSS); read live with --snapshot on"},
+	E_NOTIMPL: {"E_NOTIMPL", "this system's Volume Shadow Copy service does not implement the call (Wine, or a Windows without VSS), so files can only be read live here"},
 	E_FAIL:    {"E_FAIL", "VSS failed without saying why; " + adviceEventLog},
 	E_UNEXPECTED: {"E_UNEXPECTED", "VSS failed unexpectedly; " + adviceEventLog +
 		", and restart the Volume Shadow Copy service (net stop vss) if it persists"},

@@ -355,7 +355,7 @@ func TestCreateFails(t *testing.T) {
 	f := vsstest.New()
 	f.CreateError = vss.E_NOTIMPL
 	_, err := vss.NewRequester(f.Factory(), fastOptions()).Create(context.Background(), []string{`C:\`})
-	if err == nil || !strings.Contains(err.Error(), "CreateVssBackupComponents: E_NOTIMPL") || !strings.Contains(err.Error(), "--snapshot on") {
+	if err == nil || !strings.Contains(err.Error(), "CreateVssBackupComponents: E_NOTIMPL") || !strings.Contains(err.Error(), "read live") {
 		t.Fatalf("got %v", err)
 	}
 	wantCalls(t, f, []string{"Create"})
