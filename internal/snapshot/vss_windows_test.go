@@ -77,6 +77,9 @@ func TestVSSNotElevated(t *testing.T) {
 // repository path as the archiver names it.
 func TestVSSRealSet(t *testing.T) {
 	if underWine() || !windows.GetCurrentProcessToken().IsElevated() {
+		if os.Getenv("STILLPOINT_VSS_ADMIN") == "1" {
+			t.Fatal("STILLPOINT_VSS_ADMIN=1, but this is no elevated process on real Windows")
+		}
 		t.Skip("needs an elevated process on real Windows (the workflow's admin job)")
 	}
 	dir, err := pathmap.Abs(t.TempDir())

@@ -29,15 +29,21 @@ func TestProbeUnderWine(t *testing.T) {
 	}
 }
 
-// needElevated skips unless the process is elevated on real Windows. The
-// workflow's non-admin job sets STILLPOINT_VSS_NONADMIN=1: there the
-// refusal is what is tested.
+// needElevated skips unless the process is elevated on real Windows;
+// with STILLPOINT_VSS_ADMIN=1 (the workflow's admin job) it fails instead.
+// The non-admin job sets STILLPOINT_VSS_NONADMIN=1: there the refusal is
+// what is tested.
 func needElevated(t *testing.T) {
 	t.Helper()
-	if underWine() {
+	admin := os.Getenv("STILLPOINT_VSS_ADMIN") == "1"
+	switch {
+	case underWine() && admin:
+		t.Fatal("STILLPOINT_VSS_ADMIN=1 under Wine, which has no VSS")
+	case underWine():
 		t.Skip("Wine has no VSS (see TestProbeUnderWine)")
-	}
-	if !windows.GetCurrentProcessToken().IsElevated() {
+	case !windows.GetCurrentProcessToken().IsElevated() && admin:
+		t.Fatal("STILLPOINT_VSS_ADMIN=1, but the process is not elevated")
+	case !windows.GetCurrentProcessToken().IsElevated():
 		t.Skip("needs an elevated process (the workflow's admin job)")
 	}
 }
