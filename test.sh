@@ -9,6 +9,8 @@ cd "$(dirname "$0")"
 # loopback filesystems for the snapshot tests; PostgreSQL and MariaDB for the
 # writer tests (the tests start their own servers on 127.0.0.1)
 packages=(btrfs-progs xfsprogs e2fsprogs util-linux mount kmod attr postgresql mariadb-server git)
+# the kernel FUSE tests of `stillpoint mount` (fusermount3)
+packages+=(fuse3)
 # the Wine tier (scripts/wine-tests): Wine 8.0, and MinGW for the one DLL it lacks
 packages+=(wine64 gcc-mingw-w64-x86-64-win32)
 
