@@ -13,12 +13,15 @@ import (
 // server's files are all in one volume snapshot.
 
 // dbOneInstant tells whether a FreezeInfo.Covered level is a snapshot of a
-// whole filesystem at one instant: "volume", or "crash" (a btrfs snapshot
-// whose writers were not held, as a power cut would leave it). Either holds
+// whole filesystem at one instant: "volume", "application" (a VSS set), or
+// "crash" (a btrfs snapshot whose writers were not held, as a power cut
+// would leave it). Each holds
 // a database's files together, which is what a database needs: a writer
 // that froze it has no write in flight, and one that did not leaves what
 // the database recovers from after a crash.
-func dbOneInstant(level string) bool { return level == "volume" || level == "crash" }
+func dbOneInstant(level string) bool {
+	return level == "volume" || level == "application" || level == "crash"
+}
 
 // DBOption tunes the postgres and mysql writers.
 type DBOption func(*dbOptions)
