@@ -31,6 +31,9 @@ type Options struct {
 	// VSS, when set, tunes every VSS provider of the plan (the job's
 	// vss: keys); nil keeps vss.DefaultOptions.
 	VSS *vss.Options
+	// Excluded tells whether an OS path is excluded from the backup, so
+	// that a volume mounted there is not snapped (VSS); nil excludes none.
+	Excluded func(osPath string) bool
 }
 
 // SourcePlan is the decision made for one source.
@@ -113,8 +116,13 @@ func NewPlan(sources []Source, opts Options) (*Plan, error) {
 	}
 	p := &Plan{opts: opts, providers: map[string]Provider{"none": None{}}}
 	for _, pr := range opts.Providers {
-		if v, ok := pr.(*VSS); ok && opts.VSS != nil {
-			v.Options = *opts.VSS
+		if v, ok := pr.(*VSS); ok {
+			if opts.VSS != nil {
+				v.Options = *opts.VSS
+			}
+			if opts.Excluded != nil {
+				v.Excluded = opts.Excluded
+			}
 		}
 		p.providers[pr.Name()] = pr
 	}

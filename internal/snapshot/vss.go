@@ -25,6 +25,9 @@ type VSS struct {
 	// Probe tells whether VSS can work in this process at all; nil is
 	// the system's check (elevation, WOW64, VssApi.dll answering).
 	Probe func() error
+	// Excluded tells whether a folder is excluded from the backup: a
+	// volume mounted there is not added to the set.
+	Excluded func(osPath string) bool
 
 	probeOnce sync.Once
 	probeErr  error
@@ -139,6 +142,9 @@ func (v *VSS) CreateSet(ctx context.Context, sources []string, _ Label) (Snapsho
 		for _, m := range mounts {
 			if vols.Unsupported(m) != "" {
 				continue // read live, as the walk finds it
+			}
+			if v.Excluded != nil && v.Excluded(strings.TrimSuffix(m, `\`)) {
+				continue
 			}
 			addVolume(m)
 			maps = append(maps, mapping{strings.TrimSuffix(m, `\`), m})

@@ -95,7 +95,10 @@ func TestVSSCreateSetOneSetForEveryVolume(t *testing.T) {
 		mounts:  map[string][]string{`C:\data`: {`C:\data\disk2\`, `C:\data\cd\`}},
 		bad:     map[string]string{`C:\data\cd\`: "VSS does not snap CD or DVD drives; read live"},
 	}
+	vols.volumes[`C:\data\skip`] = `C:\data\skip\`
+	vols.mounts[`C:\data`] = append(vols.mounts[`C:\data`], `C:\data\skip\`)
 	p := fakeVSS(f, vols)
+	p.Excluded = func(path string) bool { return path == `C:\data\skip` }
 	snap, err := p.CreateSet(context.Background(), []string{`C:\data`, `C:\Users\me`, `D:\db`}, Label{})
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +111,7 @@ func TestVSSCreateSetOneSetForEveryVolume(t *testing.T) {
 	}
 	want := []string{`AddToSnapshotSet(C:\)`, `AddToSnapshotSet(C:\data\disk2\)`, `AddToSnapshotSet(D:\)`}
 	if !slices.Equal(added, want) || f.Attempts() != 1 {
-		t.Fatalf("one set of each volume once, the CD left out: got %v in %d sets", added, f.Attempts())
+		t.Fatalf("one set of each volume once, the CD and the excluded mount left out: got %v in %d sets", added, f.Attempts())
 	}
 	if snap.Consistency() != Application || len(snap.(*vssSnapshot).Warnings()) != 0 {
 		t.Fatalf("consistency %s, warnings %v", snap.Consistency(), snap.(*vssSnapshot).Warnings())
