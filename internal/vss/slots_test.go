@@ -5,6 +5,7 @@ import (
 	"os"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"unsafe"
@@ -147,5 +148,24 @@ func TestGUIDArgs(t *testing.T) {
 	}
 	if a := guidArgs("386", g); len(a) != 4 || uint32(a[0]) != 0xb5946137 || uint32(a[3]) != binary.LittleEndian.Uint32(raw[12:]) {
 		t.Fatalf("386: %x", a)
+	}
+}
+
+// TestCodesAgainstMingwHeaders: every code of vsserror.h is known, under
+// its name and value.
+func TestCodesAgainstMingwHeaders(t *testing.T) {
+	b, err := os.ReadFile("/usr/share/mingw-w64/include/vsserror.h")
+	if err != nil {
+		t.Skipf("no mingw-w64 headers: %v", err)
+	}
+	defs := regexp.MustCompile(`#define (VSS_[ES]_\w+) \(\(HRESULT\)0x([0-9A-Fa-f]{8})\)`).FindAllStringSubmatch(string(b), -1)
+	if len(defs) < 70 {
+		t.Fatalf("only %d codes in vsserror.h", len(defs))
+	}
+	for _, d := range defs {
+		v, _ := strconv.ParseUint(d[2], 16, 32)
+		if got := HRESULT(v).Name(); got != d[1] {
+			t.Errorf("0x%s: named %q, vsserror.h says %s", d[2], got, d[1])
+		}
 	}
 }
