@@ -56,7 +56,7 @@ func OpenSource(ctx context.Context, s SourceAccess) (*repo.Repository, error) {
 	}
 	r, err := repo.Open(ctx, be, cred)
 	if err != nil {
-		return nil, fmt.Errorf("source repository %s: %w", be.Location(), err)
+		return nil, fmt.Errorf("source repository: %w", err)
 	}
 	return r, nil
 }
