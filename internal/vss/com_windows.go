@@ -29,6 +29,12 @@ const (
 	eoacDynamicCloaking     = 0x40
 )
 
+// VSS_OBJECT_TYPE values for Query.
+const (
+	objectNone     = 1
+	objectSnapshot = 3
+)
+
 var securityOnce sync.Once
 
 // iunknown is a COM object: a pointer to its vtable.
@@ -289,6 +295,15 @@ func (c *components) GetWriterStatus(i int) (WriterStatus, error) {
 	return st, err
 }
 
+func propertiesOf(prop *snapshotProp) SnapshotProperties {
+	out := SnapshotProperties{ID: prop.SnapshotID, SetID: prop.SetID, Provider: prop.Provider, Attributes: prop.Attributes,
+		DeviceObject: windows.UTF16PtrToString(prop.DeviceObject), OriginalVolume: windows.UTF16PtrToString(prop.OriginalVolume)}
+	if prop.Created > 0 {
+		out.Created = time.Unix(0, (prop.Created-filetimeEpoch)*100)
+	}
+	return out
+}
+
 // filetimeEpoch is 1601-01-01 in 100 ns units before the Unix epoch.
 const filetimeEpoch = 116444736000000000
 
@@ -302,12 +317,34 @@ func (c *components) GetSnapshotProperties(id GUID) (SnapshotProperties, error) 
 		if h = c.o.call(slotGetSnapshotProperties, args...); h.Failed() {
 			return
 		}
-		out = SnapshotProperties{ID: prop.SnapshotID, SetID: prop.SetID, Provider: prop.Provider, Attributes: prop.Attributes,
-			DeviceObject: windows.UTF16PtrToString(prop.DeviceObject), OriginalVolume: windows.UTF16PtrToString(prop.OriginalVolume)}
-		if prop.Created > 0 {
-			out.Created = time.Unix(0, (prop.Created-filetimeEpoch)*100)
-		}
+		out = propertiesOf(&prop)
 		_, _, _ = procVssFreeSnapshotProperties.Call(uintptr(unsafe.Pointer(&prop)))
+	})
+	return out, hr(h)
+}
+
+// QuerySnapshots implements Querier (Query, IVssEnumObject::Next).
+func (c *components) QuerySnapshots() ([]SnapshotProperties, error) {
+	var out []SnapshotProperties
+	var h HRESULT
+	c.t.do(func() {
+		var null GUID
+		var enum *iunknown
+		args := append(guidArgs(runtime.GOARCH, &null), objectNone, objectSnapshot, uintptr(unsafe.Pointer(&enum)))
+		if h = c.o.call(slotQuery, args...); h.Failed() || enum == nil {
+			return
+		}
+		defer enum.release()
+		for {
+			var prop objectProp
+			var fetched uint32
+			h = enum.call(slotEnumNext, 1, uintptr(unsafe.Pointer(&prop)), uintptr(unsafe.Pointer(&fetched)))
+			if h.Failed() || fetched == 0 {
+				return
+			}
+			out = append(out, propertiesOf(&prop.Snap))
+			_, _, _ = procVssFreeSnapshotProperties.Call(uintptr(unsafe.Pointer(&prop.Snap)))
+		}
 	})
 	return out, hr(h)
 }

@@ -27,6 +27,7 @@ const (
 	slotAddToSnapshotSet       = 37
 	slotDoSnapshotSet          = 38
 	slotGetSnapshotProperties  = 42
+	slotQuery                  = 43
 	slotDisableWriterClasses   = 45
 
 	// IVssAsync
@@ -36,7 +37,18 @@ const (
 
 	// IVssExamineWriterMetadata
 	slotGetIdentity = 3
+
+	// IVssEnumObject
+	slotEnumNext = 3
 )
+
+// objectProp is VSS_OBJECT_PROP: a type, then a union of VSS_SNAPSHOT_PROP
+// and the smaller VSS_PROVIDER_PROP, aligned to 8.
+type objectProp struct {
+	Type int32
+	_    int32
+	Snap snapshotProp
+}
 
 // snapshotProp is VSS_SNAPSHOT_PROP (vss.h) as the system lays it out.
 type snapshotProp struct {

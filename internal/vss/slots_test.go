@@ -23,7 +23,9 @@ var wantSlots = map[string]map[string]int{
 		"GetWriterStatus": slotGetWriterStatus, "BackupComplete": slotBackupComplete, "SetContext": slotSetContext,
 		"StartSnapshotSet": slotStartSnapshotSet, "AddToSnapshotSet": slotAddToSnapshotSet, "DoSnapshotSet": slotDoSnapshotSet,
 		"GetSnapshotProperties": slotGetSnapshotProperties, "DisableWriterClasses": slotDisableWriterClasses,
+		"Query": slotQuery,
 	},
+	"IVssEnumObject":            {"Next": slotEnumNext},
 	"IVssAsync":                 {"Cancel": slotAsyncCancel, "Wait": slotAsyncWait, "QueryStatus": slotAsyncQueryStatus},
 	"IVssExamineWriterMetadata": {"GetIdentity": slotGetIdentity},
 }
@@ -43,7 +45,8 @@ var sdkOrder = map[string][]string{
 		"AddToSnapshotSet", "DoSnapshotSet", "DeleteSnapshots", "ImportSnapshots", "BreakSnapshotSet",
 		"GetSnapshotProperties", "Query", "IsVolumeSupported", "DisableWriterClasses",
 		"EnableWriterClasses", "DisableWriterInstances", "ExposeSnapshot", "RevertToSnapshot", "QueryRevertStatus"},
-	"IVssAsync": {"QueryInterface", "AddRef", "Release", "Cancel", "Wait", "QueryStatus"},
+	"IVssAsync":      {"QueryInterface", "AddRef", "Release", "Cancel", "Wait", "QueryStatus"},
+	"IVssEnumObject": {"QueryInterface", "AddRef", "Release", "Next", "Skip", "Reset", "Clone"},
 	"IVssExamineWriterMetadata": {"QueryInterface", "AddRef", "Release", "GetIdentity", "GetFileCounts",
 		"GetIncludeFile", "GetExcludeFile", "GetComponent", "GetRestoreMethod", "GetAlternateLocationMapping",
 		"GetBackupSchema", "GetDocument", "SaveAsXML", "LoadFromXML"},
@@ -73,7 +76,7 @@ func index(list []string, s string) int {
 // headers where they are installed (Debian's mingw-w64-common).
 func TestSlotsAgainstMingwHeaders(t *testing.T) {
 	dir := "/usr/share/mingw-w64/include"
-	files := map[string]string{"IVssBackupComponents": "vsbackup.h", "IVssExamineWriterMetadata": "vsbackup.h", "IVssAsync": "vss.h"}
+	files := map[string]string{"IVssBackupComponents": "vsbackup.h", "IVssExamineWriterMetadata": "vsbackup.h", "IVssAsync": "vss.h", "IVssEnumObject": "vss.h"}
 	for iface, file := range files {
 		b, err := os.ReadFile(dir + "/" + file)
 		if err != nil {
@@ -123,6 +126,8 @@ func TestSnapshotPropLayout(t *testing.T) {
 		{"m_tsCreationTimestamp", unsafe.Offsetof(p.Created), 112},
 		{"m_eStatus", unsafe.Offsetof(p.Status), 120},
 		{"sizeof", unsafe.Sizeof(p), 128},
+		{"VSS_OBJECT_PROP.Obj", unsafe.Offsetof(objectProp{}.Snap), 8},
+		{"sizeof(VSS_OBJECT_PROP)", unsafe.Sizeof(objectProp{}), 136},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s at %d, the SDK's at %d", c.name, c.got, c.want)

@@ -32,6 +32,8 @@ type Fake struct {
 	Writers []Writer
 	// CreateError, when set, is what creating the components returns.
 	CreateError error
+	// Shadows is what QuerySnapshots lists.
+	Shadows []vss.SnapshotProperties
 
 	mu       sync.Mutex
 	results  map[string][]vss.HRESULT
@@ -196,7 +198,21 @@ func (c *components) async(name string, need, reached stage) (vss.Async, error) 
 }
 
 func (c *components) GatherWriterMetadata() (vss.Async, error) {
-	return c.async("GatherWriterMetadata", initialized, gathered)
+	a, err := c.async("GatherWriterMetadata", initialized, gathered)
+	if err == nil && c.statuses == nil {
+		for _, w := range c.f.Writers {
+			c.statuses = append(c.statuses, vss.WriterStatus{Instance: w.Instance, Class: w.Class, Name: w.Name, State: vss.WriterStable})
+		}
+	}
+	return a, err
+}
+
+// QuerySnapshots implements vss.Querier.
+func (c *components) QuerySnapshots() ([]vss.SnapshotProperties, error) {
+	if err := c.call("Query", initialized); err != nil {
+		return nil, err
+	}
+	return append([]vss.SnapshotProperties(nil), c.f.Shadows...), nil
 }
 
 func (c *components) GetWriterMetadataCount() (int, error) {
@@ -283,11 +299,6 @@ func (c *components) writerStates(phase string) {
 		vss.PhasePrepareForBackup: vss.WriterStable,
 		vss.PhaseDoSnapshotSet:    vss.WriterWaitingForBackupComplete,
 		vss.PhaseBackupComplete:   vss.WriterStable,
-	}
-	if c.statuses == nil {
-		for _, w := range c.f.Writers {
-			c.statuses = append(c.statuses, vss.WriterStatus{Instance: w.Instance, Class: w.Class, Name: w.Name, State: vss.WriterStable})
-		}
 	}
 	c.f.mu.Lock()
 	defer c.f.mu.Unlock()
