@@ -7,9 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/stillpoint-backup/stillpoint/internal/livefile"
+	"github.com/stillpoint-backup/stillpoint/internal/report"
 	"github.com/stillpoint-backup/stillpoint/internal/run"
 	"github.com/stillpoint-backup/stillpoint/internal/snapshot"
 )
@@ -65,7 +67,7 @@ func runDoctor(_ context.Context, g *globals, paths []string, cleanup bool) erro
 		removed = append(removed, staged...)
 	}
 	if g.json {
-		rep.Event(map[string]any{"type": "doctor", "paths": dr.Paths, "leftovers": dr.Leftovers, "removed": removed})
+		rep.Event(map[string]any{"type": "doctor", "paths": dr.Paths, "leftovers": dr.Leftovers, "removed": removed, "vss": dr.VSS})
 		return nil
 	}
 	for _, p := range dr.Paths {
@@ -90,6 +92,9 @@ func runDoctor(_ context.Context, g *globals, paths []string, cleanup bool) erro
 			}
 		}
 	}
+	if dr.VSS != nil {
+		printVSS(rep, dr.VSS)
+	}
 	if len(dr.Leftovers) == 0 {
 		rep.Printf("no leftover snapshots or staging directories\n")
 	}
@@ -106,6 +111,32 @@ func runDoctor(_ context.Context, g *globals, paths []string, cleanup bool) erro
 		rep.Printf("run `stillpoint doctor --cleanup` to remove stale leftovers\n")
 	}
 	return nil
+}
+
+// printVSS shows what vssadmin list writers and list shadows would.
+func printVSS(rep *report.Reporter, v *snapshot.VSSReport) {
+	if v.Error != "" {
+		rep.Printf("vss: cannot ask Volume Shadow Copy: %s\n", v.Error)
+		return
+	}
+	failed := 0
+	for _, w := range v.Writers {
+		if strings.Contains(w.State, "FAILED") {
+			failed++
+		}
+	}
+	rep.Printf("vss: %d writers (%d failed), %d shadow copies on the system\n", len(v.Writers), failed, len(v.Shadows))
+	for _, w := range v.Writers {
+		last := ""
+		if w.LastError != "" {
+			last = ", last error " + w.LastError
+		}
+		rep.Printf("  writer %q %s: %s%s\n", w.Name, w.ID, w.State, last)
+	}
+	for _, s := range v.Shadows {
+		rep.Printf("  shadow %s of %s: %s, created %s\n", s.ID, s.OriginalVolume, s.Device, s.Created.Format(time.RFC3339))
+	}
+	rep.Printf("  stillpoint's shadow copies are non-persistent (VSS_CTX_BACKUP): they vanish with the run, so there are none to clean up\n")
 }
 
 func listSuffix(s []string) string {

@@ -1,5 +1,7 @@
 package snapshot
 
+import "time"
+
 // Leftover is a snapshot or staging directory of a run, found on disk.
 type Leftover struct {
 	Path       string `json:"path"` // the labelled directory (<path>.json is its label)
@@ -32,6 +34,35 @@ type PathReport struct {
 type DoctorReport struct {
 	Paths     []PathReport `json:"paths"`
 	Leftovers []Leftover   `json:"leftovers"`
+	// VSS is what `vssadmin list writers` and `list shadows` would show
+	// (Windows only).
+	VSS *VSSReport `json:"vss,omitempty"`
+}
+
+// VSSReport is the state of Volume Shadow Copy on this system.
+type VSSReport struct {
+	Writers []VSSWriterInfo `json:"writers"`
+	Shadows []VSSShadowInfo `json:"shadows"`
+	// Error says why VSS could not be asked (not elevated, Wine).
+	Error string `json:"error,omitempty"`
+}
+
+// VSSWriterInfo is one writer and its state.
+type VSSWriterInfo struct {
+	Name      string `json:"name"`
+	ID        string `json:"id"`
+	Instance  string `json:"instance"`
+	State     string `json:"state"`
+	LastError string `json:"last_error,omitempty"`
+}
+
+// VSSShadowInfo is one shadow copy on the system.
+type VSSShadowInfo struct {
+	ID             string    `json:"id"`
+	SetID          string    `json:"set_id"`
+	Device         string    `json:"device"`
+	OriginalVolume string    `json:"original_volume"`
+	Created        time.Time `json:"created"`
 }
 
 // Doctor reports, per path, the filesystem, the subvolume (btrfs), which
@@ -44,6 +75,7 @@ func Doctor(paths []string) (*DoctorReport, error) {
 	}
 	los, err := FindLeftovers(paths)
 	r.Leftovers = append(r.Leftovers, los...)
+	r.VSS = vssDoctor()
 	return r, err
 }
 

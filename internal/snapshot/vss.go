@@ -282,3 +282,31 @@ func (v *shadowView) ReadDir(p string) ([]string, error)    { return v.inner.Rea
 func (v *shadowView) Readlink(p string) (string, error)     { return v.inner.Readlink(v.path(p)) }
 func (v *shadowView) Xattrs(p string) ([]view.Xattr, error) { return v.inner.Xattrs(v.path(p)) }
 func (v *shadowView) Open(p string) (view.File, error)      { return v.inner.Open(v.path(p)) }
+
+// vssReport asks a requester what vssadmin list writers and list shadows
+// would show.
+func vssReport(r *vss.Requester) *VSSReport {
+	rep := &VSSReport{Writers: []VSSWriterInfo{}, Shadows: []VSSShadowInfo{}}
+	ws, err := r.ListWriters(context.Background())
+	if err != nil {
+		rep.Error = err.Error()
+		return rep
+	}
+	for _, w := range ws {
+		wi := VSSWriterInfo{Name: w.Name, ID: w.Class.String(), Instance: w.Instance.String(), State: w.State.String()}
+		if w.Failure != 0 {
+			wi.LastError = w.Failure.Name()
+		}
+		rep.Writers = append(rep.Writers, wi)
+	}
+	shadows, err := r.ListShadows()
+	if err != nil {
+		rep.Error = err.Error()
+		return rep
+	}
+	for _, s := range shadows {
+		rep.Shadows = append(rep.Shadows, VSSShadowInfo{ID: s.ID.String(), SetID: s.SetID.String(), Device: s.DeviceObject,
+			OriginalVolume: s.OriginalVolume, Created: s.Created})
+	}
+	return rep
+}

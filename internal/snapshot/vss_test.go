@@ -306,3 +306,21 @@ func TestPlanVSSFailureRequired(t *testing.T) {
 		t.Fatal("components left")
 	}
 }
+
+func TestVSSReport(t *testing.T) {
+	w := testSQLWriter
+	f := vsstest.New(w, testSysWriter)
+	f.Shadows = []vss.SnapshotProperties{{ID: vss.GUID{Data1: 9}, DeviceObject: `\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy2`, OriginalVolume: `\\?\Volume{x}\`}}
+	rep := vssReport(vss.NewRequester(f.Factory(), fakeVSS(f, fakeVolumes{}).Options))
+	if rep.Error != "" || len(rep.Writers) != 2 || rep.Writers[0].Name != "SqlServerWriter" || rep.Writers[0].State != "VSS_WS_STABLE" ||
+		len(rep.Shadows) != 1 || rep.Shadows[0].Device != f.Shadows[0].DeviceObject {
+		t.Fatalf("report %+v", rep)
+	}
+	f.Fail("InitializeForBackup", vss.E_ACCESSDENIED)
+	if rep := vssReport(vss.NewRequester(f.Factory(), vss.DefaultOptions())); !strings.Contains(rep.Error, "E_ACCESSDENIED") {
+		t.Fatalf("report %+v", rep)
+	}
+	if f.Live() != 0 {
+		t.Fatal("components left")
+	}
+}

@@ -91,3 +91,10 @@ func (systemVolumes) Unsupported(volume string) string {
 	}
 	return ""
 }
+
+func vssDoctor() *VSSReport {
+	if err := vss.Probe(); err != nil {
+		return &VSSReport{Writers: []VSSWriterInfo{}, Shadows: []VSSShadowInfo{}, Error: err.Error()}
+	}
+	return vssReport(vss.NewRequester(vss.NewFactory(), vss.DefaultOptions()))
+}
