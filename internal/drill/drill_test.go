@@ -282,6 +282,9 @@ func TestSQLiteVerifier(t *testing.T) {
 	} else if !strings.Contains(msg, "returned") {
 		t.Errorf("message: %s", msg)
 	}
+	if msg, err := verifySQLite(bg, env(db, "SELECT note, id FROM accounts ORDER BY id DESC LIMIT 1")); err != nil || !strings.Contains(msg, `returned "1999`) {
+		t.Errorf("a query of two columns: %s, %v", msg, err)
+	}
 	_, err := verifySQLite(bg, env(torn, ""))
 	if err == nil || !strings.Contains(err.Error(), "integrity_check") {
 		t.Errorf("the torn copy: want integrity_check to fail, got %v", err)

@@ -97,12 +97,11 @@ func verifyMySQL(ctx context.Context, e verifyEnv) (string, error) {
 	_ = db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version)
 
 	if q := e.spec.Query; q != "" {
-		var v any
-		err := db.QueryRowContext(ctx, q).Scan(&v)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		found, v, err := firstValue(ctx, db, q)
+		if err != nil {
 			return "", fmt.Errorf("query %q: %v", q, err)
 		}
-		note, err := queryVerdict(q, err == nil, v)
+		note, err := queryVerdict(q, found, v)
 		if err != nil {
 			return "", err
 		}

@@ -160,18 +160,35 @@ func verifyPostgres(ctx context.Context, e verifyEnv) (string, error) {
 			}
 			defer qc.Close(context.WithoutCancel(ctx))
 		}
-		var v any
-		err := qc.QueryRow(ctx, q).Scan(&v)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		found, v, err := pgFirstValue(ctx, qc, q)
+		if err != nil {
 			return "", fmt.Errorf("query %q: %v", q, err)
 		}
-		note, err := queryVerdict(q, err == nil, v)
+		note, err := queryVerdict(q, found, v)
 		if err != nil {
 			return "", err
 		}
 		notes = append(notes, note)
 	}
 	return fmt.Sprintf("PostgreSQL %s started on the restored copy and recovered; %s", major, strings.Join(notes, "; ")), nil
+}
+
+// pgFirstValue runs q and returns the first value of its first row as
+// text (nil for NULL), whatever its type.
+func pgFirstValue(ctx context.Context, c *pgx.Conn, q string) (found bool, v any, err error) {
+	rows, err := c.Query(ctx, q, pgx.QueryResultFormats{pgx.TextFormatCode})
+	if err != nil {
+		return false, nil, err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return false, nil, rows.Err()
+	}
+	if raw := rows.RawValues(); len(raw) > 0 && raw[0] != nil {
+		v = string(raw[0])
+	}
+	rows.Close()
+	return true, v, rows.Err()
 }
 
 // waitPostgres connects once the server has finished recovery.

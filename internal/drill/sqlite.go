@@ -53,10 +53,8 @@ func verifySQLite(ctx context.Context, e verifyEnv) (string, error) {
 	}
 	msg := "integrity_check ok, foreign_key_check ok"
 	if q := e.spec.Query; q != "" {
-		var v any
-		err := db.QueryRowContext(ctx, q).Scan(&v)
-		found := err == nil
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		found, v, err := firstValue(ctx, db, q)
+		if err != nil {
 			return "", fmt.Errorf("query %q: %v", q, err)
 		}
 		note, err := queryVerdict(q, found, v)

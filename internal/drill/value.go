@@ -1,6 +1,8 @@
 package drill
 
 import (
+	"context"
+	"database/sql"
 	"fmt"
 	"strconv"
 	"strings"
@@ -71,4 +73,32 @@ func describeText(s string) string {
 		return s
 	}
 	return strconv.Quote(s)
+}
+
+// firstValue runs q and returns the first value of its first row, if any.
+func firstValue(ctx context.Context, db *sql.DB, q string) (found bool, v any, err error) {
+	rows, err := db.QueryContext(ctx, q)
+	if err != nil {
+		return false, nil, err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return false, nil, rows.Err()
+	}
+	cols, err := rows.Columns()
+	if err != nil {
+		return false, nil, err
+	}
+	vals := make([]any, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	if err := rows.Scan(ptrs...); err != nil {
+		return false, nil, err
+	}
+	if len(vals) == 0 {
+		return true, nil, nil
+	}
+	return true, vals[0], rows.Err()
 }
