@@ -159,9 +159,16 @@ func (v *VSS) CreateSet(ctx context.Context, sources []string, _ Label) (Snapsho
 		s.consistency = Crash
 	}
 	var routes []route
+	live := &view.Live{}
 	for _, m := range maps {
 		dev, _ := set.Device(m.volume)
-		routes = append(routes, route{m.prefix, &stamped{View: &shadowView{rules: pathmap.Native, volume: m.volume, device: dev, inner: &view.Live{}}, c: s.consistency}})
+		// files keep the live volume's device number, should the platform
+		// report one, so the next run still finds them unchanged
+		var liveDev uint64
+		if st, err := live.Lstat(m.prefix); err == nil {
+			liveDev = st.Dev
+		}
+		routes = append(routes, route{m.prefix, &stamped{View: &shadowView{rules: pathmap.Native, volume: m.volume, device: dev, inner: live}, dev: liveDev, c: s.consistency}})
 	}
 	s.view = newRouter(routes, nil)
 	s.describe(volumes)
