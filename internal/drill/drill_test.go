@@ -20,6 +20,7 @@ import (
 	"github.com/stillpoint-backup/stillpoint/internal/archiver"
 	"github.com/stillpoint-backup/stillpoint/internal/backend"
 	"github.com/stillpoint-backup/stillpoint/internal/repo"
+	"github.com/stillpoint-backup/stillpoint/internal/testutil/serverutil"
 	"github.com/stillpoint-backup/stillpoint/internal/view"
 )
 
@@ -82,7 +83,7 @@ func writeDB(t *testing.T, path string, rows int) {
 func gitRepo(t *testing.T, dir string) {
 	t.Helper()
 	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git is not installed")
+		serverutil.SkipOrFail(t, "git", "git is not installed")
 	}
 	for _, args := range [][]string{
 		{"init", "-q", dir},
