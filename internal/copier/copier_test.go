@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -463,6 +464,56 @@ func TestWrongBlobInSourceFailsTheSnapshot(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "pack "+victim[:8]) {
 		t.Fatalf("the error does not name the damaged pack %s: %v", victim[:8], err)
+	}
+	checkClean(t, dst)
+}
+
+// TestManyDirectories copies a tree of many small directories, some
+// identical, walked by several walkers at once.
+func TestManyDirectories(t *testing.T) {
+	src, dst := newRepo(t, "off"), newRepo(t, "fastest")
+	save := func(tr *repo.Tree) repo.ID {
+		tr.Sort()
+		id, err := src.SaveTree(ctx, tr)
+		must(t, err)
+		return id
+	}
+	root := &repo.Tree{}
+	for i := range 60 {
+		c := chunk(uint64(i%7), 3000+i%7, i%2 == 0)
+		id := src.Hash(c)
+		_, err := src.SaveBlob(ctx, repo.DataBlob, id, c)
+		must(t, err)
+		leaf := save(&repo.Tree{Nodes: []*repo.Node{{Name: "f", Type: repo.NodeFile, Size: uint64(len(c)), Content: []repo.ID{id}}}})
+		mid := save(&repo.Tree{Nodes: []*repo.Node{{Name: "x", Type: repo.NodeDir, Subtree: leaf}, {Name: "y", Type: repo.NodeDir, Subtree: leaf}}})
+		root.Nodes = append(root.Nodes, &repo.Node{Name: fmt.Sprintf("d%02d", i), Type: repo.NodeDir, Subtree: mid})
+	}
+	rootID := save(root)
+	must(t, src.Flush(ctx))
+	s := &repo.Snapshot{Time: time.Now(), Host: "h", Paths: []string{"/"}, Tree: rootID, Outcomes: map[string]int64{}}
+	_, err := src.SaveSnapshot(ctx, s)
+	must(t, err)
+	res, err := Run(ctx, src, dst, Options{Workers: 3})
+	must(t, err)
+	distinct := map[repo.ID]bool{}
+	blobs(t, src, rootID, distinct)
+	var data int64
+	for id := range distinct {
+		if bi, _ := src.LookupBlob(id); bi.Type == repo.DataBlob {
+			data++
+		}
+	}
+	if res.BlobsSent != int64(len(distinct)) || res.DataBlobsSent != data || data != 14 {
+		t.Fatalf("sent %d blobs (%d data), want %d (%d data)", res.BlobsSent, res.DataBlobsSent, len(distinct), data)
+	}
+	want, have := contents(t, src, rootID), contents(t, dst, snapshots(t, dst)[0].Tree)
+	if len(want) != 120 || len(have) != len(want) {
+		t.Fatalf("%d files copied of %d", len(have), len(want))
+	}
+	for p, b := range want {
+		if !bytes.Equal(have[p], b) {
+			t.Fatalf("%s differs", p)
+		}
 	}
 	checkClean(t, dst)
 }

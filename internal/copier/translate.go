@@ -31,10 +31,14 @@ type target interface {
 // translator copies trees and data blobs, each once per run, and
 // remembers the id each has in the target.
 type translator struct {
-	src  source
-	dst  target
-	sem  chan struct{} // one slot per blob being copied
-	prog *Progress
+	src source
+	dst target
+	sem chan struct{} // one slot per blob being copied
+	// walkers: one slot per subtree walked beside its parent. A tree is
+	// one request on object storage; more walkers keep requests in flight
+	// in trees of many small directories, and hold more decoded trees.
+	walkers chan struct{}
+	prog    *Progress
 
 	mu      sync.Mutex
 	data    map[repo.ID]repo.ID   // source data blob → target id
@@ -48,6 +52,9 @@ type translator struct {
 	dataSent, treesSent atomic.Int64
 }
 
+// treeWalkers bounds the subtrees walked at once beside their parents.
+const treeWalkers = 16
+
 type inFlight struct {
 	done chan struct{}
 	id   repo.ID
@@ -55,7 +62,7 @@ type inFlight struct {
 }
 
 func newTranslator(src source, dst target, workers int, prog *Progress) *translator {
-	return &translator{src: src, dst: dst, sem: make(chan struct{}, workers), prog: prog,
+	return &translator{src: src, dst: dst, sem: make(chan struct{}, workers), walkers: make(chan struct{}, treeWalkers), prog: prog,
 		data: map[repo.ID]repo.ID{}, pending: map[repo.ID]*inFlight{}, trees: map[repo.ID]repo.ID{},
 		hints: map[repo.ID]repo.ID{}, paired: map[repo.ID]bool{}}
 }
@@ -112,13 +119,32 @@ walk:
 				n.Content[i] = nid // each goroutine its own element
 			}()
 		}
-		if !n.Subtree.IsNull() {
+		if n.Subtree.IsNull() {
+			continue
+		}
+		subtree := func() {
 			sub, err := t.tree(ctx, n.Subtree)
 			if err != nil {
 				fail(err)
-				break
+				return
 			}
-			n.Subtree = sub
+			n.Subtree = sub // each walker its own node
+		}
+		// walk the subtree beside this one when a slot is free, else here:
+		// a walker never waits for a slot, so walkers cannot deadlock
+		select {
+		case t.walkers <- struct{}{}:
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-t.walkers }()
+				subtree()
+			}()
+		default:
+			subtree()
+		}
+		if ctx.Err() != nil {
+			break
 		}
 	}
 	wg.Wait()
