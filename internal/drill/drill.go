@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stillpoint-backup/stillpoint/internal/repo"
+	"github.com/stillpoint-backup/stillpoint/internal/report"
 	"github.com/stillpoint-backup/stillpoint/internal/restore"
 )
 
@@ -202,7 +203,7 @@ func restoreStep(ctx context.Context, r Repository, s *repo.Snapshot, scratch st
 		st.Message = fmt.Sprintf("%d files or directories could not be restored whole, first: %s", rr.Errors, st.Problems[0])
 	default:
 		st.OK = true
-		st.Message = fmt.Sprintf("%d files, %d bytes restored and verified against their hashes", rr.Files, rr.Bytes)
+		st.Message = fmt.Sprintf("%d files, %s restored and verified against their hashes", rr.Files, report.Bytes(rr.Bytes))
 		if rr.NotWhole > 0 {
 			st.Message += fmt.Sprintf("; %d of them were not backed up whole (see stillpoint ls -l)", rr.NotWhole)
 		}
