@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"testing"
+	"time"
 )
 
 // The encoding of sampleTree before nodes had Windows fields: a tree
@@ -103,5 +104,61 @@ func TestNodeDataBlobs(t *testing.T) {
 	}
 	if p := tr.Find("plain"); len(p.DataBlobs()) != 0 {
 		t.Fatal("a node without content has blobs")
+	}
+}
+
+// Prune keeps a blob only an alternate data stream holds, and check reads
+// it: streams are content too.
+func TestPruneAndCheckKeepStreamBlobs(t *testing.T) {
+	be, cred := newPruneRepo(t)
+	b := startBackup(t, be, cred)
+	r := b.r
+	store := func(data string) ID {
+		id := r.Hash([]byte(data))
+		if _, err := r.SaveBlob(bg, DataBlob, id, []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	snap := func(nodes ...*Node) *Snapshot {
+		tree := &Tree{Nodes: nodes}
+		tree.Sort()
+		root, err := r.SaveTree(bg, tree)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Flush(bg); err != nil {
+			t.Fatal(err)
+		}
+		s := &Snapshot{Time: time.Now(), Host: "h", Paths: []string{"/"}, Tree: root}
+		if _, err := r.SaveSnapshot(bg, s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	gone := snap(&Node{Name: "old", Type: NodeFile, Size: 7, Content: []ID{store("garbage")}})
+	zone := "[ZoneTransfer]\r\nZoneId=3\r\n"
+	stream := store(zone)
+	dirStream := store("a directory's stream")
+	keep := snap(
+		&Node{Name: "f.exe", Type: NodeFile, Size: 2, Content: []ID{store("MZ")}, Attrs: 0x20,
+			Streams: []Stream{{Name: "Zone.Identifier", Size: uint64(len(zone)), Content: []ID{stream}}}},
+		&Node{Name: "d", Type: NodeDir, Attrs: 0x10, Streams: []Stream{{Name: "s", Size: 20, Content: []ID{dirStream}}}},
+	)
+	b.done()
+	forget(t, be, gone)
+	res := prune(t, be, cred, PruneOptions{MaxUnused: MaxUnused{Bytes: 0}, Now: true})
+	if res.RemovedPacks == 0 {
+		t.Fatalf("prune removed nothing: %+v", res)
+	}
+	r2 := openRepo(t, be, cred)
+	for _, id := range []ID{stream, dirStream} {
+		if _, err := r2.LoadBlob(bg, id); err != nil {
+			t.Errorf("stream blob %s after prune: %v", id.Short(), err)
+		}
+	}
+	mustCheck(t, be, cred)
+	if tr, err := r2.LoadTree(bg, keep.Tree); err != nil || len(tr.Find("f.exe").Streams) != 1 {
+		t.Fatalf("the kept snapshot's tree: %v", err)
 	}
 }
