@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stillpoint-backup/stillpoint/internal/testutil/ci"
 	"github.com/stillpoint-backup/stillpoint/internal/testutil/loopfs"
 	"github.com/stillpoint-backup/stillpoint/internal/testutil/pgserver"
 	"github.com/stillpoint-backup/stillpoint/internal/testutil/serverutil"
@@ -262,9 +263,16 @@ func TestDrillGitAndForget(t *testing.T) {
 	e := newEnv(t)
 	jobFile := writeJob(t, fmt.Sprintf("sources: [%s]\ndrill:\n  verify:\n    - git: %s\n", src, src))
 	e.must(t, 0, "backup", "--job", jobFile)
+	// a newer snapshot of other paths: the drill of the job takes the job's
+	other := filepath.Join(t.TempDir(), "other")
+	writeRandom(t, filepath.Join(other, "x"), 4, 100)
+	e.must(t, 0, "backup", other)
 	d, res := e.drill(t, 0, "--job", jobFile, "--scratch", t.TempDir())
 	if !d.OK || !strings.Contains(d.Drill.Steps[len(d.Drill.Steps)-1].Message, "passed for 1 repositories") {
 		t.Fatalf("%+v\n%s", d, res)
+	}
+	if got := summary(t, res.stdout)["snapshot_id"]; got != e.snapshotIDs(t)[0] {
+		t.Errorf("drilled snapshot %v, not the job's", got)
 	}
 	if n := drillFiles(t, filepath.Join(e.repo, "drills")); n != 1 {
 		t.Fatalf("%d drill results stored, want 1", n)
@@ -327,6 +335,31 @@ drill:
 	}
 	if left, _ := os.ReadDir(scratch); len(left) != 0 {
 		t.Errorf("scratch space left behind: %v", left)
+	}
+}
+
+// A scratch directory too small for the snapshot stops the drill before
+// the restore, naming the directory; nothing is stored or left behind.
+func TestDrillScratchTooSmall(t *testing.T) {
+	ci.NeedRoot(t)
+	scratch := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", scratch).CombinedOutput(); err != nil {
+		serverutil.SkipOrFail(t, "tmpfs", "mount: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", scratch).Run() })
+	src := filepath.Join(t.TempDir(), "src")
+	writeRandom(t, filepath.Join(src, "f"), 1, 1<<20)
+	e := newEnv(t)
+	e.must(t, 0, "backup", src)
+	res := e.must(t, 1, "drill", "--scratch", scratch)
+	if !strings.Contains(res.stderr, "not enough free space") || !strings.Contains(res.stderr, "scratch directory "+scratch+" has 16.0 MiB free") || !strings.Contains(res.stderr, "--scratch") {
+		t.Errorf("%s", res)
+	}
+	if left, _ := os.ReadDir(scratch); len(left) != 0 {
+		t.Errorf("left behind: %v", left)
+	}
+	if n := drillFiles(t, filepath.Join(e.repo, "drills")); n != 0 {
+		t.Errorf("%d drill results stored for a drill that did not run", n)
 	}
 }
 
