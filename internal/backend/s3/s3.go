@@ -326,7 +326,9 @@ func (b *Backend) get(ctx context.Context, h backend.Handle, offset, length int6
 		}
 		return nil, b.fail("load", h, io.ErrUnexpectedEOF)
 	}
-	if ranged && hdr.Get("Content-Range") == "" {
+	// a whole object instead of a range is fine from offset 0 (the reader
+	// takes what it asked for), wrong data from any other
+	if offset > 0 && hdr.Get("Content-Range") == "" {
 		body.Close()
 		return nil, b.fail("load", h, backend.MarkPermanent(fmt.Errorf("%s ignored the Range header of a GET", b.loc.Endpoint)))
 	}
@@ -336,8 +338,11 @@ func (b *Backend) get(ctx context.Context, h backend.Handle, offset, length int6
 // Load implements backend.Backend.
 func (b *Backend) Load(ctx context.Context, h backend.Handle, offset, length int64) ([]byte, error) {
 	body, err := b.get(ctx, h, offset, length)
-	if err != nil || body == nil {
-		return []byte{}, err
+	if err != nil {
+		return nil, err
+	}
+	if body == nil {
+		return []byte{}, nil
 	}
 	defer body.Close()
 	if length == 0 {

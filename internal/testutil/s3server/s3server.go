@@ -270,6 +270,15 @@ func (s *Server) configureVersity() error {
 			return err
 		}
 	}
+	// a plain user: it reaches a bucket only through the bucket policy
+	// NewBucket gives it, which leaves out s3:DeleteObject
+	s.NoDelete = Credentials{"nod" + randHex(accessKeyLength), randHex(secretLength)}
+	users, _ := json.Marshal(map[string]any{"accessAccounts": map[string]any{
+		s.NoDelete.AccessKey: map[string]any{"access": s.NoDelete.AccessKey, "secret": s.NoDelete.SecretKey, "role": "user"},
+	}})
+	if err := os.WriteFile(filepath.Join(iam, "users.json"), users, 0o600); err != nil {
+		return err
+	}
 	s.args = []string{"--port", s.Endpoint, "--access", s.Admin.AccessKey, "--secret", s.Admin.SecretKey,
 		"--region", s.Region, "--quiet", "--iam-dir", iam, "posix", root}
 	return nil
@@ -362,6 +371,19 @@ func (s *Server) NewBucket(t testing.TB) string {
 	defer cancel()
 	if err := s.Client(t).MakeBucket(ctx, name, minio.MakeBucketOptions{Region: s.Region}); err != nil {
 		t.Fatalf("s3server: make bucket %s on %s: %v", name, s.Endpoint, err)
+	}
+	if s.Kind == VersityGW {
+		policy, _ := json.Marshal(map[string]any{
+			"Version": "2012-10-17",
+			"Statement": []map[string]any{{
+				"Effect": "Allow", "Principal": s.NoDelete.AccessKey,
+				"Action":   []string{"s3:GetObject", "s3:PutObject", "s3:ListBucket"},
+				"Resource": []string{"arn:aws:s3:::" + name, "arn:aws:s3:::" + name + "/*"},
+			}},
+		})
+		if err := s.Client(t).SetBucketPolicy(ctx, name, string(policy)); err != nil {
+			t.Fatalf("s3server: the no-delete identity's policy on bucket %s: %v", name, err)
+		}
 	}
 	return name
 }
