@@ -37,6 +37,12 @@ const (
 
 var securityOnce sync.Once
 
+// freeSnapshotProperties frees the strings VSS allocated in a
+// VSS_SNAPSHOT_PROP (a test replaces it: Wine's VssApi.dll lacks it).
+var freeSnapshotProperties = func(p *snapshotProp) {
+	_, _, _ = procVssFreeSnapshotProperties.Call(uintptr(unsafe.Pointer(p)))
+}
+
 // iunknown is a COM object: a pointer to its vtable.
 type iunknown struct {
 	vtbl *[64]uintptr
@@ -318,7 +324,7 @@ func (c *components) GetSnapshotProperties(id GUID) (SnapshotProperties, error) 
 			return
 		}
 		out = propertiesOf(&prop)
-		_, _, _ = procVssFreeSnapshotProperties.Call(uintptr(unsafe.Pointer(&prop)))
+		freeSnapshotProperties(&prop)
 	})
 	return out, hr(h)
 }
@@ -343,7 +349,7 @@ func (c *components) QuerySnapshots() ([]SnapshotProperties, error) {
 				return
 			}
 			out = append(out, propertiesOf(&prop.Snap))
-			_, _, _ = procVssFreeSnapshotProperties.Call(uintptr(unsafe.Pointer(&prop.Snap)))
+			freeSnapshotProperties(&prop.Snap)
 		}
 	})
 	return out, hr(h)
