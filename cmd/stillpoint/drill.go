@@ -218,6 +218,9 @@ func printDrill(rep *report.Reporter, s *repo.Snapshot, res *repo.DrillResult) {
 			verdict = "FAILED"
 		}
 		what := st.Message
+		if st.Path == "" && !st.OK && st.Restored != "" && st.Name != "restore" {
+			what = fmt.Sprintf("(in the restore below %s): %s", st.Restored, st.Message)
+		}
 		if st.Path != "" {
 			what = st.Path + ": " + what
 			if !st.OK {
