@@ -204,7 +204,7 @@ func TestComponentsThroughVtables(t *testing.T) {
 		return &components{t: th, o: f.backup}, nil
 	}
 	o := DefaultOptions()
-	o.Slice, o.Provider, o.Exclude = 20*time.Millisecond, MicrosoftProvider, []string{"system writer"}
+	o.Slice, o.Provider, o.Exclude = 20*time.Millisecond, MicrosoftProvider, []string{fakeWriterClass.String()}
 	set, err := NewRequester(factory, o).Create(context.Background(), []string{`C:\`, `E:\`})
 	if err != nil {
 		t.Fatal(err)
@@ -232,9 +232,9 @@ func TestComponentsThroughVtables(t *testing.T) {
 	calls := slices.DeleteFunc(slices.Clone(f.calls), func(s string) bool { return strings.HasPrefix(s, "Wait(") })
 	released := f.released
 	f.mu.Unlock()
-	want := []string{"InitializeForBackup(0)", "SetContext(0)", "SetBackupState(0,0,5,0)", "GatherWriterMetadata",
-		"GetWriterMetadataCount", "GetWriterMetadata(0)", "GetIdentity", "FreeWriterMetadata",
-		"DisableWriterClasses([{e8132975-6f93-4464-a53e-1050253ae220}])", "StartSnapshotSet",
+	want := []string{"InitializeForBackup(0)", "SetContext(0)", "SetBackupState(0,0,5,0)",
+		"DisableWriterClasses([{e8132975-6f93-4464-a53e-1050253ae220}])", "GatherWriterMetadata",
+		"GetWriterMetadataCount", "GetWriterMetadata(0)", "GetIdentity", "FreeWriterMetadata", "StartSnapshotSet",
 		`AddToSnapshotSet(C:\,{b5946137-7b9f-4925-af80-51abd60b20d5})`, `AddToSnapshotSet(E:\,{b5946137-7b9f-4925-af80-51abd60b20d5})`,
 		"PrepareForBackup", "GatherWriterStatus", "GetWriterStatusCount", "GetWriterStatus(0)", "FreeWriterStatus",
 		"DoSnapshotSet", "GatherWriterStatus", "GetWriterStatusCount", "GetWriterStatus(0)", "FreeWriterStatus",

@@ -25,5 +25,6 @@
 // Writers are checked after PrepareForBackup, DoSnapshotSet and
 // BackupComplete: a failed writer is recorded (Set.Writers,
 // Set.FailedWriters), a required one fails the set, an excluded one is
-// disabled before the set starts.
+// disabled before GatherWriterMetadata (VSS ignores it afterwards; a writer
+// excluded by name is looked up with components of its own first).
 package vss

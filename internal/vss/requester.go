@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -209,9 +210,12 @@ func (r *Requester) Create(ctx context.Context, volumes []string) (*Set, error) 
 	defer cancel()
 	backoff := r.opts.Backoff
 	retries := 0
-	var notes []string
+	ex, notes, err := r.exclusions(cctx, ctx)
+	if err != nil {
+		return nil, err
+	}
 	for attempt := 1; ; attempt++ {
-		set, err := r.attempt(cctx, ctx, volumes, retries < r.opts.Retries)
+		set, err := r.attempt(cctx, ctx, volumes, ex, retries < r.opts.Retries)
 		if err == nil {
 			set.Attempts, set.Notes = attempt, notes
 			return set, nil
@@ -258,9 +262,91 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// exclusion is what Options.Exclude comes to: the writer classes to
+// disable, and the writers they are.
+type exclusion struct {
+	classes []GUID
+	writers []Writer
+}
+
+// exclusions resolves Options.Exclude to writer classes. Classes must be
+// disabled before GatherWriterMetadata (afterwards it has no effect), so
+// writers named by name are looked up with components of their own.
+func (r *Requester) exclusions(cctx, parent context.Context) (exclusion, []string, error) {
+	var ex exclusion
+	var names []string
+	for _, x := range r.opts.Exclude {
+		if g, err := ParseGUID(x); err == nil {
+			ex.classes = append(ex.classes, g)
+		} else {
+			names = append(names, x)
+		}
+	}
+	if len(names) == 0 {
+		return ex, nil, nil
+	}
+	ids, err := r.identities(cctx, parent)
+	if err != nil {
+		return ex, nil, err
+	}
+	var notes []string
+	for _, n := range names {
+		found := false
+		for _, id := range ids {
+			if !matches([]string{n}, id.Name, id.Class) {
+				continue
+			}
+			found = true
+			if !slices.Contains(ex.classes, id.Class) {
+				ex.classes = append(ex.classes, id.Class)
+			}
+			ex.writers = append(ex.writers, Writer{Name: id.Name, Class: id.Class, Instance: id.Instance, Excluded: true})
+		}
+		if !found {
+			notes = append(notes, fmt.Sprintf("VSS: vss.writers.exclude names %q, but no writer of that name is on this system", n))
+		}
+	}
+	return ex, notes, nil
+}
+
+// identities gathers the writers' metadata with components of their own
+// and returns who they are.
+func (r *Requester) identities(cctx, parent context.Context) ([]WriterIdentity, error) {
+	c, err := r.factory()
+	if err != nil {
+		return nil, asError(PhaseCreate, err)
+	}
+	defer c.Release()
+	if err := c.InitializeForBackup(); err != nil {
+		return nil, asError(PhaseInitialize, err)
+	}
+	if err := c.SetBackupState(false, false, r.opts.BackupType, false); err != nil {
+		return nil, asError(PhaseSetBackupState, err)
+	}
+	if err := r.wait(cctx, parent, PhaseGatherMetadata, c.GatherWriterMetadata); err != nil {
+		return nil, err
+	}
+	n, err := c.GetWriterMetadataCount()
+	if err != nil {
+		return nil, asError(PhaseGatherMetadata, err)
+	}
+	var ids []WriterIdentity
+	for i := range n {
+		id, err := c.GetWriterMetadata(i)
+		if err != nil {
+			return nil, asError(PhaseGatherMetadata, err)
+		}
+		ids = append(ids, id)
+	}
+	if err := c.FreeWriterMetadata(); err != nil {
+		return nil, asError(PhaseGatherMetadata, err)
+	}
+	return ids, nil
+}
+
 // attempt runs the sequence once. cctx carries the total deadline, parent
 // is the run's own context (to tell a timeout from a cancelled run).
-func (r *Requester) attempt(cctx, parent context.Context, volumes []string, mayRetry bool) (_ *Set, err error) {
+func (r *Requester) attempt(cctx, parent context.Context, volumes []string, ex exclusion, mayRetry bool) (_ *Set, err error) {
 	c, err := r.factory()
 	if err != nil {
 		return nil, asError(PhaseCreate, err)
@@ -290,17 +376,17 @@ func (r *Requester) attempt(cctx, parent context.Context, volumes []string, mayR
 	if err := step(PhaseSetBackupState, c.SetBackupState(false, false, r.opts.BackupType, false)); err != nil {
 		return nil, err
 	}
+	if len(ex.classes) > 0 {
+		if err := step(PhaseDisableWriters, c.DisableWriterClasses(ex.classes)); err != nil {
+			return nil, err
+		}
+	}
 	if err := r.wait(cctx, parent, PhaseGatherMetadata, c.GatherWriterMetadata); err != nil {
 		return nil, err
 	}
-	excluded, err := s.identify()
-	if err != nil {
+	s.writers = append(s.writers, ex.writers...)
+	if err := s.identify(); err != nil {
 		return nil, err
-	}
-	if len(excluded) > 0 {
-		if err := step(PhaseDisableWriters, c.DisableWriterClasses(excluded)); err != nil {
-			return nil, err
-		}
 	}
 	setID, err := c.StartSnapshotSet()
 	if err != nil {
@@ -353,35 +439,30 @@ func matches(names []string, name string, class GUID) bool {
 	return false
 }
 
-// identify reads the writers' metadata, checks that required writers
-// exist and returns the classes to exclude.
-func (s *Set) identify() ([]GUID, error) {
+// identify reads the writers' metadata and checks that required writers
+// exist.
+func (s *Set) identify() error {
 	c, o := s.comps, s.r.opts
 	n, err := c.GetWriterMetadataCount()
 	if err != nil {
-		return nil, asError(PhaseGatherMetadata, err)
+		return asError(PhaseGatherMetadata, err)
 	}
 	var ids []WriterIdentity
 	for i := range n {
 		id, err := c.GetWriterMetadata(i)
 		if err != nil {
-			return nil, asError(PhaseGatherMetadata, err)
+			return asError(PhaseGatherMetadata, err)
 		}
 		ids = append(ids, id)
 	}
 	if err := c.FreeWriterMetadata(); err != nil {
-		return nil, asError(PhaseGatherMetadata, err)
+		return asError(PhaseGatherMetadata, err)
 	}
 	var names []string
-	var excluded []GUID
 	for _, id := range ids {
 		names = append(names, id.Name)
-		w := Writer{Name: id.Name, Class: id.Class, Instance: id.Instance,
-			Required: matches(o.Require, id.Name, id.Class), Excluded: matches(o.Exclude, id.Name, id.Class)}
-		if w.Excluded {
-			excluded = append(excluded, id.Class)
-		}
-		s.writers = append(s.writers, w)
+		s.writers = append(s.writers, Writer{Name: id.Name, Class: id.Class, Instance: id.Instance,
+			Required: matches(o.Require, id.Name, id.Class), Excluded: matches(o.Exclude, id.Name, id.Class)})
 	}
 	for _, req := range o.Require {
 		found := false
@@ -393,11 +474,11 @@ func (s *Set) identify() ([]GUID, error) {
 			if len(names) > 0 {
 				list = strings.Join(names, ", ")
 			}
-			return nil, &Error{Phase: PhaseGatherMetadata, Err: fmt.Errorf("required writer %q is not on this system (writers: %s); "+
+			return &Error{Phase: PhaseGatherMetadata, Err: fmt.Errorf("required writer %q is not on this system (writers: %s); "+
 				"start its application's service, or remove it from vss.writers.require", req, list)}
 		}
 	}
-	return excluded, nil
+	return nil
 }
 
 // check gathers the writers' status after phase and records it. A

@@ -411,8 +411,41 @@ func TestExcludedWriterIsDisabledAndIgnored(t *testing.T) {
 			t.Errorf("no call %s in %v", c, calls)
 		}
 	}
-	if slices.Index(calls, "DisableWriterClasses("+w.Class.String()+")") > slices.Index(calls, "StartSnapshotSet") {
-		t.Fatal("writers must be disabled before the set starts")
+	if slices.Index(calls, "DisableWriterClasses("+w.Class.String()+")") > slices.Index(calls, "GatherWriterMetadata") {
+		t.Fatal("writers must be disabled before GatherWriterMetadata: VSS ignores it afterwards")
+	}
+	if f.Attempts() != 1 {
+		t.Fatal("a writer excluded by its id needs no look-up")
+	}
+}
+
+func TestExcludeByNameLooksTheClassUpFirst(t *testing.T) {
+	w := sqlWriter
+	w.FailAt, w.Failure = vss.PhasePrepareForBackup, vss.VSS_E_WRITERERROR_NONRETRYABLE
+	f := vsstest.New(w, regWriter)
+	o := fastOptions()
+	o.Exclude = []string{"sqlserverwriter", "Exchange Writer"}
+	set, err := vss.NewRequester(f.Factory(), o).Create(context.Background(), []string{`C:\`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer set.Complete(context.Background())
+	lookup := []string{"Create", "InitializeForBackup", "SetBackupState(false,false,5,false)", "GatherWriterMetadata",
+		"GetWriterMetadataCount", "GetWriterMetadata(0)", "GetWriterMetadata(1)", "FreeWriterMetadata", "Release",
+		"Create", "InitializeForBackup", "SetContext(0)", "SetBackupState(false,false,5,false)",
+		"DisableWriterClasses(" + w.Class.String() + ")", "GatherWriterMetadata", "GetWriterMetadataCount", "GetWriterMetadata(0)"}
+	if calls := f.Calls(); !slices.Equal(calls[:len(lookup)], lookup) {
+		t.Fatalf("calls:\n got  %v\n want %v ...", calls[:len(lookup)], lookup)
+	}
+	if len(set.FailedWriters()) != 0 {
+		t.Fatalf("the excluded writer failed the set: %v", set.FailedWriters())
+	}
+	ws := set.Writers()
+	if len(ws) != 2 || ws[0].Name != "SqlServerWriter" || !ws[0].Excluded || len(ws[0].Checks) != 0 || ws[1].Name != "Registry Writer" {
+		t.Fatalf("writers %+v", ws)
+	}
+	if len(set.Notes) != 1 || !strings.Contains(set.Notes[0], `"Exchange Writer"`) {
+		t.Fatalf("an exclusion that matches nothing is said: %q", set.Notes)
 	}
 }
 

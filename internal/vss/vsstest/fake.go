@@ -7,6 +7,7 @@ package vsstest
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -143,6 +144,7 @@ type components struct {
 	released bool
 	volumes  []string
 	statuses []vss.WriterStatus
+	disabled []vss.GUID
 }
 
 func (c *components) call(name string, need stage) error {
@@ -200,7 +202,8 @@ func (c *components) async(name string, need, reached stage) (vss.Async, error) 
 func (c *components) GatherWriterMetadata() (vss.Async, error) {
 	a, err := c.async("GatherWriterMetadata", initialized, gathered)
 	if err == nil && c.statuses == nil {
-		for _, w := range c.f.Writers {
+		_, ws := c.writers()
+		for _, w := range ws {
 			c.statuses = append(c.statuses, vss.WriterStatus{Instance: w.Instance, Class: w.Class, Name: w.Name, State: vss.WriterStable})
 		}
 	}
@@ -219,25 +222,47 @@ func (c *components) GetWriterMetadataCount() (int, error) {
 	if err := c.call("GetWriterMetadataCount", gathered); err != nil {
 		return 0, err
 	}
-	return len(c.f.Writers), nil
+	_, ws := c.writers()
+	return len(ws), nil
 }
 
 func (c *components) GetWriterMetadata(i int) (vss.WriterIdentity, error) {
 	if err := c.call(fmt.Sprintf("GetWriterMetadata(%d)", i), gathered); err != nil {
 		return vss.WriterIdentity{}, err
 	}
-	w := c.f.Writers[i]
+	_, ws := c.writers()
+	w := ws[i]
 	return vss.WriterIdentity{Instance: w.Instance, Class: w.Class, Name: w.Name}, nil
 }
 
 func (c *components) FreeWriterMetadata() error { return c.call("FreeWriterMetadata", gathered) }
 
+// DisableWriterClasses must come before GatherWriterMetadata: VSS ignores
+// it afterwards, which the fake answers with VSS_E_BAD_STATE so that a
+// test sees it. Disabled writers are neither listed nor frozen.
 func (c *components) DisableWriterClasses(classes []vss.GUID) error {
 	var s []string
 	for _, g := range classes {
 		s = append(s, g.String())
 	}
-	return c.call("DisableWriterClasses("+strings.Join(s, ",")+")", gathered)
+	if err := c.call("DisableWriterClasses("+strings.Join(s, ",")+")", initialized); err != nil {
+		return err
+	}
+	if c.stage >= gathered {
+		return vss.VSS_E_BAD_STATE
+	}
+	c.disabled = append(c.disabled, classes...)
+	return nil
+}
+
+// writers are the fake's writers that are not disabled, with their index.
+func (c *components) writers() (idx []int, ws []Writer) {
+	for i, w := range c.f.Writers {
+		if !slices.Contains(c.disabled, w.Class) {
+			idx, ws = append(idx, i), append(ws, w)
+		}
+	}
+	return idx, ws
 }
 
 func (c *components) StartSnapshotSet() (vss.GUID, error) {
@@ -300,10 +325,12 @@ func (c *components) writerStates(phase string) {
 		vss.PhaseDoSnapshotSet:    vss.WriterWaitingForBackupComplete,
 		vss.PhaseBackupComplete:   vss.WriterStable,
 	}
+	idx, ws := c.writers()
 	c.f.mu.Lock()
 	defer c.f.mu.Unlock()
-	for i, w := range c.f.Writers {
-		st := &c.statuses[i]
+	for j, w := range ws {
+		i := idx[j]
+		st := &c.statuses[j]
 		if st.State.Failed() {
 			continue
 		}
