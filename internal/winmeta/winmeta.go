@@ -247,3 +247,46 @@ func FromUnixMode(mode uint32, dir bool) uint32 {
 	}
 	return 0
 }
+
+// VolumeKey names the volume a Windows path is on, so that what is the
+// same for every file of a volume (its serial number) is asked once: "c:"
+// for C:\x and \\?\C:\x, "unc\srv\share" for \\srv\share\x and
+// \\?\UNC\srv\share\x, "globalroot\device\harddiskvolumeshadowcopy3" for
+// a shadow copy's \\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy3\x,
+// "volume{…}" for \\?\Volume{…}\x; "" for a path without a volume.
+func VolumeKey(path string) string {
+	p := strings.ToLower(strings.ReplaceAll(path, "/", `\`))
+	parts := func(s string, n int) string {
+		el := strings.SplitN(s, `\`, n+1)
+		if len(el) < n {
+			return ""
+		}
+		for _, e := range el[:n] {
+			if e == "" {
+				return ""
+			}
+		}
+		return strings.Join(el[:n], `\`)
+	}
+	switch {
+	case strings.HasPrefix(p, `\\?\`), strings.HasPrefix(p, `\\.\`):
+		rest := p[4:]
+		switch {
+		case strings.HasPrefix(rest, `globalroot\`):
+			return parts(rest, 3)
+		case strings.HasPrefix(rest, `unc\`):
+			return parts(rest, 3)
+		case len(rest) >= 2 && rest[1] == ':':
+			return rest[:2]
+		}
+		return parts(rest, 1)
+	case strings.HasPrefix(p, `\\`):
+		if k := parts(p[2:], 2); k != "" {
+			return `unc\` + k
+		}
+		return ""
+	case len(p) >= 2 && p[1] == ':' && (p[0] >= 'a' && p[0] <= 'z'):
+		return p[:2]
+	}
+	return ""
+}

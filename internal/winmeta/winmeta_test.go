@@ -130,3 +130,23 @@ func TestRestoreElsewhere(t *testing.T) {
 		t.Errorf("Foreign: %q", got)
 	}
 }
+
+func TestVolumeKey(t *testing.T) {
+	for p, want := range map[string]string{
+		`C:\data\x`:           "c:",
+		`c:/data`:             "c:",
+		`\\?\C:\long\x`:       "c:",
+		`\\srv\Share\dir`:     `unc\srv\share`,
+		`\\?\UNC\srv\share\x`: `unc\srv\share`,
+		`\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy3\data\x`: `globalroot\device\harddiskvolumeshadowcopy3`,
+		`\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy3`:        `globalroot\device\harddiskvolumeshadowcopy3`,
+		`\\?\Volume{0b1e}\x`: "volume{0b1e}",
+		`\\srv`:              "",
+		`relative\x`:         "",
+		`\rooted\x`:          "",
+	} {
+		if got := VolumeKey(p); got != want {
+			t.Errorf("VolumeKey(%s) = %q, want %q", p, got, want)
+		}
+	}
+}

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -103,40 +105,97 @@ type fileBasicInfo struct {
 	_                                                       uint32
 }
 
+// filetime converts a FILETIME count; 0 (not kept by the file system) is
+// the zero Time, and a time before 1678 (out of int64 ns) is clamped.
 func filetime(t int64) time.Time {
+	const minFiletime = 116444736000000000 - math.MaxInt64/100 // 1678
+	switch {
+	case t == 0:
+		return time.Time{}
+	case t < minFiletime:
+		t = minFiletime
+	}
 	ft := windows.Filetime{LowDateTime: uint32(t), HighDateTime: uint32(uint64(t) >> 32)}
 	return time.Unix(0, ft.Nanoseconds())
 }
 
-// StatHandle returns the Info of an open handle: GetFileInformationByHandle
-// for volume, index, links and size, and FILE_BASIC_INFO for the change
-// time (which Win32's usual calls do not give).
-func StatHandle(h windows.Handle) (*Info, error) {
-	var bh windows.ByHandleFileInformation
-	if err := windows.GetFileInformationByHandle(h, &bh); err != nil {
+// fileStandardInfo is FILE_STANDARD_INFO.
+type fileStandardInfo struct {
+	AllocationSize, EndOfFile int64
+	NumberOfLinks             uint32
+	DeletePending, Directory  bool
+	_                         [2]byte
+}
+
+const (
+	fileStandardInfoClass   = 1 // FileStandardInfo of GetFileInformationByHandleEx
+	fileInternalInformation = 6 // FILE_INTERNAL_INFORMATION of NtQueryInformationFile
+)
+
+// volumeSerials caches the serial number of each volume (VolumeKey ->
+// uint32): it is the same for every file of the volume, and asking for it
+// costs more than the rest of a stat (about 1 ms per file under Wine).
+var volumeSerials sync.Map
+
+func volumeSerial(h windows.Handle, path string) uint32 {
+	key := VolumeKey(path)
+	if v, ok := volumeSerials.Load(key); ok && key != "" {
+		return v.(uint32)
+	}
+	var serial uint32
+	if err := windows.GetVolumeInformationByHandle(h, nil, 0, &serial, nil, nil, nil, 0); err != nil {
+		return 0
+	}
+	if key != "" {
+		volumeSerials.Store(key, serial)
+	}
+	return serial
+}
+
+// StatHandle returns the Info of an open handle of path: FILE_BASIC_INFO
+// for attributes and times, with the change time that Win32's usual calls
+// do not give; FILE_STANDARD_INFO for size and links; the file index
+// (FILE_INTERNAL_INFORMATION); and the volume serial number, asked once
+// per volume.
+func StatHandle(h windows.Handle, path string) (*Info, error) {
+	var bi fileBasicInfo
+	if err := windows.GetFileInformationByHandleEx(h, windows.FileBasicInfo, (*byte)(unsafe.Pointer(&bi)), uint32(unsafe.Sizeof(bi))); err != nil {
+		return nil, err
+	}
+	var si fileStandardInfo
+	if err := windows.GetFileInformationByHandleEx(h, fileStandardInfoClass, (*byte)(unsafe.Pointer(&si)), uint32(unsafe.Sizeof(si))); err != nil {
 		return nil, err
 	}
 	info := &Info{
-		Attrs:    bh.FileAttributes,
-		Created:  time.Unix(0, bh.CreationTime.Nanoseconds()),
-		Accessed: time.Unix(0, bh.LastAccessTime.Nanoseconds()),
-		Modified: time.Unix(0, bh.LastWriteTime.Nanoseconds()),
-		Size:     int64(bh.FileSizeHigh)<<32 | int64(bh.FileSizeLow),
-		Volume:   bh.VolumeSerialNumber,
-		Index:    uint64(bh.FileIndexHigh)<<32 | uint64(bh.FileIndexLow),
-		Links:    bh.NumberOfLinks,
+		Attrs:    bi.FileAttributes,
+		Created:  filetime(bi.CreationTime),
+		Accessed: filetime(bi.LastAccessTime),
+		Modified: filetime(bi.LastWriteTime),
+		Change:   filetime(bi.ChangeTime),
+		Size:     si.EndOfFile,
+		Links:    si.NumberOfLinks,
+		Volume:   volumeSerial(h, path),
 	}
-	info.Change = info.Modified
-	var bi fileBasicInfo
-	if err := windows.GetFileInformationByHandleEx(h, windows.FileBasicInfo, (*byte)(unsafe.Pointer(&bi)), uint32(unsafe.Sizeof(bi))); err == nil && bi.ChangeTime != 0 {
-		info.Change = filetime(bi.ChangeTime)
+	if info.Modified.IsZero() {
+		info.Modified = time.Unix(0, 0) // callers take UnixNano of it
+	}
+	if info.Accessed.IsZero() {
+		info.Accessed = info.Modified
+	}
+	if info.Change.IsZero() { // a file system without one (FAT)
+		info.Change = info.Modified
+	}
+	var iosb windows.IO_STATUS_BLOCK
+	var index uint64
+	if err := windows.NtQueryInformationFile(h, &iosb, (*byte)(unsafe.Pointer(&index)), 8, fileInternalInformation); err == nil {
+		info.Index = index
 	}
 	return info, nil
 }
 
 // Stat is StatHandle of an open file.
 func Stat(f *os.File) (*Info, error) {
-	info, err := StatHandle(windows.Handle(f.Fd()))
+	info, err := StatHandle(windows.Handle(f.Fd()), f.Name())
 	if err != nil {
 		return nil, &fs.PathError{Op: "stat", Path: f.Name(), Err: err}
 	}
@@ -151,7 +210,7 @@ func Lstat(path string) (*Info, error) {
 		return nil, err
 	}
 	defer windows.CloseHandle(h)
-	info, err := StatHandle(h)
+	info, err := StatHandle(h, path)
 	if err != nil {
 		return nil, &fs.PathError{Op: "stat", Path: path, Err: err}
 	}
