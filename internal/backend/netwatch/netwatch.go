@@ -31,8 +31,9 @@ import (
 const DefaultIdle = 30 * time.Second
 
 // writeChunk bounds one write to the socket, so that a large Write that is
-// moving slowly renews the deadline as it goes.
-const writeChunk = 32 << 10
+// moving slowly renews the deadline as it goes: a link slower than
+// writeChunk per Idle (4 KiB/s at the default) would be taken for stalled.
+const writeChunk = 128 << 10
 
 // StallError is the error of a Read or Write that the watchdog cut.
 type StallError struct {
@@ -62,6 +63,7 @@ type Conn struct {
 
 	mu                  sync.Mutex
 	userRead, userWrite time.Time
+	renewed             time.Time // when the watchdog's deadline was last set
 }
 
 // Wrap watches c with the given idle time (0 or less: DefaultIdle).
@@ -70,7 +72,7 @@ func Wrap(c net.Conn, idle time.Duration) *Conn {
 		idle = DefaultIdle
 	}
 	w := &Conn{Conn: c, idle: idle}
-	w.renew()
+	w.renewAt(true)
 	return w
 }
 
@@ -81,11 +83,21 @@ func earliest(user, watch time.Time) time.Time {
 	return watch
 }
 
-// renew pushes both deadlines Idle from now (bounded by the user's).
-func (c *Conn) renew() {
-	watch := time.Now().Add(c.idle)
+// renew pushes both deadlines Idle from now (bounded by the user's). It
+// skips the work while the last renewal is younger than Idle/16, so that a
+// fast transfer does not reset two timers for every read and write: a stall
+// is then cut after Idle less at most Idle/16.
+func (c *Conn) renew() { c.renewAt(false) }
+
+func (c *Conn) renewAt(force bool) {
+	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if !force && now.Sub(c.renewed) < c.idle/16 {
+		return
+	}
+	c.renewed = now
+	watch := now.Add(c.idle)
 	_ = c.Conn.SetReadDeadline(earliest(c.userRead, watch))
 	_ = c.Conn.SetWriteDeadline(earliest(c.userWrite, watch))
 }
@@ -141,7 +153,7 @@ func (c *Conn) SetDeadline(t time.Time) error {
 	c.mu.Lock()
 	c.userRead, c.userWrite = t, t
 	c.mu.Unlock()
-	c.renew()
+	c.renewAt(true)
 	return nil
 }
 
@@ -150,7 +162,7 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 	c.mu.Lock()
 	c.userRead = t
 	c.mu.Unlock()
-	c.renew()
+	c.renewAt(true)
 	return nil
 }
 
@@ -159,7 +171,7 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 	c.mu.Lock()
 	c.userWrite = t
 	c.mu.Unlock()
-	c.renew()
+	c.renewAt(true)
 	return nil
 }
 
