@@ -458,7 +458,16 @@ func (a *Archiver) walkEntry(p string, st *view.Stat, old *repo.Node) *future {
 	}
 }
 
+// baseNode is the node of p with its metadata: what st says, and its
+// xattrs, security descriptor and streams (reused from old when its change
+// time shows none changed).
 func (a *Archiver) baseNode(p string, st *view.Stat, old *repo.Node) *repo.Node {
+	return a.newNode(p, st, old, true)
+}
+
+// newNode is baseNode; withWindowsMeta false leaves out the descriptor and
+// streams (of a file that could not be read: its streams would fail too).
+func (a *Archiver) newNode(p string, st *view.Stat, old *repo.Node, withWindowsMeta bool) *repo.Node {
 	n := &repo.Node{
 		Name: path.Base(p), Type: repo.NodeType(st.Type), Mode: st.Mode,
 		Mtime: st.Mtime.UnixNano(), Ctime: st.Ctime.UnixNano(),
@@ -480,7 +489,9 @@ func (a *Archiver) baseNode(p string, st *view.Stat, old *repo.Node) *repo.Node 
 		n.Xattrs = old.Xattrs
 		n.SD, n.SDParts, n.Streams = old.SD, old.SDParts, old.Streams
 	} else {
-		a.windowsMeta(p, n)
+		if withWindowsMeta {
+			a.windowsMeta(p, n)
+		}
 		xa, err := a.view.Xattrs(p)
 		if err == nil {
 			for _, x := range xa {

@@ -275,7 +275,7 @@ func (a *Archiver) processFile(j *fileJob) {
 		j.fut.resolve(nil)
 	default:
 		// recorded without content so ls and restore can say it was there
-		n := a.baseNode(j.path, j.st, nil)
+		n := a.newNode(j.path, j.st, nil, false)
 		n.Size = 0
 		n.Outcome, n.Reason, n.Holder = o, res.Reason, res.Holder
 		j.fut.resolve(n)

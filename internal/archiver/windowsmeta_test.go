@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"testing"
 	"time"
 
@@ -38,6 +39,9 @@ func (v *winMetaView) Lstat(p string) (*view.Stat, error) {
 
 // Open gives a file whose fstat has the attributes too, as on Windows.
 func (v *winMetaView) Open(p string) (view.File, error) {
+	if p == "/C/data/denied.db" {
+		return nil, &fs.PathError{Op: "open", Path: p, Err: fs.ErrPermission}
+	}
 	f, err := v.volumeView.Open(p)
 	if err != nil {
 		return nil, err
@@ -95,7 +99,7 @@ func (v *winMetaView) OpenStream(p, name string) (view.File, error) {
 func TestWindowsMetadataRecorded(t *testing.T) {
 	c := t.TempDir()
 	must(t, os.MkdirAll(filepath.Join(c, "data", "sub"), 0o755))
-	for _, f := range []string{"a.exe", "b.exe", "sub/plain.txt"} {
+	for _, f := range []string{"a.exe", "b.exe", "sub/plain.txt", "denied.db"} {
 		must(t, os.WriteFile(filepath.Join(c, "data", f), []byte("content of "+f), 0o644))
 	}
 	zone := "[ZoneTransfer]\r\nZoneId=3\r\n"
@@ -108,6 +112,8 @@ func TestWindowsMetadataRecorded(t *testing.T) {
 		streams: map[string]map[string]string{
 			"/C/data/a.exe": {"Zone.Identifier": zone, "big": big},
 			"/C/data/b.exe": {"Zone.Identifier": zone, "denied": "x"},
+			// a file that cannot be read: its streams are not tried
+			"/C/data/denied.db": {"s": "x"},
 		},
 		opened: map[string]int{},
 	}
@@ -147,8 +153,13 @@ func TestWindowsMetadataRecorded(t *testing.T) {
 	if len(b.Content) == 0 || b.Outcome != a.Outcome {
 		t.Errorf("b.exe: a stream that failed cost the file: %+v", b)
 	}
-	if len(first.Problems) != 1 || first.Problems[0].Path != `C:\data\b.exe:denied` || first.Problems[0].Reason != "permission" {
-		t.Errorf("problems %+v, want C:\\data\\b.exe:denied failed: permission", first.Problems)
+	sort.Slice(first.Problems, func(i, j int) bool { return first.Problems[i].Path < first.Problems[j].Path })
+	if len(first.Problems) != 2 || first.Problems[0].Path != `C:\data\b.exe:denied` || first.Problems[0].Reason != "permission" ||
+		first.Problems[1].Path != `C:\data\denied.db` {
+		t.Errorf("problems %+v, want C:\\data\\b.exe:denied and C:\\data\\denied.db failed: permission", first.Problems)
+	}
+	if v.opened["/C/data/denied.db:s"] != 0 {
+		t.Error("the streams of a file that could not be read were read")
 	}
 	if sub := lookup(first.Tree, "/C/data/sub"); sub.Attrs != 0x12 || !bytes.Equal(sub.SD, sd) {
 		t.Errorf("directory sub: attrs %#x sd %x", sub.Attrs, sub.SD)
