@@ -517,3 +517,68 @@ func TestManyDirectories(t *testing.T) {
 	}
 	checkClean(t, dst)
 }
+
+func TestSpans(t *testing.T) {
+	p1, p2 := repo.NewRandomID(), repo.NewRandomID()
+	bi := func(p repo.ID, off, n uint32) claim {
+		return claim{bi: repo.BlobInfo{ID: repo.NewRandomID(), Pack: p, Offset: off, Length: n}}
+	}
+	got := spans(map[repo.ID][]claim{
+		// out of order, adjacent, then a gap of more than spanGap
+		p1: {bi(p1, 100, 50), bi(p1, 0, 100), bi(p1, 150+spanGap+1, 10)},
+		// within spanGap, then a blob that would make the span too long
+		p2: {bi(p2, 0, 10), bi(p2, 10+spanGap, 10), bi(p2, spanMax-5, 10)},
+	})
+	var shapes []string
+	for _, sp := range got {
+		var offs []string
+		for _, c := range sp {
+			offs = append(offs, fmt.Sprint(c.bi.Offset))
+		}
+		shapes = append(shapes, sp[0].bi.Pack.Short()+":"+strings.Join(offs, ","))
+	}
+	want := map[string]bool{
+		p1.Short() + ":0,100": true, p1.Short() + fmt.Sprintf(":%d", 150+spanGap+1): true,
+		p2.Short() + fmt.Sprintf(":0,%d", 10+spanGap): true, p2.Short() + fmt.Sprintf(":%d", spanMax-5): true,
+	}
+	if len(shapes) != len(want) {
+		t.Fatalf("spans %v", shapes)
+	}
+	for _, s := range shapes {
+		if !want[s] {
+			t.Fatalf("spans %v, want %v", shapes, want)
+		}
+	}
+}
+
+// A data blob that does not verify in the source fails its snapshot, with
+// the blob and pack named; nothing is written for it.
+func TestDamagedDataBlobInSource(t *testing.T) {
+	src, dst := newRepo(t, "off"), newRepo(t, "off")
+	s1, s2 := twoSnapshots(t, src)
+	tr, err := src.LoadTree(ctx, s2.Tree)
+	must(t, err)
+	sub, err := src.LoadTree(ctx, tr.Nodes[0].Subtree)
+	must(t, err)
+	victim := sub.Find("c.bin").Content[0] // only s2 has it
+	bi, _ := src.LookupBlob(victim)
+	h := backend.Handle{Kind: backend.Packs, Name: bi.Pack.String()}
+	data, err := backend.ReadAll(ctx, src.Backend(), h)
+	must(t, err)
+	data[bi.Offset+bi.Length/2] ^= 1
+	must(t, src.Backend().Remove(ctx, h))
+	must(t, src.Backend().Save(ctx, h, data))
+	res, err := Run(ctx, src, dst, Options{})
+	if err == nil || !strings.Contains(err.Error(), victim.Short()) || !strings.Contains(err.Error(), bi.Pack.Short()) {
+		t.Fatalf("copy of a damaged blob: %v", err)
+	}
+	// the first snapshot was copied whole before
+	if res == nil || res.Copied != 1 {
+		t.Fatalf("result %+v", res)
+	}
+	got := snapshots(t, dst)
+	if len(got) != 1 || got[0].CopiedFrom.Snapshot != s1.ID {
+		t.Fatalf("target snapshots: %v", got)
+	}
+	checkClean(t, dst)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sort"
 	"sync"
 	"sync/atomic"
 
@@ -13,9 +14,9 @@ import (
 // source is what the copy reads: blobs, decrypted and verified against
 // their ids in the source.
 type source interface {
-	LoadBlob(ctx context.Context, id repo.ID) ([]byte, error)
 	LoadTree(ctx context.Context, id repo.ID) (*repo.Tree, error)
 	LookupBlob(id repo.ID) (repo.BlobInfo, bool)
+	OpenPack(id repo.ID) *repo.PackReader
 }
 
 // target is what the copy writes to: SaveBlob stores a blob unless the
@@ -68,8 +69,8 @@ func newTranslator(src source, dst target, workers int, prog *Progress) *transla
 }
 
 // tree copies the tree id of the source and everything below it, and
-// returns its id in the target. Subtrees are walked one after another;
-// data blobs are copied by up to cap(sem) goroutines over the whole walk.
+// returns its id in the target. Data blobs are copied by up to cap(sem)
+// goroutines over the whole walk, subtrees walked by up to treeWalkers.
 func (t *translator) tree(ctx context.Context, id repo.ID) (repo.ID, error) {
 	t.mu.Lock()
 	done, ok := t.trees[id]
@@ -99,26 +100,55 @@ func (t *translator) tree(ctx context.Context, id repo.ID) (repo.ID, error) {
 		errOnce.Do(func() { firstErr = err })
 		cancel()
 	}
-walk:
+	// claim the blobs not copied yet, and copy them a span of a pack at
+	// a time: one read for the blobs of many small files
+	var (
+		uses    []use
+		claimed = map[repo.ID][]claim{} // by source pack
+	)
 	for _, n := range tr.Nodes {
 		for i, c := range n.Content {
-			select {
-			case t.sem <- struct{}{}:
-			case <-ctx.Done():
-				break walk
+			nid, f, mine := t.resolve(c)
+			if f == nil {
+				n.Content[i] = nid
+				continue
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { <-t.sem }()
-				nid, err := t.dataBlob(ctx, c)
-				if err != nil {
-					fail(err)
-					return
-				}
-				n.Content[i] = nid // each goroutine its own element
-			}()
+			uses = append(uses, use{n: n, i: i, f: f})
+			if !mine {
+				continue
+			}
+			bi, ok := t.src.LookupBlob(c)
+			if !ok {
+				t.complete(c, f, repo.ID{}, fmt.Errorf("read from the source: %w", &repo.BlobError{ID: c, Err: repo.ErrBlobNotFound}))
+				continue
+			}
+			claimed[bi.Pack] = append(claimed[bi.Pack], claim{bi: bi, f: f})
 		}
+	}
+	jobs := spans(claimed)
+	for k, sp := range jobs {
+		select {
+		case t.sem <- struct{}{}:
+		case <-ctx.Done():
+			// every claim is completed, or others waiting for it would hang
+			for _, rest := range jobs[k:] {
+				for _, c := range rest {
+					t.complete(c.bi.ID, c.f, repo.ID{}, ctx.Err())
+				}
+			}
+			jobs = nil
+		}
+		if jobs == nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-t.sem }()
+			t.copySpan(ctx, sp)
+		}()
+	}
+	for _, n := range tr.Nodes {
 		if n.Subtree.IsNull() {
 			continue
 		}
@@ -148,6 +178,20 @@ walk:
 		}
 	}
 	wg.Wait()
+	for _, u := range uses {
+		if firstErr != nil {
+			break
+		}
+		select {
+		case <-u.f.done:
+			if u.f.err != nil {
+				fail(u.f.err)
+			} else {
+				u.n.Content[u.i] = u.f.id
+			}
+		case <-ctx.Done():
+		}
+	}
 	if firstErr == nil && ctx.Err() != nil {
 		firstErr = ctx.Err()
 	}
@@ -172,48 +216,106 @@ walk:
 	return nid, nil
 }
 
-// dataBlob copies one data blob unless this run did already, and returns
-// its id in the target. A blob asked for while it is being copied is
-// waited for.
-func (t *translator) dataBlob(ctx context.Context, id repo.ID) (repo.ID, error) {
-	t.mu.Lock()
-	if nid, ok := t.data[id]; ok {
-		t.mu.Unlock()
-		return nid, nil
-	}
-	if f, ok := t.pending[id]; ok {
-		t.mu.Unlock()
-		select {
-		case <-f.done:
-			return f.id, f.err
-		case <-ctx.Done():
-			return repo.ID{}, ctx.Err()
-		}
-	}
-	f := &inFlight{done: make(chan struct{})}
-	t.pending[id] = f
-	t.mu.Unlock()
-
-	f.id, f.err = t.copyData(ctx, id)
-	t.mu.Lock()
-	delete(t.pending, id)
-	if f.err == nil {
-		t.data[id] = f.id
-	}
-	t.mu.Unlock()
-	close(f.done)
-	return f.id, f.err
+// use is a node's content slot that waits for a blob's copy.
+type use struct {
+	n *repo.Node
+	i int
+	f *inFlight
 }
 
-func (t *translator) copyData(ctx context.Context, id repo.ID) (repo.ID, error) {
+// claim is a blob this walker copies.
+type claim struct {
+	bi repo.BlobInfo
+	f  *inFlight
+}
+
+// resolve returns a data blob's id in the target when it is known, else
+// the copy to wait for; mine says the caller must make that copy.
+func (t *translator) resolve(id repo.ID) (nid repo.ID, f *inFlight, mine bool) {
 	t.mu.Lock()
-	hint, ok := t.hints[id]
-	t.mu.Unlock()
-	if ok && t.dst.Known(hint) {
-		t.prog.BlobsNotRead.Add(1)
-		return hint, nil
+	defer t.mu.Unlock()
+	if nid, ok := t.data[id]; ok {
+		return nid, nil, false
 	}
-	plain, err := t.src.LoadBlob(ctx, id)
+	if f, ok := t.pending[id]; ok {
+		return repo.ID{}, f, false
+	}
+	if h, ok := t.hints[id]; ok && t.dst.Known(h) {
+		t.data[id] = h
+		t.prog.BlobsNotRead.Add(1)
+		return h, nil, false
+	}
+	f = &inFlight{done: make(chan struct{})}
+	t.pending[id] = f
+	return repo.ID{}, f, true
+}
+
+// complete records the copy of a claimed blob and wakes who waits for it.
+func (t *translator) complete(id repo.ID, f *inFlight, nid repo.ID, err error) {
+	t.mu.Lock()
+	delete(t.pending, id)
+	if err == nil {
+		t.data[id] = nid
+	}
+	t.mu.Unlock()
+	f.id, f.err = nid, err
+	close(f.done)
+}
+
+// Spans of packs read at once: blobs closer than spanGap are read in one
+// request (the gap read for nothing), up to spanMax bytes.
+const (
+	spanGap = 256 << 10
+	spanMax = 16 << 20
+)
+
+// spans groups the claims of each pack into ranges read at once.
+func spans(byPack map[repo.ID][]claim) [][]claim {
+	var out [][]claim
+	for _, cs := range byPack {
+		sort.Slice(cs, func(i, j int) bool { return cs[i].bi.Offset < cs[j].bi.Offset })
+		begin := 0
+		for k := 1; k <= len(cs); k++ {
+			if k < len(cs) {
+				prevEnd := int64(cs[k-1].bi.Offset) + int64(cs[k-1].bi.Length)
+				end := int64(cs[k].bi.Offset) + int64(cs[k].bi.Length)
+				if int64(cs[k].bi.Offset)-prevEnd <= spanGap && end-int64(cs[begin].bi.Offset) <= spanMax {
+					continue
+				}
+			}
+			out = append(out, cs[begin:k])
+			begin = k
+		}
+	}
+	return out
+}
+
+// copySpan reads one span of a source pack, and copies each of its claimed
+// blobs: decrypted and verified with the source's key, stored with the
+// target's. When the span cannot be read (a truncated pack), each blob is
+// read alone, so what is intact is still copied.
+func (t *translator) copySpan(ctx context.Context, cs []claim) {
+	first, last := cs[0].bi, cs[len(cs)-1].bi
+	start := int64(first.Offset)
+	pr := t.src.OpenPack(first.Pack)
+	span, spanErr := pr.ReadRange(ctx, start, int64(last.Offset)+int64(last.Length)-start)
+	for _, c := range cs {
+		nid, err := t.copyBlob(ctx, pr, c.bi, span, start, spanErr)
+		t.complete(c.bi.ID, c.f, nid, err)
+	}
+}
+
+func (t *translator) copyBlob(ctx context.Context, pr *repo.PackReader, bi repo.BlobInfo, span []byte, start int64, spanErr error) (repo.ID, error) {
+	var sealed []byte
+	if spanErr == nil {
+		sealed = span[int64(bi.Offset)-start : int64(bi.Offset)-start+int64(bi.Length)]
+	} else {
+		var err error
+		if sealed, err = pr.ReadRange(ctx, int64(bi.Offset), int64(bi.Length)); err != nil {
+			return repo.ID{}, fmt.Errorf("read from the source: %w", &repo.BlobError{ID: bi.ID, Pack: bi.Pack, Err: err})
+		}
+	}
+	plain, err := pr.Blob(bi, sealed)
 	if err != nil {
 		return repo.ID{}, fmt.Errorf("read from the source: %w", err)
 	}
@@ -222,7 +324,7 @@ func (t *translator) copyData(ctx context.Context, id repo.ID) (repo.ID, error) 
 	nid := t.dst.Hash(plain)
 	added, err := t.dst.SaveBlob(ctx, repo.DataBlob, nid, plain)
 	if err != nil {
-		return repo.ID{}, fmt.Errorf("store data blob %s: %w", id.Short(), err)
+		return repo.ID{}, fmt.Errorf("store data blob %s: %w", bi.ID.Short(), err)
 	}
 	if added {
 		t.dataSent.Add(1)
