@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -51,7 +52,7 @@ root fusermount3 (Debian and Ubuntu: apt install fuse3). Linux only.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.cacheSize, "cache-size", "64M", "memory for blobs read recently (a size: 64M, 1G)")
+	fl.StringVar(&f.cacheSize, "cache-size", fmt.Sprintf("%dM", mount.DefaultCacheSize>>20), "memory for the blobs read last (a size: 64M, 1G); the kernel caches what files were read besides")
 	fl.BoolVar(&f.allowOther, "allow-other", false, "let other users in, as the files' modes allow (non-root: needs user_allow_other in /etc/fuse.conf)")
 	return cmd
 }
@@ -85,6 +86,7 @@ func runMount(ctx context.Context, g *globals, f mountFlags, dir string) error {
 	return mount.Serve(ctx, r, dir, mount.Options{
 		CacheSize:  size,
 		AllowOther: f.allowOther,
+		Debug:      os.Getenv("STILLPOINT_FUSE_DEBUG") != "",
 		Name:       "stillpoint:" + strings.ReplaceAll(loc, ",", "_"),
 		Warn:       func(msg string) { rep.Warn("", "mount", msg) },
 		Ready: func() {

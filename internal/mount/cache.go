@@ -8,10 +8,12 @@ import (
 	"github.com/stillpoint-backup/stillpoint/internal/repo"
 )
 
-// DefaultCacheSize bounds the plaintext of blobs kept for reads: enough for
-// a few readers each streaming a file (blobs average 1 MiB, at most 4) and
-// the next blob read ahead for each, while the memory of a mount stays small.
-const DefaultCacheSize = 64 << 20
+// DefaultCacheSize bounds the plaintext of blobs kept for reads. The
+// kernel keeps the pages of the files read (their content never changes),
+// so the cache only bridges the reads of one blob in pieces (the kernel
+// asks for at most 1 MiB at a time, a blob has up to 4) and the blob read
+// ahead for each reader: four blobs of the largest size.
+const DefaultCacheSize = 16 << 20
 
 // BlobLoader reads one blob's plaintext.
 type BlobLoader interface {

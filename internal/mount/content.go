@@ -13,8 +13,7 @@ import (
 
 // Repo is what a mount reads of a repository.
 type Repo interface {
-	BlobLoader
-	LookupBlob(id repo.ID) (repo.BlobInfo, bool)
+	Packs
 	Hash(data []byte) repo.ID
 	LoadTree(ctx context.Context, id repo.ID) (*repo.Tree, error)
 	Snapshots(ctx context.Context) ([]*repo.Snapshot, []*repo.SnapshotLoadError, error)

@@ -228,3 +228,46 @@ func TestCacheStaysWithinItsSizeAndLoadsOnce(t *testing.T) {
 		t.Error("a failed load was cached")
 	}
 }
+
+func TestWindowLoaderReadsNeighboursAtOnce(t *testing.T) {
+	r := newRepo(t)
+	var ids []repo.ID
+	var want [][]byte
+	for i := range 50 {
+		data := randomBytes(uint64(100+i), 3000+i)
+		want = append(want, data)
+		ids = append(ids, r.Hash(data))
+		if _, err := r.SaveBlob(context.Background(), repo.DataBlob, ids[i], data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	big := randomBytes(200, 700<<10)
+	bigNode := store(t, r, big, len(big)) // flushes all into one pack
+	w := NewWindowLoader(r)
+	for i, id := range ids {
+		got, err := w.LoadBlob(context.Background(), id)
+		if err != nil || !bytes.Equal(got, want[i]) {
+			t.Fatalf("blob %d: %v (equal %v)", i, err, bytes.Equal(got, want[i]))
+		}
+	}
+	// 50 neighbours of 3 KiB in one pack: one window holds them all
+	if w.PackReads() != 1 {
+		t.Errorf("%d pack reads for 50 neighbouring small blobs, want 1", w.PackReads())
+	}
+	// in any order, again from the window
+	for _, i := range []int{49, 0, 25} {
+		if got, err := w.LoadBlob(context.Background(), ids[i]); err != nil || !bytes.Equal(got, want[i]) {
+			t.Fatalf("blob %d again: %v", i, err)
+		}
+	}
+	if w.PackReads() != 1 {
+		t.Errorf("reading them again read the pack %d times", w.PackReads())
+	}
+	// a blob as large as half a window is read alone
+	if got, err := w.LoadBlob(context.Background(), bigNode.Content[0]); err != nil || !bytes.Equal(got, big) || w.PackReads() != 1 {
+		t.Errorf("large blob: %v (equal %v), %d windows", err, bytes.Equal(got, big), w.PackReads())
+	}
+	if _, err := w.LoadBlob(context.Background(), repo.ID{3}); !errors.Is(err, repo.ErrBlobNotFound) {
+		t.Errorf("an unknown blob: %v", err)
+	}
+}

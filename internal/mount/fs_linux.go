@@ -115,11 +115,8 @@ func (d *virtualDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut
 		return nil, syscall.ENOENT
 	}
 	out.Attr = *attr
-	if st.Mode != syscall.S_IFLNK {
-		// a link (latest) is looked up every time: its target moves
-		out.SetEntryTimeout(virtualTimeout)
-		out.SetAttrTimeout(virtualTimeout)
-	}
+	out.SetEntryTimeout(virtualTimeout)
+	out.SetAttrTimeout(virtualTimeout)
 	if ch := d.GetChild(name); ch != nil && ch.StableAttr() == st && sameTarget(ch.Operations(), ops) {
 		return ch, 0
 	}
@@ -275,7 +272,7 @@ func (f *filesystem) link(ino uint64, target string, t time.Time) (fs.InodeEmbed
 	a.Size = uint64(len(target))
 	a.Nlink = 1
 	setTimes(&a, t.UnixNano(), 0)
-	// a changed target is a new inode: the kernel may keep a link's target
+	// a changed target is a new inode: the kernel keeps a link's target
 	return &link{target: target, time: t}, fs.StableAttr{Mode: syscall.S_IFLNK, Ino: inoFor(ino, target)}, &a
 }
 

@@ -52,7 +52,7 @@ func Serve(ctx context.Context, r Repo, dir string, opts Options) error {
 	if warn == nil {
 		warn = func(string) {}
 	}
-	fsys := &filesystem{r: r, cache: NewCache(r, opts.CacheSize), holes: NewHoles(r.Hash),
+	fsys := &filesystem{r: r, cache: NewCache(NewWindowLoader(r), opts.CacheSize), holes: NewHoles(r.Hash),
 		refreshEvery: opts.RefreshEvery, warn: warn, started: time.Now()}
 	if err := fsys.load(ctx); err != nil {
 		return fmt.Errorf("read the snapshots: %w", err)
@@ -73,6 +73,9 @@ func Serve(ctx context.Context, r Repo, dir string, opts Options) error {
 			MaxReadAhead:     1 << 20,
 			MaxWrite:         1 << 20,
 			MaxBackground:    32,
+			// no link ever changes its target (latest is a new inode then)
+			EnableSymlinkCaching: true,
+			Debug:                os.Getenv("SP_FUSE_DEBUG") != "",
 		},
 		// no defaults: every node sets its own timeouts, and a name that is
 		// not there yet (a new snapshot) is never cached as missing

@@ -18,6 +18,8 @@ type Options struct {
 	// Warn receives what went wrong while serving (a damaged blob, a
 	// snapshot list that could not be read); nil drops it.
 	Warn func(msg string)
+	// Debug logs every FUSE request and reply to stderr.
+	Debug bool
 	// Ready is called once the file system is mounted; may be nil.
 	Ready func()
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fs"
@@ -156,6 +157,9 @@ func (d *treeDir) Getxattr(ctx context.Context, attr string, dest []byte) (uint3
 }
 
 func (d *treeDir) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	if d.node != nil {
+		return listXattrs(listedXattrs(d.node), dest)
+	}
 	return listXattrs(d.xattrs(), dest)
 }
 
@@ -174,6 +178,17 @@ func nodeXattrs(n *repo.Node) []repo.Xattr {
 		}
 	}
 	return x
+}
+
+// listedXattrs is what a listing shows: the outcome attributes only for a
+// node not stored whole, so that `cp -a` out of the mount copies them with
+// exactly the files that need the warning (and asks no more of the others);
+// asked by name, every node answers.
+func listedXattrs(n *repo.Node) []repo.Xattr {
+	if n.Outcome.Whole() && n.Reason == "" && n.Holder == "" {
+		return n.Xattrs
+	}
+	return nodeXattrs(n)
 }
 
 func getXattr(list []repo.Xattr, name string, dest []byte) (uint32, syscall.Errno) {
@@ -214,23 +229,20 @@ type fileNode struct {
 	mu      sync.Mutex
 	content *Content
 	err     error
+	// where the last read ended: a read that starts there is a reader
+	// going through the file in order, for whom the next blob is read ahead
+	next atomic.Int64
 }
 
 var (
 	_ fs.NodeOpener      = (*fileNode)(nil)
+	_ fs.NodeFlusher     = (*fileNode)(nil)
 	_ fs.NodeReader      = (*fileNode)(nil)
 	_ fs.NodeGetattrer   = (*fileNode)(nil)
 	_ fs.NodeLseeker     = (*fileNode)(nil)
 	_ fs.NodeGetxattrer  = (*fileNode)(nil)
 	_ fs.NodeListxattrer = (*fileNode)(nil)
 )
-
-// handle remembers where the last read ended, to read ahead only for a
-// reader going through the file in order.
-type handle struct {
-	mu   sync.Mutex
-	next int64
-}
 
 func (f *fileNode) contentMap() (*Content, error) {
 	f.mu.Lock()
@@ -251,29 +263,29 @@ func (f *fileNode) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrO
 	return 0
 }
 
+// Open lets the kernel open files itself: ENOSYS tells it to send no more
+// OPEN (nor RELEASE) requests, and to keep the pages it read, which suits
+// content that never changes. Writes never get here (the mount is
+// read-only), but are refused all the same.
 func (f *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	if flags&syscall.O_ACCMODE != syscall.O_RDONLY || flags&syscall.O_TRUNC != 0 {
 		return nil, 0, syscall.EROFS
 	}
-	if _, err := f.contentMap(); err != nil {
-		f.fsys.warn(fmt.Sprintf("%s: %v", f.Path(nil), err))
-		return nil, 0, syscall.EIO
-	}
-	// the content never changes: the kernel may keep its pages
-	return &handle{}, fuse.FOPEN_KEEP_CACHE, 0
+	return nil, 0, syscall.ENOSYS
 }
 
-func (f *fileNode) Read(ctx context.Context, fh fs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+// Flush: ENOSYS tells the kernel that closing a file needs no request.
+func (f *fileNode) Flush(ctx context.Context, _ fs.FileHandle) syscall.Errno { return syscall.ENOSYS }
+
+func (f *fileNode) Read(ctx context.Context, _ fs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	c, err := f.contentMap()
 	if err != nil {
+		f.fsys.warn(fmt.Sprintf("%s: %v", f.Path(nil), err))
 		return nil, syscall.EIO
 	}
-	ahead := false
-	if h, ok := fh.(*handle); ok {
-		h.mu.Lock()
-		ahead = off == h.next && off > 0
-		h.next = off + int64(len(dest))
-		h.mu.Unlock()
+	ahead := off > 0 && f.next.Swap(off+int64(len(dest))) == off
+	if off == 0 {
+		f.next.Store(int64(len(dest)))
 	}
 	n, err := c.ReadAt(ctx, f.fsys.cache, dest, off, ahead)
 	if err != nil && err != io.EOF {
@@ -313,7 +325,7 @@ func (f *fileNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint
 }
 
 func (f *fileNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	return listXattrs(nodeXattrs(f.node), dest)
+	return listXattrs(listedXattrs(f.node), dest)
 }
 
 // otherNode is a symlink, device, FIFO or socket of a snapshot.

@@ -153,6 +153,17 @@ func (x *Index) Len() int {
 	return len(x.blobs)
 }
 
+// PackSize returns the size of an indexed pack.
+func (x *Index) PackSize(id ID) (int64, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	num, ok := x.packNum[id]
+	if !ok {
+		return 0, false
+	}
+	return x.packSize[num], true
+}
+
 // Packs returns every indexed pack with its expected size.
 func (x *Index) Packs() map[ID]int64 {
 	x.mu.RLock()
