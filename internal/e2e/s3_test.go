@@ -67,7 +67,7 @@ func TestS3EndToEnd(t *testing.T) {
 	e.restoreAndCompare(t, id1, src, want1)
 	e.restoreAndCompare(t, id2, src, want2)
 	check := e.must(t, 0, "check", "--read-data")
-	if strings.Contains(strings.ToLower(check.stdout+check.stderr), "error") {
+	if !strings.HasPrefix(check.stdout, "no errors:") || !strings.Contains(check.stdout, "all data read") {
 		t.Fatalf("check --read-data reports errors:\n%s", check)
 	}
 
@@ -163,6 +163,7 @@ func TestS3ClearErrors(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			start := time.Now()
 			res := c.e.must(t, 1, c.args...)
+			t.Logf("stillpoint %s: %s", strings.Join(c.args, " "), strings.TrimSpace(res.stderr))
 			for _, s := range c.says {
 				if !strings.Contains(res.stderr, s) {
 					t.Errorf("stderr does not say %q:\n%s", s, res)

@@ -10,8 +10,10 @@ import (
 	"github.com/stillpoint-backup/stillpoint/internal/backend"
 )
 
-// errBucketMissing is wrapped by every error that says the bucket does not exist.
-var errBucketMissing = errors.New("bucket does not exist")
+// bucketMissing is the error that says the bucket does not exist.
+type bucketMissing struct{ msg string }
+
+func (e *bucketMissing) Error() string { return e.msg }
 
 // transientCodes are S3 error codes that a later attempt may not meet,
 // though some come with a 4xx status.
@@ -45,7 +47,7 @@ func (b *Backend) classify(err error) error {
 	case minio.PreconditionFailed:
 		return backend.ErrExists
 	case minio.NoSuchBucket:
-		return backend.MarkPermanent(fmt.Errorf("%w: bucket %q does not exist at %s; create it first (stillpoint does not create buckets)", errBucketMissing, b.loc.Bucket, server))
+		return backend.MarkPermanent(&bucketMissing{fmt.Sprintf("bucket %q does not exist at %s; create it first (stillpoint does not create buckets)", b.loc.Bucket, server)})
 	case "InvalidAccessKeyId":
 		return backend.MarkPermanent(fmt.Errorf("wrong credentials for %s: the access key %q is not known to the server (check AWS_ACCESS_KEY_ID or the profile's aws_access_key_id)", server, b.accessKey()))
 	case "SignatureDoesNotMatch":

@@ -214,8 +214,9 @@ func (b *Backend) key(h backend.Handle) string {
 	return b.root() + string(h.Kind) + "/" + h.Name
 }
 
+// fail says which request on which object failed.
 func (b *Backend) fail(op string, h backend.Handle, err error) error {
-	return fmt.Errorf("%s %s: %w", op, h, err)
+	return fmt.Errorf("%s %s: %w", op, b.key(h), err)
 }
 
 // Save implements backend.Backend: one PUT with Content-MD5, created only
@@ -468,7 +469,7 @@ func (b *Backend) List(ctx context.Context, k backend.Kind, fn func(backend.File
 	defer cancel() // ends minio-go's listing when fn stops it
 	for oi := range b.client.ListObjectsIter(ctx, b.loc.Bucket, minio.ListObjectsOptions{Prefix: dir, Recursive: true}) {
 		if oi.Err != nil {
-			return fmt.Errorf("list %s: %w", k, b.classify(oi.Err))
+			return fmt.Errorf("list %s: %w", dir, b.classify(oi.Err))
 		}
 		rel := strings.TrimPrefix(oi.Key, dir)
 		name := rel

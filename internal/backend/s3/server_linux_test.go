@@ -156,7 +156,8 @@ func testMissingBucket(t *testing.T, srv *s3server.Server) {
 		"empty":  func() error { _, err := b.IsEmpty(ctx); return err },
 	} {
 		err := call()
-		if err == nil || !strings.Contains(err.Error(), want) || !errors.Is(err, errBucketMissing) {
+		var bm *bucketMissing
+		if err == nil || !strings.Contains(err.Error(), want) || !errors.As(err, &bm) {
 			t.Errorf("%s in a missing bucket: %v; want it to say %q", op, err, want)
 		}
 		if err != nil && (!backend.Permanent(err) || backend.IsNotFound(err)) {
