@@ -96,10 +96,10 @@ func (v *VSS) Detect(path string) (Fit, error) {
 		return Fit{}, fmt.Errorf("vss: the volume of %s: %w", path, err)
 	}
 	if why := v.volumes().Unsupported(vol); why != "" {
-		return Fit{Provider: "vss", Reason: why}, nil
+		return Fit{Provider: "vss", Reason: "volume " + vol + ": " + why}, nil
 	}
 	if err := v.probe(); err != nil {
-		return Fit{Provider: "vss", Reason: err.Error()}, nil
+		return Fit{Provider: "vss", Reason: "volume " + vol + ": " + err.Error()}, nil
 	}
 	return Fit{Provider: "vss", OK: true, Consistency: Application,
 		Reason: "shadow copy of volume " + vol + " in one set with the run's other volumes (application-consistent where the writers agree, else crash)"}, nil
