@@ -16,15 +16,17 @@ import (
 )
 
 // Available tells why FUSE cannot be used here, nil when it can.
-func Available() error {
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		return errors.New("FUSE is not available: /dev/fuse is missing (load the module with `modprobe fuse`; in a container, give it the device /dev/fuse and CAP_SYS_ADMIN)")
+func Available() error { return available("/dev/fuse", os.Geteuid(), exec.LookPath) }
+
+func available(device string, euid int, lookPath func(string) (string, error)) error {
+	if _, err := os.Stat(device); err != nil {
+		return fmt.Errorf("FUSE is not available: %s is missing (load the module with `modprobe fuse`; in a container, give it the device /dev/fuse and CAP_SYS_ADMIN)", device)
 	}
-	if os.Geteuid() == 0 {
+	if euid == 0 {
 		return nil // root mounts without the helper
 	}
-	if _, err := exec.LookPath("fusermount3"); err != nil {
-		if _, err := exec.LookPath("fusermount"); err != nil {
+	if _, err := lookPath("fusermount3"); err != nil {
+		if _, err := lookPath("fusermount"); err != nil {
 			return errors.New("FUSE is not available: fusermount3 is not installed (on Debian and Ubuntu: apt install fuse3)")
 		}
 	}
