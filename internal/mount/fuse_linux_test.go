@@ -314,6 +314,16 @@ func TestMountShowsSnapshotsAsStored(t *testing.T) {
 		t.Errorf("SEEK_DATA from 0 went to %d (%v), want the data near 8 MiB", off, err)
 	}
 
+	// and cp keeps it
+	copied := filepath.Join(t.TempDir(), "sparse.img")
+	if out, err := exec.Command("cp", sparse, copied).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v: %s", err, out)
+	}
+	must(t, unix.Stat(copied, &st))
+	if st.Blocks*512 > 1<<20 {
+		t.Errorf("cp of sparse.img out of the mount allocated %d bytes: holes lost", st.Blocks*512)
+	}
+
 	// read-only everywhere
 	for _, err := range []error{
 		os.WriteFile(filepath.Join(snapDir, src, "new"), nil, 0o644),
