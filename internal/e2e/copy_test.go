@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -69,6 +70,17 @@ func (e *env) rawBlobCounts(t *testing.T, snaps ...string) (all, data int64) {
 	res := e.must(t, 0, append([]string{"--json", "stats", "--mode", "raw-data"}, snaps...)...)
 	st, _ := summary(t, res.stdout)["stats"].(map[string]any)
 	return num(t, st, "blobs"), num(t, st, "data_blobs")
+}
+
+// unindexedPacks is the number of packs check finds in no index.
+func unindexedPacks(t *testing.T, e *env) int {
+	t.Helper()
+	chk := e.must(t, 0, "check")
+	if m := unrefRE.FindStringSubmatch(chk.stderr + chk.stdout); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	return 0
 }
 
 func checkClean(t *testing.T, e *env, args ...string) {
@@ -278,8 +290,44 @@ func TestCopyKilledAndResumed(t *testing.T) {
 	if indexed == 0 || indexed >= total {
 		t.Fatalf("test setup: killed with %d of %d blobs indexed", indexed, total)
 	}
-	dst.must(t, 0, "unlock") // the killed copy's lock is stale
+	unrefAfterKill := unindexedPacks(t, dst)
 
+	// SIGINT: the copy stops, stores and indexes what it read, and says so
+	intr := dst.command(ctx, "copy", "--from-repo", src.repo, "--from-key-file", src.keyFile(t))
+	var intrOut strings.Builder
+	intr.Stdout, intr.Stderr = &intrOut, &intrOut
+	packsBefore := len(dst.packFiles(t))
+	if err := intr.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan error, 1)
+	go func() { ended <- intr.Wait() }()
+	var intrErr error
+	// once it has written a pack, with more to go
+wait:
+	for len(dst.packFiles(t)) == packsBefore {
+		select {
+		case intrErr = <-ended:
+			ended <- intrErr
+			break wait
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	_ = intr.Process.Signal(syscall.SIGINT)
+	if err := <-ended; err == nil {
+		t.Logf("the copy ended before SIGINT reached it:\n%s", intrOut.String())
+	} else if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(intrOut.String(), "interrupted:") ||
+		!strings.Contains(intrOut.String(), "the next copy sends only what is missing") {
+		t.Fatalf("copy stopped by SIGINT: %v\n%s", err, intrOut.String())
+	}
+	checkClean(t, dst)
+	if n := unindexedPacks(t, dst); n != unrefAfterKill {
+		t.Fatalf("the interrupted copy left %d packs in no index (the kill left %d): it did not index what it stored", n, unrefAfterKill)
+	}
+	r = dst.openInProcess(t)
+	indexed = int64(r.Index().Len())
+
+	// the stale lock of the killed copy does not stop the next
 	sum, res := dst.copyFrom(t, src)
 	if got := num(t, sum, "blobs_sent"); got != total-indexed {
 		t.Fatalf("the resumed copy sent %d blobs; the target had %d of %d indexed, so %d were missing: %s", got, indexed, total, total-indexed, res)
@@ -287,7 +335,7 @@ func TestCopyKilledAndResumed(t *testing.T) {
 	if n := num(t, sum, "snapshots_copied") + num(t, sum, "snapshots_skipped"); n != 3 {
 		t.Fatalf("%d snapshots copied or skipped: %s", n, res)
 	}
-	t.Logf("killed with %d of %d blobs indexed; the rerun copied %d snapshots, skipped %d, sent %d blobs",
+	t.Logf("killed, then interrupted, with %d of %d blobs indexed; the rerun copied %d snapshots, skipped %d, sent %d blobs",
 		indexed, total, num(t, sum, "snapshots_copied"), num(t, sum, "snapshots_skipped"), num(t, sum, "blobs_sent"))
 	checkClean(t, dst, "--read-data")
 	ids := dst.snapshotIDs(t)
