@@ -48,6 +48,7 @@ func TestServers(t *testing.T) {
 				{"StorageClassOnPacksOnly", testStorageClass},
 				{"NoDeleteIdentity", testNoDelete},
 				{"ClockSkewRefusesLocks", testClockSkew},
+				{"ServerKilledAndRestarted", testKillRestart}, // last: it stops the server for a while
 			} {
 				t.Run(tc.name, func(t *testing.T) { tc.fn(t, srv) })
 			}
@@ -477,5 +478,35 @@ func testClockSkew(t *testing.T, srv *s3server.Server) {
 	}
 	if _, err := b2.Stat(ctx, lock); !backend.IsNotFound(err) {
 		t.Fatalf("the refused lock was left: %v", err)
+	}
+}
+
+func testKillRestart(t *testing.T, srv *s3server.Server) {
+	if srv.Kind == s3server.External {
+		t.Skip("an external endpoint is not killed")
+	}
+	o := &opener{srv: srv, bucket: srv.NewBucket(t)}
+	b := o.open(t, Options{})
+	before := backend.Handle{Kind: backend.Packs, Name: backendtest.Name()}
+	data := bytes.Repeat([]byte("acknowledged before the crash "), 20000)
+	if err := b.Save(ctx, before, data); err != nil {
+		t.Fatal(err)
+	}
+	srv.Kill(t)
+	if srv.Running() {
+		t.Fatal("the server runs after Kill")
+	}
+	during := backend.Handle{Kind: backend.Packs, Name: backendtest.Name()}
+	err := b.Save(ctx, during, []byte("x"))
+	if err == nil || backend.Permanent(err) {
+		t.Fatalf("a Save while the server is down: %v; want a failure a retry may cure", err)
+	}
+	srv.Restart(t)
+	got, err := b.Load(ctx, before, 0, 0)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("a file acknowledged before the crash, after the restart: %d bytes, %v", len(got), err)
+	}
+	if err := b.Save(ctx, during, []byte("x")); err != nil {
+		t.Fatalf("a Save after the restart: %v", err)
 	}
 }
