@@ -31,8 +31,8 @@ var created = time.Date(2018, 7, 6, 5, 4, 3, 200, time.UTC)
 
 func (v *winMetaView) Lstat(p string) (*view.Stat, error) {
 	st, err := v.volumeView.Lstat(p)
-	if err == nil && v.attrs[p] != 0 {
-		st.Attrs, st.Created = v.attrs[p], created
+	if err == nil {
+		setWindowsStat(st, v.attrs[p])
 	}
 	return st, err
 }
@@ -56,10 +56,19 @@ type attrFile struct {
 
 func (f *attrFile) Stat() (*view.Stat, error) {
 	st, err := f.File.Stat()
-	if err == nil && f.attrs != 0 {
-		st.Attrs, st.Created = f.attrs, created
+	if err == nil {
+		setWindowsStat(st, f.attrs)
 	}
 	return st, err
+}
+
+// setWindowsStat gives st the test's attributes (on Windows in place of the
+// real ones), with the creation time when there are any.
+func setWindowsStat(st *view.Stat, attrs uint32) {
+	st.Attrs, st.Created = attrs, time.Time{}
+	if attrs != 0 {
+		st.Created = created
+	}
 }
 
 func (v *winMetaView) WindowsMeta(p string) (*view.WindowsMeta, error) {
