@@ -106,7 +106,7 @@ type Result struct {
 }
 
 // ErrSameRepository refuses to copy a repository into itself.
-var ErrSameRepository = errors.New("the source and the target are the same repository (same repository id)")
+var ErrSameRepository = errors.New("the source and the target are the same repository (they have the same repository id: one is a copy of the other's files, which a file copy keeps in step)")
 
 // Run copies the selected snapshots of src into dst. It reads src under a
 // shared lock and writes dst under another, as a backup does. On error
@@ -127,7 +127,7 @@ func Run(ctx context.Context, src, dst *repo.Repository, o Options) (*Result, er
 	}
 	srcLock, err := src.Lock(ctx, false, "copy")
 	if err != nil {
-		return nil, fmt.Errorf("source repository %s: %w", src.Backend().Location(), err)
+		return nil, fmt.Errorf("source repository: %w", err)
 	}
 	defer srcLock.Unlock()
 	if !o.DryRun {
