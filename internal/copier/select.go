@@ -3,6 +3,7 @@ package copier
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/stillpoint-backup/stillpoint/internal/pathmap"
 	"github.com/stillpoint-backup/stillpoint/internal/repo"
@@ -29,10 +30,12 @@ func selectSnapshots(snaps []*repo.Snapshot, refs []string, f retention.Filter) 
 	for _, ref := range refs {
 		s, err := repo.FindSnapshot(cand, ref)
 		if err != nil {
+			// FindSnapshot's hint lists the target's snapshots, not the source's
+			msg := strings.TrimSuffix(err.Error(), " (see `stillpoint snapshots`)")
 			if !f.Empty() {
-				return nil, fmt.Errorf("source repository, snapshots matching %s: %w", f, err)
+				return nil, fmt.Errorf("source repository, snapshots matching %s: %s (`stillpoint --repo SRC snapshots` lists the source's)", f, msg)
 			}
-			return nil, fmt.Errorf("source repository: %w", err)
+			return nil, fmt.Errorf("source repository: %s (`stillpoint --repo SRC snapshots` lists the source's)", msg)
 		}
 		if !seen[s.ID] {
 			seen[s.ID] = true
