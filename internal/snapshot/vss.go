@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -289,6 +290,23 @@ func (v *shadowView) ReadDir(p string) ([]string, error)    { return v.inner.Rea
 func (v *shadowView) Readlink(p string) (string, error)     { return v.inner.Readlink(v.path(p)) }
 func (v *shadowView) Xattrs(p string) ([]view.Xattr, error) { return v.inner.Xattrs(v.path(p)) }
 func (v *shadowView) Open(p string) (view.File, error)      { return v.inner.Open(v.path(p)) }
+
+// WindowsMeta implements view.WindowsMetaView: the security descriptor and
+// streams as the shadow copy holds them.
+func (v *shadowView) WindowsMeta(p string) (*view.WindowsMeta, error) {
+	if wv, ok := v.inner.(view.WindowsMetaView); ok {
+		return wv.WindowsMeta(v.path(p))
+	}
+	return nil, nil
+}
+
+// OpenStream implements view.WindowsMetaView.
+func (v *shadowView) OpenStream(p, name string) (view.File, error) {
+	if wv, ok := v.inner.(view.WindowsMetaView); ok {
+		return wv.OpenStream(v.path(p), name)
+	}
+	return nil, errors.New("this view has no alternate data streams")
+}
 
 // vssReport asks a requester what vssadmin list writers and list shadows
 // would show.

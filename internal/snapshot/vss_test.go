@@ -3,6 +3,7 @@ package snapshot
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"runtime"
 	"slices"
@@ -87,6 +88,38 @@ func (r *recordingView) Xattrs(p string) ([]view.Xattr, error) {
 	return nil, nil
 }
 func (r *recordingView) Open(p string) (view.File, error) { r.last = p; return nil, nil }
+func (r *recordingView) WindowsMeta(p string) (*view.WindowsMeta, error) {
+	r.last = p
+	return &view.WindowsMeta{SD: []byte{1}}, nil
+}
+func (r *recordingView) OpenStream(p, name string) (view.File, error) {
+	r.last = p + ":" + name
+	return &nopFile{}, nil
+}
+
+type nopFile struct{}
+
+func (*nopFile) Read([]byte) (int, error)  { return 0, io.EOF }
+func (*nopFile) Close() error              { return nil }
+func (*nopFile) Stat() (*view.Stat, error) { return &view.Stat{}, nil }
+
+// TestShadowViewWindowsMeta: security descriptors and alternate data
+// streams of snapped files come from the shadow copy, through the stamp.
+func TestShadowViewWindowsMeta(t *testing.T) {
+	rec := &recordingView{}
+	var v view.View = &stamped{View: &shadowView{rules: pathmap.Windows, volume: `C:\`, device: `\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy3`, inner: rec}, c: Application}
+	wv, ok := v.(view.WindowsMetaView)
+	if !ok {
+		t.Fatal("a VSS route has no Windows metadata")
+	}
+	if m, err := wv.WindowsMeta("/C/data/x.db"); err != nil || len(m.SD) != 1 || rec.last != `\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy3\data\x.db` {
+		t.Fatalf("WindowsMeta read %q: %+v %v", rec.last, m, err)
+	}
+	f, err := wv.OpenStream("/C/data/x.db", "Zone.Identifier")
+	if err != nil || rec.last != `\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy3\data\x.db:Zone.Identifier` || OriginOf(f) != Application {
+		t.Fatalf("OpenStream read %q (%v), origin %s", rec.last, err, OriginOf(f))
+	}
+}
 
 func TestVSSCreateSetOneSetForEveryVolume(t *testing.T) {
 	f := vsstest.New(testSQLWriter, testSysWriter)
