@@ -128,7 +128,7 @@ func printCopySummary(rep *report.Reporter, res *copier.Result, took time.Durati
 		"snapshots_copied": res.Copied, "snapshots_skipped": res.Skipped,
 		"blobs_sent": res.BlobsSent, "data_blobs_sent": res.DataBlobsSent, "tree_blobs_sent": res.TreeBlobsSent,
 		"bytes_sent": res.BytesSent, "stored_bytes_sent": res.StoredSent,
-		"blobs_read": res.BlobsRead, "bytes_read": res.BytesRead, "blobs_not_read": res.BlobsNotRead, "duration_secs": took.Seconds()})
+		"blobs_read": res.BlobsRead, "bytes_read": res.BytesRead, "blobs_not_read": res.BlobsNotRead, "trees_reused": res.TreesReused, "duration_secs": took.Seconds()})
 	verb := "copied"
 	if res.DryRun {
 		verb = "would copy"
@@ -148,8 +148,8 @@ func printCopySummary(rep *report.Reporter, res *copier.Result, took time.Durati
 		rep.Printf(" to send")
 	}
 	rep.Printf("; read %d blobs, %s from the source in %s", res.BlobsRead, report.Bytes(res.BytesRead), took.Round(time.Millisecond))
-	if res.BlobsNotRead > 0 {
-		rep.Printf(" (%d more were in the target from earlier copies)", res.BlobsNotRead)
+	if res.BlobsNotRead > 0 || res.TreesReused > 0 {
+		rep.Printf(" (from earlier copies: %d more blobs and %d unchanged directories were in the target)", res.BlobsNotRead, res.TreesReused)
 	}
 	rep.Printf("\n")
 	if res.DryRun {

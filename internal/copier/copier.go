@@ -50,9 +50,12 @@ type Progress struct {
 	// BlobsNotRead are data blobs an earlier copy had stored in the target
 	// (found through its snapshot), so they were not read again
 	BlobsNotRead atomic.Int64
-	BytesRead    atomic.Int64 // plaintext read from the source
-	BlobsSent    atomic.Int64 // stored in the target (with DryRun: that would be)
-	BytesSent    atomic.Int64 // plaintext of the blobs sent
+	// TreesReused are directories unchanged since an earlier copy, whose
+	// copy is taken whole (neither walked nor read again)
+	TreesReused atomic.Int64
+	BytesRead   atomic.Int64 // plaintext read from the source
+	BlobsSent   atomic.Int64 // stored in the target (with DryRun: that would be)
+	BytesSent   atomic.Int64 // plaintext of the blobs sent
 
 	mu      sync.Mutex
 	current string
@@ -96,6 +99,8 @@ type Result struct {
 	// of a parent (or of the newest copied snapshot of the same host and
 	// paths), so not read from the source.
 	BlobsNotRead int64
+	// TreesReused: directories unchanged since that copy, taken whole.
+	TreesReused int64
 	// BlobsSent counts data and tree blobs stored in the target, each once;
 	// BytesSent their plaintext, StoredSent the bytes written to packs.
 	BlobsSent     int64
@@ -212,7 +217,7 @@ type copier struct {
 func (c *copier) sum(res *Result, storedBefore int64) {
 	p := c.opt.Progress
 	res.BlobsRead, res.BytesRead = p.BlobsRead.Load(), p.BytesRead.Load()
-	res.BlobsNotRead = p.BlobsNotRead.Load()
+	res.BlobsNotRead, res.TreesReused = p.BlobsNotRead.Load(), p.TreesReused.Load()
 	res.BlobsSent, res.BytesSent = p.BlobsSent.Load(), p.BytesSent.Load()
 	res.DataBlobsSent, res.TreeBlobsSent = c.tr.dataSent.Load(), c.tr.treesSent.Load()
 	res.StoredSent = c.dst.Stats().StoredAdded.Load() - storedBefore
@@ -228,7 +233,7 @@ func (c *copier) copySnapshot(ctx context.Context, s *repo.Snapshot) (SnapshotRe
 	p := c.opt.Progress
 	p.setCurrent(s.ID.Short())
 	if ref, copied := c.reference(s); ref != nil {
-		if err := c.tr.pair(ctx, ref.Tree, copied.Tree); err != nil && ctx.Err() != nil {
+		if _, err := c.tr.pair(ctx, ref.Tree, copied.Tree); err != nil && ctx.Err() != nil {
 			return sr, ctx.Err()
 		}
 	}

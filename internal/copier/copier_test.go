@@ -582,3 +582,60 @@ func TestDamagedDataBlobInSource(t *testing.T) {
 	}
 	checkClean(t, dst)
 }
+
+// A directory unchanged since a snapshot copied before is taken whole from
+// that copy: neither walked nor read again.
+func TestUnchangedDirectoryIsTakenWhole(t *testing.T) {
+	src, dst := newRepo(t, "off"), newRepo(t, "fastest")
+	blob := func(seed uint64) repo.ID {
+		c := chunk(seed, 20<<10, false)
+		id := src.Hash(c)
+		_, err := src.SaveBlob(ctx, repo.DataBlob, id, c)
+		must(t, err)
+		return id
+	}
+	tree := func(nodes ...*repo.Node) repo.ID {
+		tr := &repo.Tree{Nodes: nodes}
+		tr.Sort()
+		id, err := src.SaveTree(ctx, tr)
+		must(t, err)
+		return id
+	}
+	file := func(name string, ids ...repo.ID) *repo.Node {
+		return &repo.Node{Name: name, Type: repo.NodeFile, Mode: 0o600, Size: uint64(len(ids)) * 20 << 10, Mtime: 7, Content: ids}
+	}
+	dir := func(name string, sub repo.ID) *repo.Node {
+		return &repo.Node{Name: name, Type: repo.NodeDir, Mode: 0o755, Subtree: sub}
+	}
+	keep := tree(dir("deeper", tree(file("k1", blob(1), blob(2)))), file("k2", blob(3)))
+	root1 := tree(dir("keep", keep), dir("change", tree(file("c", blob(4)))))
+	root2 := tree(dir("keep", keep), dir("change", tree(file("c", blob(5)))))
+	must(t, src.Flush(ctx))
+	t0 := time.Now()
+	s1 := &repo.Snapshot{Time: t0, Host: "h", Paths: []string{"/"}, Tree: root1, Outcomes: map[string]int64{}}
+	_, err := src.SaveSnapshot(ctx, s1)
+	must(t, err)
+	s2 := &repo.Snapshot{Time: t0.Add(time.Hour), Host: "h", Paths: []string{"/"}, Tree: root2, Parent: &s1.ID, Outcomes: map[string]int64{}}
+	_, err = src.SaveSnapshot(ctx, s2)
+	must(t, err)
+
+	_, err = Run(ctx, src, dst, Options{Refs: []string{s1.ID.String()}})
+	must(t, err)
+	res, err := Run(ctx, src, dst, Options{})
+	must(t, err)
+	// sent: blob 5, the changed directory, the root
+	if res.Copied != 1 || res.TreesReused != 1 || res.BlobsRead != 1 || res.BlobsNotRead != 0 || res.BlobsSent != 3 {
+		t.Fatalf("copy beside an unchanged directory: %+v", res)
+	}
+	checkClean(t, dst)
+	got := snapshots(t, dst)
+	want, have := contents(t, src, root2), contents(t, dst, got[len(got)-1].Tree)
+	if len(want) != 3 || len(have) != 3 {
+		t.Fatalf("files: %d, want %d", len(have), len(want))
+	}
+	for p, b := range want {
+		if !bytes.Equal(have[p], b) {
+			t.Fatalf("%s differs", p)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package copier
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -48,7 +49,8 @@ type translator struct {
 	// hints: source data blob → its id in the target, learnt from an
 	// earlier copy (pair); used only while the target counts it as stored
 	hints  map[repo.ID]repo.ID
-	paired map[repo.ID]bool // source trees paired already
+	paired map[repo.ID]bool // source trees paired already: whether whole
+	seeded map[repo.ID]bool // trees whose copy pair found whole, not used yet
 
 	dataSent, treesSent atomic.Int64
 }
@@ -65,7 +67,7 @@ type inFlight struct {
 func newTranslator(src source, dst target, workers int, prog *Progress) *translator {
 	return &translator{src: src, dst: dst, sem: make(chan struct{}, workers), walkers: make(chan struct{}, treeWalkers), prog: prog,
 		data: map[repo.ID]repo.ID{}, pending: map[repo.ID]*inFlight{}, trees: map[repo.ID]repo.ID{},
-		hints: map[repo.ID]repo.ID{}, paired: map[repo.ID]bool{}}
+		hints: map[repo.ID]repo.ID{}, paired: map[repo.ID]bool{}, seeded: map[repo.ID]bool{}}
 }
 
 // tree copies the tree id of the source and everything below it, and
@@ -74,6 +76,10 @@ func newTranslator(src source, dst target, workers int, prog *Progress) *transla
 func (t *translator) tree(ctx context.Context, id repo.ID) (repo.ID, error) {
 	t.mu.Lock()
 	done, ok := t.trees[id]
+	if t.seeded[id] {
+		delete(t.seeded, id)
+		t.prog.TreesReused.Add(1)
+	}
 	t.mu.Unlock()
 	if ok {
 		return done, nil
@@ -363,47 +369,81 @@ func (d *dryTarget) SaveBlob(_ context.Context, _ repo.BlobType, id repo.ID, _ [
 // the file with the same name, type, size, times and number of blobs, and
 // each pair of blobs the same length. Nodes that differ are left out, and
 // a hint is used only while the target counts its blob as stored, so a
-// wrong or stale pair costs reads, never data. Errors only end the pairing.
-func (t *translator) pair(ctx context.Context, src, dst repo.ID) error {
+// wrong or stale pair costs reads, never data.
+//
+// It tells whether dst is src's copy whole: every node alike but for the
+// ids, and every blob below it stored in the target. Then src is not
+// walked again: its copy is dst. Errors only end the pairing.
+func (t *translator) pair(ctx context.Context, src, dst repo.ID) (bool, error) {
 	t.mu.Lock()
-	done := t.paired[src]
-	t.paired[src] = true
+	whole, done := t.paired[src]
 	t.mu.Unlock()
 	if done {
-		return nil
+		return whole, nil
 	}
 	st, err := t.src.LoadTree(ctx, src)
 	if err != nil {
-		return err
+		return false, err
 	}
 	dt, err := t.dst.LoadTree(ctx, dst)
 	if err != nil {
-		return err
+		return false, err
 	}
+	whole = len(st.Nodes) == len(dt.Nodes) && t.dst.Known(dst)
 	for _, n := range st.Nodes {
 		d := dt.Find(n.Name)
-		if d == nil || d.Type != n.Type {
+		if d == nil || d.Type != n.Type || n.Subtree.IsNull() != d.Subtree.IsNull() {
+			whole = false
 			continue
 		}
-		if !n.Subtree.IsNull() && !d.Subtree.IsNull() {
-			if err := t.pair(ctx, n.Subtree, d.Subtree); err != nil {
-				return err
+		if !n.Subtree.IsNull() {
+			sub, err := t.pair(ctx, n.Subtree, d.Subtree)
+			if err != nil {
+				return false, err
 			}
+			whole = whole && sub && sameNode(n, d)
 			continue
 		}
 		if d.Size != n.Size || d.Mtime != n.Mtime || d.Ctime != n.Ctime || len(d.Content) != len(n.Content) {
+			whole = false
 			continue
 		}
+		whole = whole && sameNode(n, d)
 		for i, c := range n.Content {
 			sb, ok1 := t.src.LookupBlob(c)
 			db, ok2 := t.dst.LookupBlob(d.Content[i])
 			if !ok1 || !ok2 || sb.RawLen != db.RawLen {
+				whole = false
 				continue
 			}
+			whole = whole && t.dst.Known(d.Content[i])
 			t.mu.Lock()
 			t.hints[c] = d.Content[i]
 			t.mu.Unlock()
 		}
 	}
-	return nil
+	t.mu.Lock()
+	t.paired[src] = whole
+	if _, ok := t.trees[src]; whole && !ok {
+		t.trees[src] = dst
+		t.seeded[src] = true
+	}
+	t.mu.Unlock()
+	return whole, nil
+}
+
+// sameNode tells whether two nodes are alike in everything but their ids.
+func sameNode(a, b *repo.Node) bool {
+	if a.Name != b.Name || a.Type != b.Type || a.Mode != b.Mode || a.Size != b.Size || a.Mtime != b.Mtime ||
+		a.Ctime != b.Ctime || a.UID != b.UID || a.GID != b.GID || a.Inode != b.Inode || a.Device != b.Device ||
+		a.Links != b.Links || a.Rdev != b.Rdev || a.LinkTarget != b.LinkTarget || a.Outcome != b.Outcome ||
+		a.Reason != b.Reason || a.Holder != b.Holder || len(a.Xattrs) != len(b.Xattrs) || len(a.Content) != len(b.Content) {
+		return false
+	}
+	for i := range a.Xattrs {
+		if a.Xattrs[i].Name != b.Xattrs[i].Name || !bytes.Equal(a.Xattrs[i].Value, b.Xattrs[i].Value) {
+			return false
+		}
+	}
+	return true
 }

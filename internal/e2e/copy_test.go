@@ -234,7 +234,7 @@ func TestCopyPartlySharedTarget(t *testing.T) {
 		t.Fatalf("want 1 copied, 1 skipped, %d blobs sent: %s", missing, res)
 	}
 	// the data both share is known from the first copy: only the new is read
-	if num(t, sum, "blobs_read") != missingData || num(t, sum, "blobs_not_read") == 0 {
+	if num(t, sum, "blobs_read") != missingData || num(t, sum, "blobs_not_read")+num(t, sum, "trees_reused") == 0 {
 		t.Fatalf("read %d data blobs from the source, want only the %d new ones: %s", num(t, sum, "blobs_read"), missingData, res)
 	}
 	checkClean(t, dst, "--read-data")
