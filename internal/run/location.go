@@ -122,8 +122,26 @@ func (a Access) s3Backend(loc string) (backend.Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("repository %s: %w", l, err)
 	}
-	return b, nil
+	return remoteRepo{Backend: backend.WithPolicy(b, backend.RemotePolicy()), raw: b}, nil
 }
+
+// remoteRepo is an S3 backend behind the remote policy's retries, limits
+// and deadlines.
+type remoteRepo struct {
+	backend.Backend
+	raw *s3.Backend
+}
+
+// Create implements backend.Creator (through the policy).
+func (r remoteRepo) Create(ctx context.Context) error {
+	if c, ok := r.Backend.(backend.Creator); ok {
+		return c.Create(ctx)
+	}
+	return r.raw.Create(ctx)
+}
+
+// IsEmpty tells whether the repository's prefix holds no object.
+func (r remoteRepo) IsEmpty(ctx context.Context) (bool, error) { return r.raw.IsEmpty(ctx) }
 
 // password returns the password from --password-file or the environment.
 func (a Access) password() (string, error) {

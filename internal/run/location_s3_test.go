@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stillpoint-backup/stillpoint/internal/backend"
 	"github.com/stillpoint-backup/stillpoint/internal/backend/s3"
 )
 
@@ -15,8 +16,11 @@ func TestAccessS3Backend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := be.(*s3.Backend); !ok || be.Location() != "s3:https://127.0.0.1:9000/bucket/some/prefix" {
+	if _, ok := be.(remoteRepo); !ok || be.Location() != "s3:https://127.0.0.1:9000/bucket/some/prefix" {
 		t.Fatalf("$%s names an S3 repository, got %T at %s", EnvRepository, be, be.Location())
+	}
+	if _, ok := be.(backend.Creator); !ok {
+		t.Fatalf("the S3 backend behind the remote policy is no Creator: init would not check its bucket")
 	}
 	// the flag wins over the variable
 	be, err = Access{Repository: "s3:http://127.0.0.1:9000/other"}.Backend()

@@ -29,6 +29,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/stillpoint-backup/stillpoint/internal/backend"
+	"github.com/stillpoint-backup/stillpoint/internal/backend/netwatch"
 )
 
 // Environment variables for the S3 options (the flags of the same names
@@ -86,7 +87,8 @@ type Options struct {
 	// AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), else from the shared
 	// credentials and config files (AWS_PROFILE, AWS_SHARED_CREDENTIALS_FILE).
 	Credentials *credentials.Credentials
-	// Transport replaces the HTTP transport (tests put a proxy here).
+	// Transport replaces the HTTP transport (tests put a proxy here); the
+	// default one watches its connections for stalls (netwatch).
 	Transport http.RoundTripper
 }
 
@@ -146,6 +148,9 @@ func New(loc Location, o Options) (*Backend, error) {
 			return nil, err
 		}
 		t.MaxIdleConnsPerHost = 64
+		// a connection on which no byte moves for 30s is cut, and the
+		// request fails (transient) instead of hanging
+		netwatch.Watch(t, netwatch.DefaultIdle)
 		if o.CACertFile != "" {
 			if t.TLSClientConfig, err = tlsConfig(o.CACertFile); err != nil {
 				return nil, err
