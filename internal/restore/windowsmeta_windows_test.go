@@ -168,3 +168,46 @@ func check(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// A snapshot from Unix restored on Windows: read-only from the mode, the
+// mtime, and one note for xattrs and setuid bits, which Windows has no
+// place for.
+func TestRestoreUnixNodesOnWindows(t *testing.T) {
+	ctx := context.Background()
+	r, err := repo.Init(ctx, backend.NewMem(), repo.Credential{Password: "x"}, repo.DefaultConfig)
+	check(t, err)
+	blob := func(data string) repo.ID {
+		id := r.Hash([]byte(data))
+		_, err := r.SaveBlob(ctx, repo.DataBlob, id, []byte(data))
+		check(t, err)
+		return id
+	}
+	mtime := time.Date(2022, 5, 6, 7, 8, 9, 0, time.UTC).UnixNano()
+	tree := &repo.Tree{Nodes: []*repo.Node{
+		{Name: "ro", Type: repo.NodeFile, Mode: 0o444, Size: 2, Mtime: mtime, Links: 1, Content: []repo.ID{blob("ro")},
+			Xattrs: []repo.Xattr{{Name: "user.x", Value: []byte("v")}}},
+		{Name: "rw", Type: repo.NodeFile, Mode: 0o4755, Size: 2, Mtime: mtime, Links: 1, Content: []repo.ID{blob("rw")}},
+	}}
+	root, err := r.SaveTree(ctx, tree)
+	check(t, err)
+	check(t, r.Flush(ctx))
+	dst := t.TempDir()
+	var events []restore.Event
+	rr, err := restore.Run(ctx, r, root, restore.Options{Target: dst, OnEvent: func(e restore.Event) { events = append(events, e) }})
+	check(t, err)
+	t.Cleanup(func() { _ = winmeta.SetAttrs(filepath.Join(dst, "ro"), winmeta.AttrNormal) })
+	if rr.Errors != 0 || rr.Files != 2 {
+		t.Fatalf("restore %+v: %+v", rr, events)
+	}
+	for name, ro := range map[string]bool{"ro": true, "rw": false} {
+		in, err := winmeta.Lstat(filepath.Join(dst, name))
+		check(t, err)
+		if (in.Attrs&winmeta.AttrReadOnly != 0) != ro || in.Modified.UnixNano() != mtime {
+			t.Errorf("%s: attributes %s, modified %v", name, winmeta.AttrString(in.Attrs), in.Modified)
+		}
+	}
+	if len(events) != 1 || !strings.Contains(events[0].Message, "extended attributes of 1 entries (first /ro)") ||
+		!strings.Contains(events[0].Message, "setuid, setgid and sticky bits of 1 entries (first /rw)") {
+		t.Errorf("events %+v, want one note of the xattrs and the setuid bit", events)
+	}
+}
