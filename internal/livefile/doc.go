@@ -23,6 +23,14 @@
 // ErrLockDetectionUnavailable, and files are read with change detection
 // only.
 //
+// On Windows the view opens files with backup semantics, sharing read,
+// write and delete (package winmeta), after EnableBackupPrivileges at the
+// start of the run. A file another program opened sharing nothing
+// (ERROR_SHARING_VIOLATION) or holds a byte-range lock on
+// (ERROR_LOCK_VIOLATION) is a lock: retried, deferred, failed: locked.
+// Access denied is failed: permission. The before-and-after check compares
+// size, last-write time, change time (FILE_BASIC_INFO) and file index.
+//
 // # Cost of the open-file scan
 //
 // The scan lstats every /proc/PID/fd/N link (one syscall each: the link's
