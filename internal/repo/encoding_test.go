@@ -231,6 +231,7 @@ func FuzzDecodeTree(f *testing.F) {
 func FuzzTreeRoundTrip(f *testing.F) {
 	f.Add("name", uint8(1), uint32(0o644), uint64(10), int64(-1), uint64(0), "", []byte("xv"), uint8(2), uint8(0), "", true)
 	f.Add("", uint8(2), uint32(0), uint64(0), int64(0), uint64(9), "target", []byte{}, uint8(0), uint8(4), "locked", false)
+	f.Add("w.exe", uint8(1), uint32(0x21<<1), uint64(26), int64(9e17), uint64(0), "Zone.Identifier", []byte{1, 0, 4, 0x80}, uint8(10), uint8(7), "", false)
 	f.Fuzz(func(t *testing.T, name string, typ uint8, mode uint32, size uint64, mtime int64, rdev uint64,
 		link string, xval []byte, nContent uint8, out uint8, reason string, subtree bool) {
 		r := rand.New(rand.NewPCG(size, uint64(mtime)))
@@ -245,6 +246,12 @@ func FuzzTreeRoundTrip(f *testing.F) {
 		}
 		if subtree {
 			n.Subtree = randID(r)
+		}
+		if nContent&8 != 0 { // Windows metadata, from the same inputs
+			n.Attrs, n.Created, n.SD, n.SDParts = mode>>1, mtime>>1, xval, out
+			for i := range int(nContent % 3) {
+				n.Streams = append(n.Streams, Stream{Name: link + string(rune('a'+i)), Size: size >> i, Content: n.Content[:min(i, len(n.Content))]})
+			}
 		}
 		tr := &Tree{Nodes: []*Node{n, {Name: name + "\x00second", Type: NodeFile}}}
 		enc := EncodeTree(tr)
