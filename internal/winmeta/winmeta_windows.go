@@ -288,7 +288,7 @@ func SetSD(path string, sd []byte, parts uint8) (uint8, error) {
 		if try == 0 {
 			continue
 		}
-		err := setSD(path, desc, try, info)
+		err := setSD(path, desc, try)
 		if err == nil {
 			if try != want {
 				return try, fmt.Errorf("%s not set: %w", PartNames(want&^try), errors.Join(why...))
@@ -305,7 +305,7 @@ func SetSD(path string, sd []byte, parts uint8) (uint8, error) {
 	return 0, errors.Join(why...)
 }
 
-func setSD(path string, desc *windows.SECURITY_DESCRIPTOR, parts uint8, info SDInfo) error {
+func setSD(path string, desc *windows.SECURITY_DESCRIPTOR, parts uint8) error {
 	access := uint32(windows.WRITE_DAC)
 	if parts&(PartOwner|PartGroup) != 0 {
 		access |= windows.WRITE_OWNER
@@ -318,30 +318,13 @@ func setSD(path string, desc *windows.SECURITY_DESCRIPTOR, parts uint8, info SDI
 		return err
 	}
 	defer windows.CloseHandle(h)
-	si := securityInformation(parts) | protectionFlags(parts, info)
-	if err := windows.SetKernelObjectSecurity(h, si, desc); err != nil {
+	// Whether the DACL inherits is the descriptor's own control bit
+	// (SE_DACL_PROTECTED), which the kernel takes with the DACL; the
+	// (UN)PROTECTED_* flags are SetSecurityInfo's, not this call's.
+	if err := windows.SetKernelObjectSecurity(h, securityInformation(parts), desc); err != nil {
 		return &fs.PathError{Op: "SetKernelObjectSecurity", Path: path, Err: err}
 	}
 	return nil
-}
-
-func protectionFlags(parts uint8, info SDInfo) windows.SECURITY_INFORMATION {
-	var si windows.SECURITY_INFORMATION
-	if parts&PartDACL != 0 {
-		if info.DACLProtected {
-			si |= windows.PROTECTED_DACL_SECURITY_INFORMATION
-		} else {
-			si |= windows.UNPROTECTED_DACL_SECURITY_INFORMATION
-		}
-	}
-	if parts&PartSACL != 0 {
-		if info.SACLProtected {
-			si |= windows.PROTECTED_SACL_SECURITY_INFORMATION
-		} else {
-			si |= windows.UNPROTECTED_SACL_SECURITY_INFORMATION
-		}
-	}
-	return si
 }
 
 // Streams ----------------------------------------------------------------
