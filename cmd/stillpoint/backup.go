@@ -1,7 +1,9 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -23,6 +25,7 @@ import (
 	"github.com/stillpoint-backup/stillpoint/internal/run"
 	"github.com/stillpoint-backup/stillpoint/internal/snapshot"
 	"github.com/stillpoint-backup/stillpoint/internal/view"
+	"github.com/stillpoint-backup/stillpoint/internal/vss"
 )
 
 type backupFlags struct {
@@ -40,6 +43,8 @@ type backupFlags struct {
 	holdFor    time.Duration
 	holdExcl   []string
 	timeStamp  string
+	vssTimeout time.Duration
+	vssPhase   time.Duration
 
 	// which --hold flags were given: each overrides its job file key
 	holdSet, holdForSet, holdExclSet bool
@@ -82,6 +87,8 @@ written but some files were not read whole (see the summary); 1: nothing was rec
 	fl.StringVar(&f.jobFile, "job", "", "run the backup a job file describes: sources with policies, hooks, writers, the inactivity wait (docs/job.md)")
 	fl.StringVar(&f.hold, "hold", "writers", "for a btrfs snapshot: writers (stop the processes writing to the filesystem for its milliseconds, so it is one point in time) or off (crash-consistent)")
 	fl.DurationVar(&f.holdFor, "hold-timeout", hold.DefaultTimeout, "longest a process is held; past it the snapshot is taken crash-consistent")
+	fl.DurationVar(&f.vssTimeout, "vss-timeout", 0, "Windows: longest the shadow copy set may take with its retries (0: the job's vss.timeout, or 10m)")
+	fl.DurationVar(&f.vssPhase, "vss-phase-timeout", 0, "Windows: longest one VSS step may take, e.g. the writers' PrepareForBackup (0: the job's vss.phase-timeout, or 3m)")
 	fl.StringArrayVar(&f.holdExcl, "hold-exclude", nil, "never hold this process (command name or executable path; repeatable)")
 	fl.StringVar(&f.timeStamp, "time", "", "the snapshot's `time`, \"2006-01-02 15:04:05\" in the local time zone (stored with its UTC offset, as restic's --time; default: now)")
 	fl.StringVar(&f.stagingDir, "staging-dir", "", "where --open-files stage copies files (default "+filepath.Join(run.CacheDir(), "staging")+"); must be outside the sources")
@@ -109,8 +116,10 @@ func backupOptions(g *globals, f backupFlags, paths []string, rep *report.Report
 		if err != nil {
 			return o, err
 		}
-		o.Hold, err = holdOptions(f, o.Hold)
-		return o, err
+		if o.Hold, err = holdOptions(f, o.Hold); err != nil {
+			return o, err
+		}
+		return o, vssFlags(f, &o)
 	}
 	policy, err := snapshot.ParsePolicy(f.snapshot)
 	if err != nil {
@@ -128,7 +137,56 @@ func backupOptions(g *globals, f backupFlags, paths []string, rep *report.Report
 	for _, p := range paths {
 		o.Sources = append(o.Sources, run.Source{Path: p, Snapshot: policy, OpenFiles: lf})
 	}
-	return o, nil
+	return o, vssFlags(f, &o)
+}
+
+// vssSentence sums up the VSS writers of the set, naming the failed ones.
+func vssSentence(ws []repo.VSSWriterInfo) string {
+	var stable int
+	var failed []string
+	for _, w := range ws {
+		switch {
+		case w.Failed:
+			f := fmt.Sprintf("%s (%s", w.Name, w.State)
+			if w.Failure != "" {
+				f += ", " + w.Failure
+			}
+			if w.FailedAt != "" {
+				f += ", after " + w.FailedAt
+			}
+			failed = append(failed, f+")")
+		case !w.Excluded:
+			stable++
+		}
+	}
+	msg := fmt.Sprintf("%d writers took part", stable)
+	if len(failed) > 0 {
+		msg += fmt.Sprintf("; %d failed, so what they cover is crash-consistent: %s", len(failed), strings.Join(failed, "; "))
+	}
+	return msg
+}
+
+// vssFlags applies --vss-timeout and --vss-phase-timeout over the job's
+// vss: keys or the requester's defaults.
+func vssFlags(f backupFlags, o *run.BackupOptions) error {
+	if f.vssTimeout < 0 || f.vssPhase < 0 {
+		return &exitError{code: exitUsage, err: errors.New("--vss-timeout and --vss-phase-timeout take a duration above 0")}
+	}
+	if o.VSS == nil {
+		d := vss.DefaultOptions()
+		o.VSS = &d
+	}
+	if f.vssTimeout > 0 {
+		o.VSS.Timeout = f.vssTimeout
+	}
+	if f.vssPhase > 0 {
+		o.VSS.PhaseTimeout = f.vssPhase
+	}
+	total, phase := cmp.Or(o.VSS.Timeout, vss.DefaultTimeout), cmp.Or(o.VSS.PhaseTimeout, vss.DefaultPhaseTimeout)
+	if phase > total {
+		return &exitError{code: exitUsage, err: fmt.Errorf("the VSS phase timeout (%s) is longer than the whole set's (%s)", phase, total)}
+	}
+	return nil
 }
 
 // holdOptions applies the --hold flags that were given over base (the
@@ -203,7 +261,7 @@ func runBackup(ctx context.Context, g *globals, f backupFlags, paths []string) e
 	// plan first: a required snapshot that cannot be taken fails before
 	// anything is written, the repository included
 	o.RunID = run.NewRunID()
-	if o.Plan, err = run.PlanSnapshots(o.Sources, o.RunID); err != nil {
+	if o.Plan, err = run.PlanSnapshots(o.Sources, o.RunID, o.VSS); err != nil {
 		return err
 	}
 	r, created, err := run.OpenOrCreate(ctx, g.access)
@@ -311,6 +369,9 @@ func printBackupSummary(rep *report.Reporter, location string, res *run.BackupRe
 		}
 		if h := q.Hold; h != nil {
 			rep.Printf("  hold:   %s\n", holdSentence(h))
+		}
+		if len(q.VSSWriters) > 0 {
+			rep.Printf("  vss:    %s\n", vssSentence(q.VSSWriters))
 		}
 	}
 	for _, w := range res.Warnings {

@@ -6,6 +6,9 @@ import (
 	"time"
 
 	"github.com/stillpoint-backup/stillpoint/internal/hold"
+	"github.com/stillpoint-backup/stillpoint/internal/repo"
+	"github.com/stillpoint-backup/stillpoint/internal/run"
+	"github.com/stillpoint-backup/stillpoint/internal/vss"
 )
 
 // Each --hold flag overrides its own job file key only.
@@ -27,5 +30,28 @@ func TestHoldFlagsOverrideOnlyTheirKey(t *testing.T) {
 	}
 	if _, err := holdOptions(backupFlags{hold: "writers", holdFor: 11 * time.Second, holdForSet: true}, job); err == nil {
 		t.Fatal("--hold-timeout 11s accepted")
+	}
+}
+
+func TestVSSSentence(t *testing.T) {
+	got := vssSentence([]repo.VSSWriterInfo{
+		{Name: "System Writer", State: "VSS_WS_STABLE"},
+		{Name: "SqlServerWriter", State: "VSS_WS_FAILED_AT_FREEZE", Failed: true, Failure: "VSS_E_WRITERERROR_TIMEOUT", FailedAt: "DoSnapshotSet"},
+		{Name: "Registry Writer", State: "VSS_WS_STABLE", Excluded: true},
+	})
+	want := "1 writers took part; 1 failed, so what they cover is crash-consistent: SqlServerWriter (VSS_WS_FAILED_AT_FREEZE, VSS_E_WRITERERROR_TIMEOUT, after DoSnapshotSet)"
+	if got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+}
+
+func TestVSSFlags(t *testing.T) {
+	var o run.BackupOptions
+	if err := vssFlags(backupFlags{vssTimeout: 20 * time.Minute, vssPhase: 5 * time.Minute}, &o); err != nil || o.VSS.Timeout != 20*time.Minute || o.VSS.PhaseTimeout != 5*time.Minute || o.VSS.Retries != vss.DefaultRetries {
+		t.Fatalf("%+v %v", o.VSS, err)
+	}
+	o = run.BackupOptions{}
+	if err := vssFlags(backupFlags{vssTimeout: time.Minute, vssPhase: 5 * time.Minute}, &o); err == nil {
+		t.Fatal("a phase longer than the set was accepted")
 	}
 }

@@ -84,6 +84,22 @@ type QuiesceInfo struct {
 	Hooks []string `json:"hooks,omitempty"`
 	// the processes held (stopped) for the moment of the snapshot
 	Hold *HoldInfo `json:"hold,omitempty"`
+	// the Windows VSS writers of the shadow copy set and their states
+	VSSWriters []VSSWriterInfo `json:"vss_writers,omitempty"`
+}
+
+// VSSWriterInfo is one VSS writer of a shadow copy set (Windows): a
+// failed one lowers the consistency of the sources it covers to crash.
+type VSSWriterInfo struct {
+	Name     string   `json:"name"`
+	ID       string   `json:"id"`
+	State    string   `json:"state"`               // VSS_WS_STABLE, or the failed state
+	Failed   bool     `json:"failed,omitempty"`    // seen in a failed state
+	FailedAt string   `json:"failed_at,omitempty"` // the phase after which it was seen failed
+	Failure  string   `json:"failure,omitempty"`   // its HRESULT's name
+	Required bool     `json:"required,omitempty"`  // the job requires it
+	Excluded bool     `json:"excluded,omitempty"`  // the job leaves it out
+	Sources  []string `json:"sources,omitempty"`
 }
 
 // HoldInfo says which processes were stopped for the moment of a volume

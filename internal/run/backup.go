@@ -26,6 +26,7 @@ import (
 	"github.com/stillpoint-backup/stillpoint/internal/retention"
 	"github.com/stillpoint-backup/stillpoint/internal/snapshot"
 	"github.com/stillpoint-backup/stillpoint/internal/view"
+	"github.com/stillpoint-backup/stillpoint/internal/vss"
 )
 
 // Version is the program's version, recorded in every snapshot.
@@ -49,9 +50,12 @@ type BackupOptions struct {
 	// Compression overrides the repository's level for this run's new
 	// blobs (off, fastest, default, better); "" keeps it.
 	Compression string
-	// Plan is the snapshot plan made by PlanSources before anything was
+	// Plan is the snapshot plan made by PlanSnapshots before anything was
 	// written; nil reads every source live.
 	Plan *snapshot.Plan
+	// VSS tunes the Windows shadow copy set (the job's vss: keys); nil
+	// keeps the requester's defaults.
+	VSS *vss.Options
 	// Quiescing: hooks around the run, writers frozen around the snapshot
 	// set, and a wait for a quiet period before it.
 	Hooks      quiesce.Hooks
@@ -298,6 +302,7 @@ func Backup(ctx context.Context, r *repo.Repository, o BackupOptions) (res *Back
 			}
 			res.Notes = append(res.Notes, set.Notes...)
 			res.Warnings = append(res.Warnings, set.Warnings...)
+			qinfo.VSSWriters = vssWriters(set)
 			return set.Locations(), nil
 		},
 		Backup: func(ctx context.Context, _ []string) (quiesce.Outcome, error) {
@@ -340,7 +345,7 @@ func Backup(ctx context.Context, r *repo.Repository, o BackupOptions) (res *Back
 			}
 			s.Partial = ares.Outcomes.NotWhole() > 0
 			s.Consistency = weakest(sources)
-			if o.Inactivity > 0 || len(qinfo.Writers) > 0 || len(res.Hooks) > 0 || qinfo.Hold != nil {
+			if o.Inactivity > 0 || len(qinfo.Writers) > 0 || len(res.Hooks) > 0 || qinfo.Hold != nil || len(qinfo.VSSWriters) > 0 {
 				s.Quiesce = qinfo
 			}
 			ws := r.Stats()

@@ -108,7 +108,7 @@ func TestHeldBtrfsSnapshotIsAPointInTimeUnderLoad(t *testing.T) {
 	const rounds = 100
 	var stall []float64
 	for i := range rounds {
-		plan, err := run.PlanSnapshots([]run.Source{{Path: src, Snapshot: snapshot.Required}}, "pit")
+		plan, err := run.PlanSnapshots([]run.Source{{Path: src, Snapshot: snapshot.Required}}, "pit", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -138,7 +138,7 @@ func TestHeldBtrfsSnapshotIsAPointInTimeUnderLoad(t *testing.T) {
 
 func backupWithHold(t *testing.T, r *repo.Repository, o run.BackupOptions) *run.BackupResult {
 	t.Helper()
-	plan, err := run.PlanSnapshots(o.Sources, "hold")
+	plan, err := run.PlanSnapshots(o.Sources, "hold", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,11 @@ func FromJob(j *job.Job, stagingDefault string) (BackupOptions, error) {
 		// an unset hold holds: it only acts on volume snapshots (btrfs)
 		Hold: hold.Options{Enabled: j.Quiesce.Hold != "off", Timeout: j.Quiesce.HoldTimeout, Exclude: j.Quiesce.HoldExclude},
 	}
+	vo, err := j.VSS.Options()
+	if err != nil {
+		return o, fmt.Errorf("vss: %w", err)
+	}
+	o.VSS = &vo
 	if j.Retention != nil {
 		o.Retention = &retention.Options{Policy: j.Retention.Policy, GroupBy: j.Retention.GroupBy}
 	}

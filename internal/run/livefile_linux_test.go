@@ -61,7 +61,7 @@ func backupLive(t *testing.T, r *repo.Repository, strategy livefile.Strategy, re
 	for _, p := range paths {
 		sources = append(sources, run.Source{Path: p, Snapshot: snapshot.Off, OpenFiles: lf})
 	}
-	plan, err := run.PlanSnapshots(sources, "test")
+	plan, err := run.PlanSnapshots(sources, "test", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func TestStageStrategyReadsACopyAndCleansUp(t *testing.T) {
 	lf := livefile.DefaultConfig()
 	lf.Strategy, lf.StagingDir = livefile.StrategyStage, staging
 	sources := []run.Source{{Path: src, Snapshot: snapshot.Off, OpenFiles: lf}}
-	plan, err := run.PlanSnapshots(sources, "test")
+	plan, err := run.PlanSnapshots(sources, "test", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

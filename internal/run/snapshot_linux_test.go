@@ -142,7 +142,7 @@ func backupOnce(t *testing.T, r *repo.Repository, policy snapshot.Policy, paths 
 	for _, p := range paths {
 		sources = append(sources, run.Source{Path: p, Snapshot: policy, OpenFiles: lf})
 	}
-	plan, err := run.PlanSnapshots(sources, "test")
+	plan, err := run.PlanSnapshots(sources, "test", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +279,7 @@ func TestLiveReadNeverSilentlyTorn(t *testing.T) {
 
 func TestRequiredOnTmpfsWritesNothing(t *testing.T) {
 	mnt := loopfs.Tmpfs(t, 16)
-	_, err := run.PlanSnapshots([]run.Source{{Path: mnt, Snapshot: snapshot.Required}}, "test")
+	_, err := run.PlanSnapshots([]run.Source{{Path: mnt, Snapshot: snapshot.Required}}, "test", nil)
 	if err == nil || !strings.Contains(err.Error(), "is on tmpfs: no snapshot provider fits") || !strings.Contains(err.Error(), "--snapshot on") {
 		t.Fatalf("want a clear refusal, got %v", err)
 	}

@@ -10,16 +10,19 @@ import (
 	"time"
 
 	"github.com/stillpoint-backup/stillpoint/internal/archiver"
+	"github.com/stillpoint-backup/stillpoint/internal/filter"
 	"github.com/stillpoint-backup/stillpoint/internal/livefile"
 	"github.com/stillpoint-backup/stillpoint/internal/pathmap"
 	"github.com/stillpoint-backup/stillpoint/internal/repo"
 	"github.com/stillpoint-backup/stillpoint/internal/snapshot"
 	"github.com/stillpoint-backup/stillpoint/internal/view"
+	"github.com/stillpoint-backup/stillpoint/internal/vss"
 )
 
 // PlanSnapshots decides, before anything is written, how each source will be
 // read. A source with policy required that cannot be snapped is an error here.
-func PlanSnapshots(sources []Source, runID string) (*snapshot.Plan, error) {
+// vssOpts tunes a Windows shadow copy set (nil: the defaults).
+func PlanSnapshots(sources []Source, runID string, vssOpts *vss.Options) (*snapshot.Plan, error) {
 	ss := make([]snapshot.Source, len(sources))
 	for i, s := range sources {
 		abs, err := pathmap.Abs(s.Path)
@@ -28,7 +31,44 @@ func PlanSnapshots(sources []Source, runID string) (*snapshot.Plan, error) {
 		}
 		ss[i] = snapshot.Source{Path: abs, Policy: s.Snapshot}
 	}
-	return snapshot.NewPlan(ss, snapshot.Options{RunID: runID})
+	return snapshot.NewPlan(ss, snapshot.Options{RunID: runID, VSS: vssOpts, Excluded: excludedOSPaths(sources)})
+}
+
+// excludedOSPaths tells whether an OS path is excluded by a source's own
+// patterns, so that a volume mounted there is not snapped; patterns that
+// do not compile are reported by the backup itself.
+func excludedOSPaths(sources []Source) func(string) bool {
+	native := pathmap.Native
+	var scoped filter.Scoped
+	for _, s := range sources {
+		abs, err := pathmap.Abs(s.Path)
+		if err != nil {
+			continue
+		}
+		set, err := filter.CompileAllFor(native, s.Excludes)
+		root, rerr := native.ToRepo(abs)
+		if err != nil || rerr != nil || len(set) == 0 {
+			continue
+		}
+		scoped = append(scoped, filter.ScopedSet{Root: root, Set: set, Rules: native})
+	}
+	if len(scoped) == 0 {
+		return nil
+	}
+	return func(osPath string) bool {
+		p, err := native.ToRepo(osPath)
+		return err == nil && scoped.Excluded(p, true)
+	}
+}
+
+// vssWriters is what the manifest keeps of a set's VSS writers.
+func vssWriters(set *snapshot.Set) []repo.VSSWriterInfo {
+	var out []repo.VSSWriterInfo
+	for _, w := range set.Writers() {
+		out = append(out, repo.VSSWriterInfo{Name: w.Name, ID: w.ID, State: w.State, Failed: w.Failed, FailedAt: w.FailedAt,
+			Failure: w.Failure, Required: w.Required, Excluded: w.Excluded, Sources: w.Sources})
+	}
+	return out
 }
 
 func liveSources(paths []string) []repo.SourceInfo {

@@ -112,7 +112,7 @@ func backupJob(t *testing.T, r *repo.Repository, yaml string) (*run.BackupResult
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.Plan, err = run.PlanSnapshots(o.Sources, "writertest"); err != nil {
+	if o.Plan, err = run.PlanSnapshots(o.Sources, "writertest", nil); err != nil {
 		t.Fatal(err)
 	}
 	return run.Backup(context.Background(), r, o)
