@@ -639,3 +639,57 @@ func TestUnchangedDirectoryIsTakenWhole(t *testing.T) {
 		}
 	}
 }
+
+// A Windows file's alternate data streams are data blobs like its
+// content: they are re-keyed and sent, and the copy checks clean and
+// reads back the same streams; a second copy of a changed snapshot that
+// keeps the file does not reuse the directory blindly.
+func TestWindowsStreamsAreCopied(t *testing.T) {
+	src, dst := newRepo(t, "off"), newRepo(t, "default")
+	content, zone, extra := chunk(11, 64<<10, false), []byte("[ZoneTransfer]\r\nZoneId=3\r\n"), chunk(12, 40<<10, true)
+	save := func(b []byte) repo.ID {
+		id := src.Hash(b)
+		_, err := src.SaveBlob(ctx, repo.DataBlob, id, b)
+		must(t, err)
+		return id
+	}
+	n := &repo.Node{Name: "setup.exe", Type: repo.NodeFile, Mode: 0o644, Size: uint64(len(content)), Content: []repo.ID{save(content)},
+		Attrs: 0x20, Created: 1_700_000_000_000_000_000,
+		Streams: []repo.Stream{{Name: "Zone.Identifier", Size: uint64(len(zone)), Content: []repo.ID{save(zone)}},
+			{Name: "extra", Size: uint64(len(extra)), Content: []repo.ID{save(extra)}}}}
+	sub, err := src.SaveTree(ctx, &repo.Tree{Nodes: []*repo.Node{n}})
+	must(t, err)
+	root, err := src.SaveTree(ctx, &repo.Tree{Nodes: []*repo.Node{{Name: "C", Type: repo.NodeDir, Mode: 0o755, Subtree: sub}}})
+	must(t, err)
+	must(t, src.Flush(ctx))
+	s := &repo.Snapshot{Time: time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC), Host: "win", Paths: []string{`C:\`}, Tree: root, Program: "test"}
+	_, err = src.SaveSnapshot(ctx, s)
+	must(t, err)
+
+	res, err := Run(ctx, src, dst, Options{})
+	must(t, err)
+	if res.Copied != 1 || res.DataBlobsSent != 3 {
+		t.Fatalf("copied %d, %d data blobs sent; want 1, 3 (content and two streams)", res.Copied, res.DataBlobsSent)
+	}
+	checkClean(t, dst)
+	c := snapshots(t, dst)[0]
+	top, err := dst.LoadTree(ctx, c.Tree)
+	must(t, err)
+	tr, err := dst.LoadTree(ctx, top.Nodes[0].Subtree)
+	must(t, err)
+	got := tr.Nodes[0]
+	if len(got.Streams) != 2 || got.Attrs != n.Attrs || got.Created != n.Created {
+		t.Fatalf("copied node %+v", got)
+	}
+	for i, want := range [][]byte{zone, extra} {
+		st := got.Streams[i]
+		if st.Name != n.Streams[i].Name || len(st.Content) != 1 || st.Content[0] == n.Streams[i].Content[0] {
+			t.Fatalf("stream %d: %+v (source %+v): not re-keyed", i, st, n.Streams[i])
+		}
+		b, err := dst.LoadBlob(ctx, st.Content[0])
+		must(t, err)
+		if !bytes.Equal(b, want) {
+			t.Fatalf("stream %s reads back %q", st.Name, b)
+		}
+	}
+}

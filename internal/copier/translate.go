@@ -93,6 +93,12 @@ func (t *translator) tree(ctx context.Context, id repo.ID) (repo.ID, error) {
 	for k, n := range loaded.Nodes {
 		cp := *n
 		cp.Content = slices.Clone(n.Content)
+		if len(n.Streams) > 0 {
+			cp.Streams = slices.Clone(n.Streams)
+			for i := range cp.Streams {
+				cp.Streams[i].Content = slices.Clone(n.Streams[i].Content)
+			}
+		}
 		tr.Nodes[k] = &cp
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -112,24 +118,23 @@ func (t *translator) tree(ctx context.Context, id repo.ID) (repo.ID, error) {
 		uses    []use
 		claimed = map[repo.ID][]claim{} // by source pack
 	)
-	for _, n := range tr.Nodes {
-		for i, c := range n.Content {
-			nid, f, mine := t.resolve(c)
-			if f == nil {
-				n.Content[i] = nid
-				continue
-			}
-			uses = append(uses, use{n: n, i: i, f: f})
-			if !mine {
-				continue
-			}
-			bi, ok := t.src.LookupBlob(c)
-			if !ok {
-				t.complete(c, f, repo.ID{}, fmt.Errorf("read from the source: %w", &repo.BlobError{ID: c, Err: repo.ErrBlobNotFound}))
-				continue
-			}
-			claimed[bi.Pack] = append(claimed[bi.Pack], claim{bi: bi, f: f})
+	for _, slot := range dataSlots(tr) {
+		c := *slot
+		nid, f, mine := t.resolve(c)
+		if f == nil {
+			*slot = nid
+			continue
 		}
+		uses = append(uses, use{slot: slot, f: f})
+		if !mine {
+			continue
+		}
+		bi, ok := t.src.LookupBlob(c)
+		if !ok {
+			t.complete(c, f, repo.ID{}, fmt.Errorf("read from the source: %w", &repo.BlobError{ID: c, Err: repo.ErrBlobNotFound}))
+			continue
+		}
+		claimed[bi.Pack] = append(claimed[bi.Pack], claim{bi: bi, f: f})
 	}
 	jobs := spans(claimed)
 	for k, sp := range jobs {
@@ -193,7 +198,7 @@ func (t *translator) tree(ctx context.Context, id repo.ID) (repo.ID, error) {
 			if u.f.err != nil {
 				fail(u.f.err)
 			} else {
-				u.n.Content[u.i] = u.f.id
+				*u.slot = u.f.id
 			}
 		case <-ctx.Done():
 		}
@@ -222,11 +227,27 @@ func (t *translator) tree(ctx context.Context, id repo.ID) (repo.ID, error) {
 	return nid, nil
 }
 
-// use is a node's content slot that waits for a blob's copy.
+// use is a node's slot for a data blob id (of its content or of one of
+// its alternate data streams) that waits for the blob's copy.
 type use struct {
-	n *repo.Node
-	i int
-	f *inFlight
+	slot *repo.ID
+	f    *inFlight
+}
+
+// dataSlots returns a pointer to every data blob id of the tree's nodes.
+func dataSlots(tr *repo.Tree) []*repo.ID {
+	var out []*repo.ID
+	for _, n := range tr.Nodes {
+		for i := range n.Content {
+			out = append(out, &n.Content[i])
+		}
+		for j := range n.Streams {
+			for i := range n.Streams[j].Content {
+				out = append(out, &n.Streams[j].Content[i])
+			}
+		}
+	}
+	return out
 }
 
 // claim is a blob this walker copies.
@@ -444,6 +465,11 @@ func sameNode(a, b *repo.Node) bool {
 		if a.Xattrs[i].Name != b.Xattrs[i].Name || !bytes.Equal(a.Xattrs[i].Value, b.Xattrs[i].Value) {
 			return false
 		}
+	}
+	// streams' blob ids are not paired: a node with streams is copied
+	if a.Attrs != b.Attrs || a.Created != b.Created || a.SDParts != b.SDParts || !bytes.Equal(a.SD, b.SD) ||
+		len(a.Streams) > 0 || len(b.Streams) > 0 {
+		return false
 	}
 	return true
 }

@@ -216,7 +216,7 @@ func RawData(ctx context.Context, r Blobs, snaps []*repo.Snapshot) (*RawStats, e
 			// a tree seen before is counted with everything below it
 			Descend: func(_ string, n *repo.Node) bool { return count(n.Subtree, true) },
 			Node: func(_ string, n *repo.Node) error {
-				for _, id := range n.Content {
+				for _, id := range n.DataBlobs() {
 					count(id, false)
 				}
 				return nil
