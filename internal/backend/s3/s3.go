@@ -219,9 +219,14 @@ func (b *Backend) key(h backend.Handle) string {
 	return b.root() + string(h.Kind) + "/" + h.Name
 }
 
-// fail says which request on which object failed.
+// fail says which request on which file failed, named as in every
+// backend's messages (the location says where the repository is).
 func (b *Backend) fail(op string, h backend.Handle, err error) error {
-	return fmt.Errorf("%s %s: %w", op, b.key(h), err)
+	name := h.String()
+	if h.Kind == backend.Config {
+		name = "config"
+	}
+	return fmt.Errorf("%s %s: %w", op, name, err)
 }
 
 // Save implements backend.Backend: one PUT with Content-MD5, created only
