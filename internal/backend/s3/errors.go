@@ -2,6 +2,8 @@ package s3
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -35,6 +37,13 @@ var transientCodes = map[string]bool{
 func (b *Backend) classify(err error) error {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
+	}
+	var unknownCA x509.UnknownAuthorityError
+	var badCert x509.CertificateInvalidError
+	var badHost x509.HostnameError
+	var verify *tls.CertificateVerificationError
+	if errors.As(err, &unknownCA) || errors.As(err, &badCert) || errors.As(err, &badHost) || errors.As(err, &verify) {
+		return backend.MarkPermanent(fmt.Errorf("the TLS certificate of %s is not trusted (%v): give the CA that signed it with --cacert or %s, or use s3:http:// where plain http is meant", b.loc.Endpoint, err, EnvCACert))
 	}
 	resp := minio.ToErrorResponse(err)
 	if resp.Code == "" && resp.StatusCode == 0 {

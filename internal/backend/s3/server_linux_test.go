@@ -48,6 +48,7 @@ func TestServers(t *testing.T) {
 				{"StorageClassOnPacksOnly", testStorageClass},
 				{"NoDeleteIdentity", testNoDelete},
 				{"ClockSkewRefusesLocks", testClockSkew},
+				{"TLSWithItsCA", testTLS},
 				{"ServerKilledAndRestarted", testKillRestart}, // last: it stops the server for a while
 			} {
 				t.Run(tc.name, func(t *testing.T) { tc.fn(t, srv) })
@@ -509,4 +510,30 @@ func testKillRestart(t *testing.T, srv *s3server.Server) {
 	if err := b.Save(ctx, during, []byte("x")); err != nil {
 		t.Fatalf("a Save after the restart: %v", err)
 	}
+}
+
+func testTLS(t *testing.T, srv *s3server.Server) {
+	if srv.Kind == s3server.External {
+		t.Skip("the TLS test starts a server of its own")
+	}
+	tlsSrv := s3server.StartWith(t, srv.Kind, s3server.Options{TLS: true})
+	bucket := tlsSrv.NewBucket(t)
+	if loc := tlsSrv.Location(bucket, "r"); !strings.HasPrefix(loc, "s3:https://127.0.0.1:") {
+		t.Fatalf("a TLS server's location is %s", loc)
+	}
+	b := newBackend(t, tlsSrv, bucket, "r", tlsSrv.Admin, Options{CACertFile: tlsSrv.CACert})
+	h := backend.Handle{Kind: backend.Snapshots, Name: backendtest.Name()}
+	if err := b.Save(ctx, h, []byte("over https")); err != nil {
+		t.Fatalf("Save over https with the CA given: %v", err)
+	}
+	if got, err := b.Load(ctx, h, 0, 0); err != nil || string(got) != "over https" {
+		t.Fatalf("Load over https: %q, %v", got, err)
+	}
+	// without the CA the certificate is not trusted: said, and not retried
+	untrusting := newBackend(t, tlsSrv, bucket, "r", tlsSrv.Admin, Options{})
+	_, err := untrusting.Stat(ctx, h)
+	if err == nil || !backend.Permanent(err) || !strings.Contains(err.Error(), "is not trusted") || !strings.Contains(err.Error(), "--cacert") {
+		t.Fatalf("Stat over https without the CA: %v; want a permanent error naming --cacert", err)
+	}
+	t.Logf("without the CA: %v", err)
 }

@@ -4,10 +4,18 @@ package s3server
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"math/big"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -82,6 +90,10 @@ type Server struct {
 	NoDelete Credentials
 	// Log is the server's log file ("" for External).
 	Log string
+	// CACert is the PEM file of the CA of the server's certificate (TLS).
+	CACert string
+	cert   string
+	key    string
 
 	bin  string
 	args []string
@@ -92,8 +104,21 @@ type Server struct {
 	done chan struct{}
 }
 
+// Options tune StartWith.
+type Options struct {
+	// TLS serves https with a certificate for 127.0.0.1 from a CA made for
+	// the server (its PEM file is Server.CACert).
+	TLS bool
+}
+
 // Start starts a server of kind k for the test (and stops it at its end).
 func Start(t testing.TB, k Kind) *Server {
+	t.Helper()
+	return StartWith(t, k, Options{})
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, k Kind, o Options) *Server {
 	t.Helper()
 	switch k {
 	case External:
@@ -112,6 +137,11 @@ func Start(t testing.TB, k Kind) *Server {
 	s := &Server{Kind: k, Region: "us-east-1", bin: bin, dir: t.TempDir(),
 		Admin: Credentials{"adm" + randHex(accessKeyLength), randHex(secretLength)}}
 	s.Log = filepath.Join(s.dir, "server.log")
+	if o.TLS {
+		if err := s.makeCertificates(); err != nil {
+			t.Fatalf("s3server: certificates: %v", err)
+		}
+	}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ { // a free port can be taken before the server binds it
 		if lastErr = s.configure(k); lastErr != nil {
@@ -255,6 +285,9 @@ func (s *Server) configureWeed() error {
 		"-filer.localSocket=" + filepath.Join(s.dir, "filer.sock"),
 		"-s3.localSocket=" + filepath.Join(s.dir, "s3.sock"),
 	}
+	if s.Secure {
+		s.args = append(s.args, "-s3.cert.file="+s.cert, "-s3.key.file="+s.key)
+	}
 	return nil
 }
 
@@ -280,7 +313,11 @@ func (s *Server) configureVersity() error {
 		return err
 	}
 	s.args = []string{"--port", s.Endpoint, "--access", s.Admin.AccessKey, "--secret", s.Admin.SecretKey,
-		"--region", s.Region, "--quiet", "--iam-dir", iam, "posix", root}
+		"--region", s.Region, "--quiet", "--iam-dir", iam}
+	if s.Secure {
+		s.args = append(s.args, "--cert", s.cert, "--key", s.key)
+	}
+	s.args = append(s.args, "posix", root)
 	return nil
 }
 
@@ -329,10 +366,72 @@ func (s *Server) ready(ctx context.Context) error {
 }
 
 func (s *Server) client(c Credentials) (*minio.Client, error) {
+	tr, err := minio.DefaultTransport(s.Secure)
+	if err != nil {
+		return nil, err
+	}
+	if s.CACert != "" {
+		caPEM, err := os.ReadFile(s.CACert)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(caPEM)
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
 	return minio.New(s.Endpoint, &minio.Options{
 		Creds: credentials.NewStaticV4(c.AccessKey, c.SecretKey, ""), Secure: s.Secure,
-		Region: s.Region, BucketLookup: minio.BucketLookupPath,
+		Region: s.Region, BucketLookup: minio.BucketLookupPath, Transport: tr,
 	})
+}
+
+// makeCertificates writes a CA and a certificate for 127.0.0.1 signed by
+// it, and makes the server serve https.
+func (s *Server) makeCertificates() error {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	ca := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "stillpoint test CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	if err != nil {
+		return err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	leaf := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return err
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return err
+	}
+	s.CACert, s.cert, s.key = filepath.Join(s.dir, "ca.pem"), filepath.Join(s.dir, "cert.pem"), filepath.Join(s.dir, "key.pem")
+	for path, block := range map[string]*pem.Block{
+		s.CACert: {Type: "CERTIFICATE", Bytes: caDER},
+		s.cert:   {Type: "CERTIFICATE", Bytes: leafDER},
+		s.key:    {Type: "EC PRIVATE KEY", Bytes: keyDER},
+	} {
+		if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+			return err
+		}
+	}
+	s.Secure = true
+	return nil
 }
 
 // Client is a minio-go client with the admin credentials.
