@@ -77,7 +77,7 @@ func Serve(ctx context.Context, r Repo, dir string, opts Options) error {
 			MaxBackground:    32,
 			// no link ever changes its target (latest is a new inode then)
 			EnableSymlinkCaching: true,
-			Debug:                os.Getenv("SP_FUSE_DEBUG") != "",
+			Debug:                opts.Debug,
 		},
 		// no defaults: every node sets its own timeouts, and a name that is
 		// not there yet (a new snapshot) is never cached as missing
