@@ -8,7 +8,7 @@ import (
 )
 
 func TestDrill(t *testing.T) {
-	j, warns, err := Parse("job.yaml", []byte(`sources: [/srv]
+	j, warns, err := Parse("job.yaml", []byte(nativeYAML(`sources: [/srv]
 drill:
   level: restore
   scratch: /var/tmp
@@ -24,17 +24,17 @@ drill:
     - git: /srv/repos
     - command: /usr/local/bin/check-app --quick
       path: /srv/app
-`))
+`)))
 	if err != nil || len(warns) > 0 {
 		t.Fatalf("%v %v", err, warns)
 	}
 	d := DefaultDrillTimeout
-	want := &Drill{Level: "restore", Scratch: "/var/tmp", ReadBack: 7, Verify: []Verifier{
-		{Kind: "sqlite", Path: "/srv/app/app.db", Query: "SELECT count(*) FROM accounts", Timeout: d},
-		{Kind: "postgres", Path: "/srv/pg/data", Database: "shop", User: "admin", Timeout: 2 * time.Minute},
-		{Kind: "mysql", Path: "/srv/mysql/data", Timeout: d},
-		{Kind: "git", Path: "/srv/repos", Timeout: d},
-		{Kind: "command", Command: "/usr/local/bin/check-app --quick", Path: "/srv/app", Timeout: d},
+	want := &Drill{Level: "restore", Scratch: native("/var/tmp"), ReadBack: 7, Verify: []Verifier{
+		{Kind: "sqlite", Path: native("/srv/app/app.db"), Query: "SELECT count(*) FROM accounts", Timeout: d},
+		{Kind: "postgres", Path: native("/srv/pg/data"), Database: "shop", User: "admin", Timeout: 2 * time.Minute},
+		{Kind: "mysql", Path: native("/srv/mysql/data"), Timeout: d},
+		{Kind: "git", Path: native("/srv/repos"), Timeout: d},
+		{Kind: "command", Command: native("/usr/local/bin/check-app --quick"), Path: native("/srv/app"), Timeout: d},
 	}}
 	if !reflect.DeepEqual(j.Drill, want) {
 		t.Errorf("got  %+v\nwant %+v", j.Drill, want)
@@ -44,15 +44,15 @@ drill:
 	}
 
 	// defaults: restore with verifiers, read without; ten drills read every pack
-	j, _, err = Parse("job.yaml", []byte("sources: [/srv]\ndrill: {verify: [{git: /srv/repos}]}\n"))
+	j, _, err = Parse("job.yaml", []byte(nativeYAML("sources: [/srv]\ndrill: {verify: [{git: /srv/repos}]}\n")))
 	if err != nil || j.Drill.Level != "restore" || j.Drill.ReadBack != DefaultReadBack {
 		t.Errorf("defaults with verifiers: %+v, %v", j.Drill, err)
 	}
-	j, _, err = Parse("job.yaml", []byte("sources: [/srv]\ndrill: {}\n"))
+	j, _, err = Parse("job.yaml", []byte(nativeYAML("sources: [/srv]\ndrill: {}\n")))
 	if err != nil || j.Drill.Level != "read" {
 		t.Errorf("defaults without verifiers: %+v, %v", j.Drill, err)
 	}
-	if j, _, _ := Parse("job.yaml", []byte("sources: [/srv]\n")); j.Drill != nil {
+	if j, _, _ := Parse("job.yaml", []byte(nativeYAML("sources: [/srv]\n"))); j.Drill != nil {
 		t.Errorf("no drill section: %+v", j.Drill)
 	}
 }
@@ -80,7 +80,7 @@ func TestDrillErrors(t *testing.T) {
 		{"drill:\n  verify:\n    - command: check\n      path: rel", []string{`drill.verify[0].path: the path "rel" is not absolute`}},
 		{"drill:\n  verify:\n    - sqlite: [a]", []string{"drill.verify[0].sqlite: must be a text value"}},
 	} {
-		_, _, err := Parse("job.yaml", []byte("sources: [/srv]\n"+c.yaml+"\n"))
+		_, _, err := Parse("job.yaml", []byte(nativeYAML("sources: [/srv]\n"+c.yaml+"\n")))
 		if err == nil {
 			t.Errorf("%q: no error", c.yaml)
 			continue
@@ -98,7 +98,7 @@ func TestDrillWarnings(t *testing.T) {
 		{"drill:\n  verify:\n    - sqlite: /elsewhere/a.db", "drill.verify[0].sqlite: /elsewhere/a.db is not under any source"},
 		{"drill:\n  level: read\n  verify:\n    - git: /srv/r", "the verifiers run only at level restore"},
 	} {
-		_, warns, err := Parse("job.yaml", []byte("sources: [/srv]\n"+c.yaml+"\n"))
+		_, warns, err := Parse("job.yaml", []byte(nativeYAML("sources: [/srv]\n"+c.yaml+"\n")))
 		if err != nil {
 			t.Errorf("%q: %v", c.yaml, err)
 			continue
@@ -107,8 +107,8 @@ func TestDrillWarnings(t *testing.T) {
 		for _, w := range warns {
 			all = append(all, w.String())
 		}
-		if !strings.Contains(strings.Join(all, "\n"), c.want) {
-			t.Errorf("%q: warnings %q lack %q", c.yaml, all, c.want)
+		if !strings.Contains(strings.Join(all, "\n"), native(c.want)) {
+			t.Errorf("%q: warnings %q lack %q", c.yaml, all, native(c.want))
 		}
 	}
 }

@@ -38,7 +38,7 @@ hooks:
 `
 
 func TestParseBriefShape(t *testing.T) {
-	j, warns, err := Parse("job.yaml", []byte(briefJob))
+	j, warns, err := Parse("job.yaml", []byte(nativeYAML(briefJob)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,11 +47,11 @@ func TestParseBriefShape(t *testing.T) {
 	}
 	want := &Job{
 		File:       "job.yaml",
-		Repository: "/var/lib/stillpoint/repo",
-		Sources:    []Source{{Path: "/srv/app", Snapshot: "required", OpenFiles: "retry", Retries: 5, Exclude: []string{"*.tmp", "cache/"}}},
+		Repository: native("/var/lib/stillpoint/repo"),
+		Sources:    []Source{{Path: native("/srv/app"), Snapshot: "required", OpenFiles: "retry", Retries: 5, Exclude: []string{"*.tmp", "cache/"}}},
 		Quiesce:    Quiesce{Inactivity: 3 * time.Second, MaxWait: time.Minute, OnTimeout: "snap", HoldTimeout: 2 * time.Second},
 		Writers: []WriterSpec{
-			{Kind: "sqlite", Target: "/srv/app/app.db", OnTimeout: "snap"},
+			{Kind: "sqlite", Target: native("/srv/app/app.db"), OnTimeout: "snap"},
 			{Kind: "postgres", Target: "host=127.0.0.1 port=5432 user=postgres", OnTimeout: "snap"},
 			{Kind: "mysql", Target: "root@tcp(127.0.0.1:3306)/", OnTimeout: "snap"},
 			{Kind: "command", Freeze: "app-ctl pause", Thaw: "app-ctl resume", Timeout: 30 * time.Second, OnTimeout: "snap"},
@@ -74,14 +74,14 @@ func TestParseBriefShape(t *testing.T) {
 
 func TestLoadDocumentedExample(t *testing.T) {
 	path := filepath.Join("..", "..", "docs", "job-example.yaml")
-	j, warns, err := Load(path)
+	j, warns, err := loadNative(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(warns) != 0 {
 		t.Errorf("the documented example has warnings: %v", warns)
 	}
-	if len(j.Sources) != 3 || !reflect.DeepEqual(j.Sources[2], Source{Path: "/etc", Snapshot: "auto", OpenFiles: "retry", Retries: 3}) {
+	if len(j.Sources) != 3 || !reflect.DeepEqual(j.Sources[2], Source{Path: native("/etc"), Snapshot: "auto", OpenFiles: "retry", Retries: 3}) {
 		t.Errorf("sources: %+v", j.Sources)
 	}
 	if j.Sources[1].OpenFiles != "stage" || j.Sources[1].Retries != 3 || j.Sources[0].Retries != 5 {
@@ -93,10 +93,10 @@ func TestLoadDocumentedExample(t *testing.T) {
 	if j.Writers[0].OnTimeout != "snap" || j.Writers[1].OnTimeout != "fail" || j.Writers[3].OnTimeout != "snap" {
 		t.Errorf("writers' on-timeout: %+v", j.Writers)
 	}
-	if q := j.Quiesce; q.Hold != "writers" || q.HoldTimeout != 2*time.Second || !reflect.DeepEqual(q.HoldExclude, []string{"backup-agent", "/usr/sbin/auditd"}) {
+	if q := j.Quiesce; q.Hold != "writers" || q.HoldTimeout != 2*time.Second || !reflect.DeepEqual(q.HoldExclude, []string{"backup-agent", native("/usr/sbin/auditd")}) {
 		t.Errorf("hold: %+v", q)
 	}
-	if h := j.Hooks[quiesce.BeforeSnapshot]; len(h) != 1 || !reflect.DeepEqual(h[0].Argv, []string{"/usr/bin/sync"}) {
+	if h := j.Hooks[quiesce.BeforeSnapshot]; len(h) != 1 || !reflect.DeepEqual(h[0].Argv, []string{native("/usr/bin/sync")}) {
 		t.Errorf("argv hook: %+v", h)
 	}
 	if j.Host != "web-1" || j.Compression != "fastest" || len(j.Tags) != 2 || len(j.Exclude) != 2 {
@@ -199,7 +199,7 @@ func TestErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, _, err := Parse("/etc/stillpoint/app.yaml", []byte(c.yaml))
+			_, _, err := Parse("/etc/stillpoint/app.yaml", []byte(nativeYAML(c.yaml)))
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -209,12 +209,12 @@ func TestErrors(t *testing.T) {
 			}
 			var hit *Error
 			for _, e := range es {
-				if strings.Contains(e.Error(), c.msg) {
+				if strings.Contains(e.Error(), native(c.msg)) {
 					hit = e
 				}
 			}
 			if hit == nil {
-				t.Fatalf("no error says %q:\n%v", c.msg, err)
+				t.Fatalf("no error says %q:\n%v", native(c.msg), err)
 			}
 			prefix := "/etc/stillpoint/app.yaml: "
 			if c.line > 0 {
@@ -248,19 +248,19 @@ func TestWarnings(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, warns, err := Parse("j.yaml", []byte(c.yaml))
+			_, warns, err := Parse("j.yaml", []byte(nativeYAML(c.yaml)))
 			if err != nil {
 				t.Fatal(err)
 			}
 			for _, w := range warns {
-				if strings.Contains(w.String(), c.msg) {
+				if strings.Contains(w.String(), native(c.msg)) {
 					if w.Pos.Line != c.line || w.Hint == "" {
 						t.Errorf("warning at line %d (want %d), hint %q", w.Pos.Line, c.line, w.Hint)
 					}
 					return
 				}
 			}
-			t.Fatalf("no warning says %q: %v", c.msg, warns)
+			t.Fatalf("no warning says %q: %v", native(c.msg), warns)
 		})
 	}
 }
@@ -281,11 +281,11 @@ hooks:
     - argv: [/bin/echo, done]
       essential: yes
 `
-	j, warns, err := Parse("j.yaml", []byte(y))
+	j, warns, err := Parse("j.yaml", []byte(nativeYAML(y)))
 	if err != nil || len(warns) != 0 {
 		t.Fatal(err, warns)
 	}
-	if !reflect.DeepEqual(j.Sources, []Source{{Path: "/srv/a", Snapshot: "on", OpenFiles: "skip", Retries: 7}, {Path: "/srv/b", Snapshot: "off", OpenFiles: "skip", Retries: 1}}) {
+	if !reflect.DeepEqual(j.Sources, []Source{{Path: native("/srv/a"), Snapshot: "on", OpenFiles: "skip", Retries: 7}, {Path: native("/srv/b"), Snapshot: "off", OpenFiles: "skip", Retries: 1}}) {
 		t.Errorf("sources %+v", j.Sources)
 	}
 	if j.Writers[0] != (WriterSpec{Kind: "mysql", Target: "root@tcp(db:3306)/", Timeout: 5 * time.Second, OnTimeout: "snap"}) {
@@ -315,7 +315,7 @@ writers:
   - postgres: "host=/run/postgresql"
     on-timeout: snap
 `
-	j, warns, err := Parse("j.yaml", []byte(y))
+	j, warns, err := Parse("j.yaml", []byte(nativeYAML(y)))
 	if err != nil || len(warns) != 0 {
 		t.Fatal(err, warns)
 	}
@@ -333,7 +333,7 @@ writers:
 		t.Errorf("position of the command writer's on-timeout: %v %v", p, ok)
 	}
 
-	j, warns, err = Parse("j.yaml", []byte(base+"quiesce:\n  hold: writers\n  hold-timeout: 10s\n  hold-exclude: [auditd, /usr/lib/postgresql/16/bin/postgres, a-very-long-process-name]\n"))
+	j, warns, err = Parse("j.yaml", []byte(nativeYAML(base+"quiesce:\n  hold: writers\n  hold-timeout: 10s\n  hold-exclude: [auditd, /usr/lib/postgresql/16/bin/postgres, a-very-long-process-name]\n")))
 	if err != nil || len(warns) != 0 {
 		t.Fatal(err, warns)
 	}
@@ -341,7 +341,7 @@ writers:
 		t.Errorf("quiesce %+v", q)
 	}
 	// a single name needs no list
-	j, _, err = Parse("j.yaml", []byte(base+"quiesce: {hold-exclude: auditd, hold-timeout: 500ms}\n"))
+	j, _, err = Parse("j.yaml", []byte(nativeYAML(base+"quiesce: {hold-exclude: auditd, hold-timeout: 500ms}\n")))
 	if err != nil || !reflect.DeepEqual(j.Quiesce.HoldExclude, []string{"auditd"}) || j.Quiesce.HoldTimeout != 500*time.Millisecond {
 		t.Fatalf("%v %+v", err, j)
 	}
@@ -360,10 +360,10 @@ func TestCombinationsThatAreFine(t *testing.T) {
 writers: [{postgres: "host=/run/postgresql"}]
 hooks: {before-backup: [{run: "pg_dumpall -f /srv/dump/all.sql", essential: true}]}
 `
-	if _, _, err := Parse("j.yaml", []byte(y)); err != nil {
+	if _, _, err := Parse("j.yaml", []byte(nativeYAML(y))); err != nil {
 		t.Fatal(err)
 	}
-	j, _, err := Parse("j.yaml", []byte(base+"quiesce: {inactivity: 2m}\n"))
+	j, _, err := Parse("j.yaml", []byte(nativeYAML(base+"quiesce: {inactivity: 2m}\n")))
 	if err != nil || j.Quiesce.MaxWait != 4*time.Minute {
 		t.Fatalf("%v %+v", err, j)
 	}
@@ -372,8 +372,8 @@ hooks: {before-backup: [{run: "pg_dumpall -f /srv/dump/all.sql", essential: true
   - &d {path: /srv/a, snapshot: required, retries: 2}
   - {<<: *d, path: /srv/b}
 `
-	j, _, err = Parse("j.yaml", []byte(y))
-	if err != nil || !reflect.DeepEqual(j.Sources[1], Source{Path: "/srv/b", Snapshot: "required", OpenFiles: "retry", Retries: 2}) {
+	j, _, err = Parse("j.yaml", []byte(nativeYAML(y)))
+	if err != nil || !reflect.DeepEqual(j.Sources[1], Source{Path: native("/srv/b"), Snapshot: "required", OpenFiles: "retry", Retries: 2}) {
 		t.Fatalf("merge key: %v %+v", err, j)
 	}
 }
@@ -386,12 +386,12 @@ func TestValidateBuiltJob(t *testing.T) {
 	}
 	// A job built in code may leave the hold timeout and on-timeout out
 	// (the run's defaults apply), but not set them wrong.
-	ok := []Source{{Path: "/srv/app", Snapshot: "auto", OpenFiles: "retry"}}
-	if _, err := Validate(&Job{Sources: ok, Writers: []WriterSpec{{Kind: "sqlite", Target: "/srv/app/a.db"}}}); err != nil {
+	ok := []Source{{Path: native("/srv/app"), Snapshot: "auto", OpenFiles: "retry"}}
+	if _, err := Validate(&Job{Sources: ok, Writers: []WriterSpec{{Kind: "sqlite", Target: native("/srv/app/a.db")}}}); err != nil {
 		t.Fatalf("defaults left out: %v", err)
 	}
 	j = &Job{Sources: ok, Quiesce: Quiesce{Hold: "on", HoldTimeout: 11 * time.Second},
-		Writers: []WriterSpec{{Kind: "sqlite", Target: "/srv/app/a.db", OnTimeout: "wait"}, {Kind: "command", Freeze: "a", Thaw: "b", OnTimeout: "x"}}}
+		Writers: []WriterSpec{{Kind: "sqlite", Target: native("/srv/app/a.db"), OnTimeout: "wait"}, {Kind: "command", Freeze: "a", Thaw: "b", OnTimeout: "x"}}}
 	_, err = Validate(j)
 	for _, want := range []string{`quiesce.hold: unknown value "on"`, "hold-timeout 11s is too long", `writers[0].on-timeout: unknown value "wait"`, `writers[1].command.on-timeout: unknown value "x"`} {
 		if err == nil || !strings.Contains(err.Error(), want) {

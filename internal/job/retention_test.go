@@ -9,7 +9,7 @@ import (
 )
 
 func TestRetention(t *testing.T) {
-	j, warns, err := Parse("job.yaml", []byte(`sources: [/srv/app]
+	j, warns, err := Parse("job.yaml", []byte(nativeYAML(`sources: [/srv/app]
 tags: [nightly]
 retention:
   keep-last: 3
@@ -20,7 +20,7 @@ retention:
   keep-within-hourly: 36h
   keep-tag: [monthly, "db, nightly"]
   group-by: host,paths,tags
-`))
+`)))
 	if err != nil || len(warns) > 0 {
 		t.Fatalf("%v %v", err, warns)
 	}
@@ -37,11 +37,11 @@ retention:
 		t.Errorf("position of retention.keep-weekly: %v %v", p, ok)
 	}
 
-	j, _, err = Parse("job.yaml", []byte("sources: [/srv/app]\nretention: {keep-daily: 7}\n"))
+	j, _, err = Parse("job.yaml", []byte(nativeYAML("sources: [/srv/app]\nretention: {keep-daily: 7}\n")))
 	if err != nil || j.Retention.GroupBy != retention.DefaultGroupBy {
 		t.Errorf("default group-by: %+v, %v", j.Retention, err)
 	}
-	if j, _, _ := Parse("job.yaml", []byte("sources: [/srv/app]\n")); j.Retention != nil {
+	if j, _, _ := Parse("job.yaml", []byte(nativeYAML("sources: [/srv/app]\n"))); j.Retention != nil {
 		t.Errorf("no retention: %+v", j.Retention)
 	}
 }
@@ -64,7 +64,7 @@ func TestRetentionErrors(t *testing.T) {
 		{"retention: 7", []string{"retention: must be a mapping"}},
 		{`retention: {keep-tag: [""]}`, []string{"retention.keep-tag[0]: the tag is empty"}},
 	} {
-		_, _, err := Parse("job.yaml", []byte("sources: [/srv/app]\n"+c.yaml+"\n"))
+		_, _, err := Parse("job.yaml", []byte(nativeYAML("sources: [/srv/app]\n"+c.yaml+"\n")))
 		if err == nil {
 			t.Errorf("%s: no error", c.yaml)
 			continue
@@ -76,11 +76,11 @@ func TestRetentionErrors(t *testing.T) {
 		}
 	}
 	// only keep-tag, and the job's snapshots do not carry it: a warning
-	_, warns, err := Parse("job.yaml", []byte("sources: [/srv/app]\ntags: [nightly]\nretention: {keep-tag: [monthly]}\n"))
+	_, warns, err := Parse("job.yaml", []byte(nativeYAML("sources: [/srv/app]\ntags: [nightly]\nretention: {keep-tag: [monthly]}\n")))
 	if err != nil || len(warns) != 1 || !strings.Contains(warns[0].String(), "match no keep-tag list") {
 		t.Errorf("keep-tag only: %v %v", warns, err)
 	}
-	if _, warns, err := Parse("job.yaml", []byte("sources: [/srv/app]\ntags: [monthly]\nretention: {keep-tag: [monthly]}\n")); err != nil || len(warns) != 0 {
+	if _, warns, err := Parse("job.yaml", []byte(nativeYAML("sources: [/srv/app]\ntags: [monthly]\nretention: {keep-tag: [monthly]}\n"))); err != nil || len(warns) != 0 {
 		t.Errorf("keep-tag the job carries: %v %v", warns, err)
 	}
 }
