@@ -92,7 +92,7 @@ func wantReset(t *testing.T, err error) {
 	if err == nil {
 		t.Fatal("a reset connection gave the client no error")
 	}
-	if !errors.Is(err, errConnReset) {
+	if !isReset(err) {
 		t.Fatalf("a reset gave %v, want a connection reset", err)
 	}
 }

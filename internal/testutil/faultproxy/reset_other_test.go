@@ -2,6 +2,9 @@
 
 package faultproxy_test
 
-import "syscall"
+import (
+	"errors"
+	"syscall"
+)
 
-var errConnReset error = syscall.ECONNRESET
+func isReset(err error) bool { return errors.Is(err, syscall.ECONNRESET) }
