@@ -98,6 +98,9 @@ type Server struct {
 	bin  string
 	args []string
 	dir  string
+	// files the server makes outside dir (weed mini's gRPC sockets in /tmp),
+	// removed once it has exited
+	litter []string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -272,6 +275,7 @@ func (s *Server) configureWeed() error {
 		return err
 	}
 	p := func(i int) string { return strconv.Itoa(ports[i]) }
+	s.litter = []string{"/tmp/seaweedfs-master-grpc-" + p(3) + ".sock", "/tmp/seaweedfs-volume-grpc-" + p(7) + ".sock"}
 	s.args = []string{"mini",
 		"-dir=" + data, "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
 		"-s3.config=" + cfgFile, "-s3.autoCreateBucket=false",
@@ -514,6 +518,13 @@ func (s *Server) Kill(t testing.TB) {
 	}
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	<-done
+	s.removeLitter()
+}
+
+func (s *Server) removeLitter() {
+	for _, p := range s.litter {
+		_ = os.Remove(p)
+	}
 }
 
 // Restart starts a killed or stopped server again, on the same ports and data.
@@ -538,6 +549,7 @@ func (s *Server) Stop() {
 	}
 	select {
 	case <-done:
+		s.removeLitter()
 		return
 	default:
 	}
@@ -549,6 +561,7 @@ func (s *Server) Stop() {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-done
 	}
+	s.removeLitter()
 }
 
 // Running tells whether the server process is alive.
