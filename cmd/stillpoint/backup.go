@@ -319,6 +319,17 @@ func runBackup(ctx context.Context, g *globals, f backupFlags, paths []string) e
 	return nil
 }
 
+// filesLine is the summary's count of files: those read, those unchanged
+// since the parent, and those neither (failed or skipped, listed below it),
+// which are not unchanged even though nothing was read of them.
+func filesLine(st repo.Stats, unchanged int64) string {
+	line := fmt.Sprintf("%d (%d read, %d unchanged", st.Files, st.FilesRead, unchanged)
+	if notRead := st.Files - st.FilesRead - unchanged; notRead > 0 {
+		line += fmt.Sprintf(", %d not read", notRead)
+	}
+	return line + fmt.Sprintf("), %d directories, %d other", st.Dirs, st.Others)
+}
+
 func printBackupSummary(rep *report.Reporter, location string, res *run.BackupResult) {
 	s := res.Snapshot
 	if rep.Mode == report.JSON {
@@ -333,14 +344,14 @@ func printBackupSummary(rep *report.Reporter, location string, res *run.BackupRe
 			"sources": s.Sources, "problems": problems, "exit_code": res.ExitCode(),
 			"parent": s.Parent, "notes": res.Notes, "warnings": res.Warnings, "file_log": res.FileLog,
 			"quiesce": s.Quiesce, "retention": retentionJSON(res.Retention),
+			"files_unchanged": res.FilesUnchanged,
 		})
 		return
 	}
 	st := s.Stats
-	unchanged := st.Files - st.FilesRead
 	rep.Printf("snapshot %s saved in %s\n", s.ID.Short(), location)
 	rep.Printf("  paths:  %s\n", strings.Join(s.Paths, ", "))
-	rep.Printf("  files:  %d (%d read, %d unchanged), %d directories, %d other\n", st.Files, st.FilesRead, unchanged, st.Dirs, st.Others)
+	rep.Printf("  files:  %s\n", filesLine(st, res.FilesUnchanged))
 	rep.Printf("  data:   %s in files, %s read, %s new (%s stored)\n",
 		report.Bytes(st.Bytes), report.Bytes(st.BytesRead), report.Bytes(st.DataAdded), report.Bytes(st.StoredAdded))
 	rate := ""

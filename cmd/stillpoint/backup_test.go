@@ -55,3 +55,22 @@ func TestVSSFlags(t *testing.T) {
 		t.Fatal("a phase longer than the set was accepted")
 	}
 }
+
+// A file that could not be read is not counted unchanged (the lock step of
+// scripts/wine-tests: one locked file, its neighbour read or unchanged).
+func TestFilesLine(t *testing.T) {
+	for _, c := range []struct {
+		st        repo.Stats
+		unchanged int64
+		want      string
+	}{
+		{repo.Stats{Files: 2, FilesRead: 1, Dirs: 1}, 0, "2 (1 read, 0 unchanged, 1 not read), 1 directories, 0 other"},
+		{repo.Stats{Files: 2, FilesRead: 0, Dirs: 1}, 1, "2 (0 read, 1 unchanged, 1 not read), 1 directories, 0 other"},
+		{repo.Stats{Files: 2, FilesRead: 1, Dirs: 1, Others: 3}, 1, "2 (1 read, 1 unchanged), 1 directories, 3 other"},
+		{repo.Stats{Files: 300, FilesRead: 300, Dirs: 20}, 0, "300 (300 read, 0 unchanged), 20 directories, 0 other"},
+	} {
+		if got := filesLine(c.st, c.unchanged); got != c.want {
+			t.Errorf("filesLine(%+v, %d) = %q, want %q", c.st, c.unchanged, got, c.want)
+		}
+	}
+}

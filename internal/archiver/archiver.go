@@ -76,6 +76,11 @@ type Result struct {
 	Stats    repo.Stats
 	Outcomes outcome.Counts
 	Problems []Problem
+	// FilesUnchanged counts the files whose content was taken from the
+	// parent without reading them. Stats.Files less Stats.FilesRead less
+	// this is the files that were neither read nor unchanged: failed or
+	// skipped (their previous version, if any, carried forward as stale).
+	FilesUnchanged int64
 }
 
 // Archiver runs one backup.
@@ -110,7 +115,7 @@ type Archiver struct {
 }
 
 type statCounters struct {
-	files, dirs, others, bytes, bytesRead, filesRead atomic.Int64
+	files, dirs, others, bytes, bytesRead, filesRead, filesUnchanged atomic.Int64
 }
 
 // New returns an archiver that reads through v and stores into r.
@@ -217,7 +222,7 @@ func (a *Archiver) Run(ctx context.Context, paths []string) (*Result, error) {
 	if root == nil {
 		return nil, errors.New("none of the paths to back up could be read")
 	}
-	res := &Result{Tree: root.Subtree, Outcomes: a.outcomes, Problems: a.problems}
+	res := &Result{Tree: root.Subtree, Outcomes: a.outcomes, Problems: a.problems, FilesUnchanged: a.stats.filesUnchanged.Load()}
 	res.Stats = repo.Stats{
 		Files: a.stats.files.Load(), Dirs: a.stats.dirs.Load(), Others: a.stats.others.Load(),
 		Bytes: a.stats.bytes.Load(), BytesRead: a.stats.bytesRead.Load(), FilesRead: a.stats.filesRead.Load(),

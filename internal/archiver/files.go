@@ -171,6 +171,7 @@ func (a *Archiver) walkFile(p string, st *view.Stat, old *repo.Node) *future {
 	a.stats.files.Add(1)
 	a.stats.bytes.Add(st.Size)
 	if content, ok := a.unchangedContent(old, st); ok {
+		a.stats.filesUnchanged.Add(1)
 		n := a.baseNode(p, st, old)
 		n.Content = content
 		n.Outcome = old.Outcome

@@ -92,6 +92,10 @@ type BackupResult struct {
 	Snapshot *repo.Snapshot
 	Parent   *repo.Snapshot
 	Problems []archiver.Problem
+	// FilesUnchanged counts the files taken from the parent unread (see
+	// archiver.Result): Snapshot.Stats.Files less FilesRead less it were
+	// failed or skipped.
+	FilesUnchanged int64
 	// Notes and Warnings about how the data was read (snapshot fallbacks,
 	// nested subvolumes, open-file detection limits, optional hooks).
 	Notes    []string
@@ -357,6 +361,7 @@ func Backup(ctx context.Context, r *repo.Repository, o BackupOptions) (res *Back
 				return quiesce.Outcome{}, err
 			}
 			saved, problems = s, ares.Problems
+			res.FilesUnchanged = ares.FilesUnchanged
 			return outcomeFor(s), nil
 		},
 		Release: func(context.Context) error {

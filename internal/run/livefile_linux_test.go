@@ -93,6 +93,10 @@ func TestLockedFileFailsAndKeepsPreviousVersion(t *testing.T) {
 	if len(second.Problems) != 1 {
 		t.Fatalf("problems: %+v", second.Problems)
 	}
+	// the locked file was neither read nor unchanged: only its neighbour is
+	if st := second.Snapshot.Stats; st.Files != 2 || st.FilesRead != 0 || second.FilesUnchanged != 1 {
+		t.Errorf("second backup: %d files, %d read, %d unchanged; want 2, 0, 1", st.Files, st.FilesRead, second.FilesUnchanged)
+	}
 	p := second.Problems[0]
 	holder := "run.test[" + strconv.Itoa(pid) + "]"
 	if p.Path != locked || p.Outcome != outcome.Failed || p.Reason != outcome.ReasonLocked || p.Holder != holder {
