@@ -173,12 +173,16 @@ func openKey(ctx context.Context, be backend.Backend, c Credential) (*MasterKey,
 		}
 		var e keyEntry
 		if err := json.Unmarshal(data, &e); err != nil {
+			backend.Forget(be, backend.Handle{Kind: backend.Keys, Name: n})
 			continue
 		}
 		kinds[e.KDF]++
 		if mk, err := e.open(c); err == nil {
 			return mk, n, nil
 		}
+		// a copy that does not open is not used again (the next run reads
+		// the store), whether the copy or the credential was wrong
+		backend.Forget(be, backend.Handle{Kind: backend.Keys, Name: n})
 	}
 	var have []string
 	if kinds["argon2id"] > 0 {

@@ -44,6 +44,8 @@ type Repository struct {
 	compBufs   *bufs.Classes // compression output
 	packBufs   *bufs.List    // uploaded data packs' buffers
 	indexEvery int
+
+	lost atomic.Pointer[error] // set when a lock of ours could not be renewed (lock.go)
 }
 
 // WriteStats counts what was added to the repository.
@@ -315,18 +317,42 @@ func (r *Repository) walkIndexFile(ctx context.Context, name string, fn func(pac
 	if err != nil {
 		return err
 	}
-	data, err := backend.ReadAll(ctx, r.be, backend.Handle{Kind: backend.Indexes, Name: name})
+	var plain []byte
+	err = r.readSealed(ctx, backend.Handle{Kind: backend.Indexes, Name: name}, func(data []byte) error {
+		if plain, err = r.key.openFileInPlace(kindIndex, id, data); err != nil {
+			return err
+		}
+		return walkIndexFile(plain, nil)
+	})
 	if err != nil {
-		return err
-	}
-	plain, err := r.key.openFileInPlace(kindIndex, id, data)
-	if err != nil {
-		return err
-	}
-	if err := walkIndexFile(plain, nil); err != nil {
 		return err
 	}
 	return walkIndexFile(plain, fn)
+}
+
+// readSealed loads h and checks it with open. When open fails and the
+// backend keeps a copy (the cache), the copy is dropped and the file read
+// once more from the store, so a damaged copy is never used twice.
+func (r *Repository) readSealed(ctx context.Context, h backend.Handle, open func([]byte) error) error {
+	data, err := backend.ReadAll(ctx, r.be, h)
+	if err != nil {
+		return err
+	}
+	if err = open(data); err == nil || !backend.Forget(r.be, h) {
+		return err
+	}
+	if data, err = backend.ReadAll(ctx, r.be, h); err != nil {
+		return err
+	}
+	return open(data)
+}
+
+// packContext marks ctx for a pack of tree blobs (backend.WithTreePack).
+func packContext(ctx context.Context, entries []blobEntry) context.Context {
+	if len(entries) > 0 && entries[0].Type == TreeBlob {
+		return backend.WithTreePack(ctx)
+	}
+	return ctx
 }
 
 // IndexFiles lists the names of the index files.
@@ -470,7 +496,7 @@ func (r *Repository) uploader() {
 		}
 		data := pw.finish()
 		h := backend.Handle{Kind: backend.Packs, Name: pw.id.String()}
-		if err := r.be.Save(context.Background(), h, data); err != nil {
+		if err := r.be.Save(packContext(context.Background(), pw.entries), h, data); err != nil {
 			r.setErr(fmt.Errorf("write pack to %s: %w", r.be.Location(), err))
 			continue
 		}
@@ -532,6 +558,9 @@ func (r *Repository) Flush(ctx context.Context) error {
 }
 
 func (r *Repository) saveIndexFile(ctx context.Context, packs []packIndex) error {
+	if err := r.lockErr(); err != nil {
+		return fmt.Errorf("write index: %w", err)
+	}
 	name := NewRandomID()
 	data := r.key.sealFile(kindIndex, name, encodeIndexFile(packs))
 	if err := r.be.Save(ctx, backend.Handle{Kind: backend.Indexes, Name: name.String()}, data); err != nil {
@@ -567,15 +596,24 @@ func (r *Repository) LoadBlob(ctx context.Context, id ID) ([]byte, error) {
 	if !ok {
 		return nil, &BlobError{ID: id, Err: ErrBlobNotFound}
 	}
-	sealed, err := r.be.Load(ctx, backend.Handle{Kind: backend.Packs, Name: bi.Pack.String()}, int64(bi.Offset), int64(bi.Length))
-	if err != nil {
-		return nil, &BlobError{ID: id, Pack: bi.Pack, Err: err}
+	h := backend.Handle{Kind: backend.Packs, Name: bi.Pack.String()}
+	if bi.Type == TreeBlob {
+		ctx = backend.WithTreePack(ctx)
 	}
-	plain, err := r.openBlob(bi, sealed)
-	if err != nil {
-		return nil, &BlobError{ID: id, Pack: bi.Pack, Err: err}
+	for try := 0; ; try++ {
+		sealed, err := r.be.Load(ctx, h, int64(bi.Offset), int64(bi.Length))
+		if err != nil {
+			return nil, &BlobError{ID: id, Pack: bi.Pack, Err: err}
+		}
+		plain, err := r.openBlob(bi, sealed)
+		if err == nil {
+			return plain, nil
+		}
+		// a bad copy of a tree pack is dropped and the store asked once more
+		if try > 0 || bi.Type != TreeBlob || !backend.Forget(r.be, h) {
+			return nil, &BlobError{ID: id, Pack: bi.Pack, Err: err}
+		}
 	}
-	return plain, nil
 }
 
 // openBlob decrypts and checks one sealed blob.
@@ -613,6 +651,9 @@ func (r *Repository) LoadTree(ctx context.Context, id ID) (*Tree, error) {
 
 // SaveSnapshot writes a manifest. Call it only after Flush succeeded.
 func (r *Repository) SaveSnapshot(ctx context.Context, s *Snapshot) (ID, error) {
+	if err := r.lockErr(); err != nil {
+		return ID{}, fmt.Errorf("write snapshot: %w", err)
+	}
 	data, err := json.Marshal(s)
 	if err != nil {
 		return ID{}, err
@@ -628,17 +669,20 @@ func (r *Repository) SaveSnapshot(ctx context.Context, s *Snapshot) (ID, error) 
 
 // LoadSnapshot reads one manifest.
 func (r *Repository) LoadSnapshot(ctx context.Context, id ID) (*Snapshot, error) {
-	data, err := backend.ReadAll(ctx, r.be, backend.Handle{Kind: backend.Snapshots, Name: id.String()})
+	var s Snapshot
+	err := r.readSealed(ctx, backend.Handle{Kind: backend.Snapshots, Name: id.String()}, func(data []byte) error {
+		plain, err := r.key.openFile(kindSnapshot, id, data)
+		if err != nil {
+			return fmt.Errorf("snapshot %s: %w", id.Short(), err)
+		}
+		s = Snapshot{}
+		if err := json.Unmarshal(plain, &s); err != nil {
+			return fmt.Errorf("snapshot %s is damaged: %w", id.Short(), err)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	plain, err := r.key.openFile(kindSnapshot, id, data)
-	if err != nil {
-		return nil, fmt.Errorf("snapshot %s: %w", id.Short(), err)
-	}
-	var s Snapshot
-	if err := json.Unmarshal(plain, &s); err != nil {
-		return nil, fmt.Errorf("snapshot %s is damaged: %w", id.Short(), err)
 	}
 	s.ID = id
 	return &s, nil
