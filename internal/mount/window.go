@@ -7,14 +7,15 @@ import (
 	"github.com/stillpoint-backup/stillpoint/internal/repo"
 )
 
-// Pack windows: the blobs of small files backed up together lie side by
-// side in a pack, and a read of a few hundred KiB costs about what a read
+// Pack windows: the blobs of small files backed up together lie near each
+// other in a pack, and a read of a few hundred KiB costs about what a read
 // of one small blob does (a disk seek, an S3 request). So a blob smaller
-// than a window is read with the bytes of its pack that follow it, and the
-// next blobs found there come from memory.
+// than half a window is read with the aligned window of its pack that holds
+// it, and the blobs found there later come from memory. Windows sit on a
+// grid, so blobs met in any order share them.
 const (
-	windowSize = 1 << 20
-	windowKeep = 4 // windows kept, most recent first
+	windowSize = 256 << 10
+	windowKeep = 32 // windows kept (8 MiB), most recent first
 )
 
 // Packs is what a window loader needs of a repository.
@@ -57,12 +58,14 @@ func (w *WindowLoader) LoadBlob(ctx context.Context, id repo.ID) ([]byte, error)
 		if !ok || size < end {
 			return w.r.LoadBlob(ctx, id)
 		}
+		from := start - start%windowSize
+		to := min(max(from+windowSize, end), size)
 		pr := w.r.OpenPack(bi.Pack)
-		data, err := pr.ReadRange(ctx, start, min(start+windowSize, size)-start)
+		data, err := pr.ReadRange(ctx, from, to-from)
 		if err != nil {
 			return nil, &repo.BlobError{ID: id, Pack: bi.Pack, Err: err}
 		}
-		win = &window{pack: bi.Pack, start: start, data: data, open: pr}
+		win = &window{pack: bi.Pack, start: from, data: data, open: pr}
 		w.add(win)
 	}
 	// Blob decrypts in place: it gets its own copy of the sealed bytes
