@@ -38,6 +38,9 @@ func (r *Repository) SaveSnapshotJSON(ctx context.Context, plain []byte) (ID, er
 	if s.Tree.IsNull() {
 		return ID{}, fmt.Errorf("snapshot manifest names no tree")
 	}
+	if err := r.lockErr(); err != nil {
+		return ID{}, fmt.Errorf("write snapshot: %w", err)
+	}
 	id := NewRandomID()
 	if err := r.be.Save(ctx, backend.Handle{Kind: backend.Snapshots, Name: id.String()}, r.key.sealFile(kindSnapshot, id, plain)); err != nil {
 		return ID{}, fmt.Errorf("write snapshot: %w", err)

@@ -3,6 +3,7 @@ package repo
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -27,12 +28,43 @@ type LockInfo struct {
 	Time    time.Time `json:"time"`
 }
 
-// A lock not refreshed for this long is stale even if its host is another
-// machine whose processes we cannot see.
-const (
+// A lock not refreshed for lockStaleAge is stale even if its host is
+// another machine whose processes we cannot see. Its holder renews it every
+// lockRefresh, every lockRetry after a failed renewal, and gives it up as
+// lost once lockLostAge passed without a renewal: before another client
+// may take it for stale, the holder stops writing (ErrLockLost).
+var (
 	lockRefresh  = 5 * time.Minute
+	lockRetry    = 30 * time.Second
+	lockLostAge  = 20 * time.Minute
 	lockStaleAge = 30 * time.Minute
 )
+
+// ErrLockLost is returned by the calls that would commit data (index
+// files, snapshots, prune's removals) once this process's lock could not be
+// renewed for long enough that other clients may take it for stale: a
+// prune elsewhere may then remove what this run relies on.
+var ErrLockLost = errors.New("the repository lock was lost")
+
+// lostLock says why; it wraps ErrLockLost.
+type lostLock struct {
+	since time.Duration
+	last  error
+}
+
+func (e *lostLock) Error() string {
+	return fmt.Sprintf("%v: it could not be renewed for %s (last error: %v), so other clients may take it for stale; "+
+		"nothing more is committed by this run (what it uploaded is left for prune)", ErrLockLost, e.since.Round(time.Second), e.last)
+}
+func (e *lostLock) Unwrap() error { return ErrLockLost }
+
+// lockErr is the error of a lost lock of this repository, or nil.
+func (r *Repository) lockErr() error {
+	if e := r.lost.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
 
 // Stale tells whether the lock's holder is gone.
 func (l *LockInfo) Stale() bool {
@@ -196,22 +228,38 @@ func (l *Lock) write(ctx context.Context) error {
 }
 
 // refresh writes a new lock file now and then (files are never
-// overwritten) so that other hosts do not take it for stale.
+// overwritten) so that other hosts do not take it for stale. When the
+// renewals fail for lockLostAge, the repository refuses to commit more.
 func (l *Lock) refresh(ctx context.Context) {
 	defer close(l.done)
-	t := time.NewTicker(lockRefresh)
-	defer t.Stop()
+	lastOK := time.Now()
+	wait := lockRefresh
 	for {
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
 		case <-t.C:
-			l.mu.Lock()
-			old := l.info.Name
-			if l.write(ctx) == nil {
-				_ = l.r.be.Remove(ctx, backend.Handle{Kind: backend.Locks, Name: old})
-			}
-			l.mu.Unlock()
+		}
+		l.mu.Lock()
+		old := l.info.Name
+		err := l.write(ctx)
+		if err == nil {
+			_ = l.r.be.Remove(ctx, backend.Handle{Kind: backend.Locks, Name: old})
+		}
+		l.mu.Unlock()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err == nil:
+			lastOK, wait = time.Now(), lockRefresh
+		case time.Since(lastOK) >= lockLostAge:
+			var lost error = &lostLock{since: time.Since(lastOK), last: err}
+			l.r.lost.CompareAndSwap(nil, &lost)
+			return
+		default:
+			wait = min(lockRetry, lockRefresh)
 		}
 	}
 }

@@ -793,6 +793,9 @@ func (p *pruner) sweep(ctx context.Context, marks []*Mark) error {
 	if err := p.saveIndex(ctx, survivors); err != nil {
 		return err
 	}
+	if err := r.lockErr(); err != nil {
+		return fmt.Errorf("remove rewritten index files: %w", err)
+	}
 	for _, name := range affected {
 		if err := r.be.Remove(ctx, backend.Handle{Kind: backend.Indexes, Name: name}); err != nil {
 			return fmt.Errorf("remove index/%s: %w", shortName(name), err)
@@ -842,6 +845,9 @@ func (p *pruner) sweep(ctx context.Context, marks []*Mark) error {
 const packRemovers = 4
 
 func (p *pruner) removePacks(ctx context.Context, ids []ID, removed *atomic.Int64) error {
+	if err := p.r.lockErr(); err != nil {
+		return fmt.Errorf("remove packs: %w", err)
+	}
 	work := make(chan ID)
 	var (
 		wg       sync.WaitGroup

@@ -44,6 +44,8 @@ type Repository struct {
 	compBufs   *bufs.Classes // compression output
 	packBufs   *bufs.List    // uploaded data packs' buffers
 	indexEvery int
+
+	lost atomic.Pointer[error] // set when a lock of ours could not be renewed (lock.go)
 }
 
 // WriteStats counts what was added to the repository.
@@ -556,6 +558,9 @@ func (r *Repository) Flush(ctx context.Context) error {
 }
 
 func (r *Repository) saveIndexFile(ctx context.Context, packs []packIndex) error {
+	if err := r.lockErr(); err != nil {
+		return fmt.Errorf("write index: %w", err)
+	}
 	name := NewRandomID()
 	data := r.key.sealFile(kindIndex, name, encodeIndexFile(packs))
 	if err := r.be.Save(ctx, backend.Handle{Kind: backend.Indexes, Name: name.String()}, data); err != nil {
@@ -646,6 +651,9 @@ func (r *Repository) LoadTree(ctx context.Context, id ID) (*Tree, error) {
 
 // SaveSnapshot writes a manifest. Call it only after Flush succeeded.
 func (r *Repository) SaveSnapshot(ctx context.Context, s *Snapshot) (ID, error) {
+	if err := r.lockErr(); err != nil {
+		return ID{}, fmt.Errorf("write snapshot: %w", err)
+	}
 	data, err := json.Marshal(s)
 	if err != nil {
 		return ID{}, err
