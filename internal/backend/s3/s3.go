@@ -335,7 +335,9 @@ func (b *Backend) get(ctx context.Context, h backend.Handle, offset, length int6
 				return nil, nil
 			}
 		}
-		return nil, b.fail("load", h, io.ErrUnexpectedEOF)
+		// the server said so: asking again cannot help (a short body,
+		// below, may be a cut connection and is retried)
+		return nil, b.fail("load", h, backend.MarkPermanent(io.ErrUnexpectedEOF))
 	}
 	// a whole object instead of a range is fine from offset 0 (the reader
 	// takes what it asked for), wrong data from any other
@@ -379,7 +381,7 @@ func (b *Backend) LoadInto(ctx context.Context, h backend.Handle, offset int64, 
 			return err
 		}
 		if fi.Size < offset {
-			return b.fail("load", h, io.ErrUnexpectedEOF)
+			return b.fail("load", h, backend.MarkPermanent(io.ErrUnexpectedEOF))
 		}
 		return nil
 	}

@@ -42,6 +42,7 @@ func TestServers(t *testing.T) {
 				{"MissingBucket", testMissingBucket},
 				{"ContentMD5", testContentMD5},
 				{"ConditionalCreate", testConditionalCreate},
+				{"LoadPastTheEndIsNotRetried", testLoadPastTheEnd},
 				{"StatFirstFallback", testStatFirst},
 				{"Concurrent16", testConcurrent16},
 				{"Pagination", testPagination},
@@ -270,6 +271,28 @@ func testConditionalCreate(t *testing.T, srv *s3server.Server) {
 	}
 	if empty, err := b.IsEmpty(ctx); err != nil || empty {
 		t.Fatalf("IsEmpty with a file: %v, %v", empty, err)
+	}
+}
+
+// a file shorter than a load asks (a damaged repository) is said at once:
+// the server's InvalidRange is no failure a retry cures
+func testLoadPastTheEnd(t *testing.T, srv *s3server.Server) {
+	o := &opener{srv: srv, bucket: srv.NewBucket(t)}
+	b := o.open(t, Options{})
+	h := backend.Handle{Kind: backend.Indexes, Name: backendtest.Name()}
+	if err := b.Save(ctx, h, []byte("short")); err != nil {
+		t.Fatal(err)
+	}
+	p := backend.RemotePolicy()
+	var retries int
+	p.OnRetry = func(string, backend.Handle, int, error) { retries++ }
+	wrapped := backend.WithPolicy(b, p)
+	_, err := wrapped.Load(ctx, h, 100, 10)
+	if !errors.Is(err, io.ErrUnexpectedEOF) || !backend.Permanent(err) || retries != 0 {
+		t.Fatalf("load past the end: %v (permanent %v), %d retries", err, backend.Permanent(err), retries)
+	}
+	if err := wrapped.LoadInto(ctx, h, 100, nil); !errors.Is(err, io.ErrUnexpectedEOF) || retries != 0 {
+		t.Fatalf("empty load past the end: %v, %d retries", err, retries)
 	}
 }
 
