@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/stillpoint-backup/stillpoint/internal/outcome"
+	"github.com/stillpoint-backup/stillpoint/internal/pathmap"
 	"github.com/stillpoint-backup/stillpoint/internal/view"
 )
 
@@ -152,7 +153,7 @@ func (r *Reader) retrying(ctx context.Context, v view.View, path string, attempt
 			return t, n, nil
 		}
 		if err := r.cfg.Clock.Sleep(ctx, r.cfg.backoff(n)); err != nil {
-			return t, n, fmt.Errorf("reading %s: %w", path, err)
+			return t, n, fmt.Errorf("reading %s: %w", r.shown(path), err)
 		}
 	}
 }
@@ -188,7 +189,7 @@ func (r *Reader) readStaged(ctx context.Context, v view.View, path string, attem
 	}
 	if t.state == stateAttemptFailed {
 		return Result{Outcome: outcome.Failed, Reason: outcome.ReasonIO, Holder: t.holder, Attempts: n,
-			Err: fmt.Errorf("staging %s in %s: %w", path, r.stage.dir, cmp.Or(copyErr, t.err))}
+			Err: fmt.Errorf("staging %s in %s: %w", r.shown(path), r.stage.dir, cmp.Or(copyErr, t.err))}
 	}
 	res := t.result(n)
 	if t.state != stateWhole && t.state != stateChanged {
@@ -197,12 +198,12 @@ func (r *Reader) readStaged(ctx context.Context, v view.View, path string, attem
 	f, err := os.Open(staged)
 	if err != nil {
 		return Result{Outcome: outcome.Failed, Reason: outcome.ReasonIO, Holder: t.holder, Attempts: n,
-			Err: fmt.Errorf("opening the staged copy of %s: %w", path, err)}
+			Err: fmt.Errorf("opening the staged copy of %s: %w", r.shown(path), err)}
 	}
 	defer f.Close()
 	if err := attempt(&stagedFile{File: f, st: t.stat}, t.stat); err != nil {
 		return Result{Outcome: outcome.Failed, Holder: t.holder, Attempts: n,
-			Err: fmt.Errorf("storing %s (staged copy %s): %w", path, staged, err)}
+			Err: fmt.Errorf("storing %s (staged copy %s): %w", r.shown(path), staged, err)}
 	}
 	return res
 }
@@ -310,11 +311,11 @@ func modifiedTooRecently(start, mtime time.Time) bool {
 func (r *Reader) try(v view.View, path string, consume Attempt, opts tryOptions) tryResult {
 	before, err := v.Lstat(path)
 	if err != nil {
-		return fileFailed(path, err)
+		return r.fileFailed(path, err)
 	}
 	if before.Type != view.TypeRegular {
 		return tryResult{state: stateFileFailed, reason: outcome.ReasonVanished,
-			err: fmt.Errorf("%s is no longer a regular file", path)}
+			err: fmt.Errorf("%s is no longer a regular file", r.shown(path))}
 	}
 	holder := r.openHolder(before)
 	if opts.skipBusy && holder != nil {
@@ -322,7 +323,7 @@ func (r *Reader) try(v view.View, path string, consume Attempt, opts tryOptions)
 	}
 	f, err := v.Open(path)
 	if err != nil {
-		return fileFailed(path, err)
+		return r.fileFailed(path, err)
 	}
 	defer f.Close()
 	start := time.Now()
@@ -331,7 +332,7 @@ func (r *Reader) try(v view.View, path string, consume Attempt, opts tryOptions)
 	// rename) between the lstat and the open.
 	base, err := f.Stat()
 	if err != nil {
-		return fileFailed(path, err)
+		return r.fileFailed(path, err)
 	}
 	if base.Dev != before.Dev || base.Ino != before.Ino {
 		holder = r.openHolder(base)
@@ -344,19 +345,19 @@ func (r *Reader) try(v view.View, path string, consume Attempt, opts tryOptions)
 		// change detection alone.
 		if h, err := probeViewFile(f, base, r.cfg.Open); err == nil && h != nil && h.Exclusive {
 			return tryResult{state: stateLocked, holder: h, detail: "locked by " + h.String(),
-				err: fmt.Errorf("%s is locked by %s", path, h)}
+				err: fmt.Errorf("%s is locked by %s", r.shown(path), h)}
 		}
 	}
 	cf := &countingFile{File: f}
 	if err := consume(cf, base); err != nil {
 		if cf.readErr != nil {
-			return fileFailed(path, cf.readErr)
+			return r.fileFailed(path, cf.readErr)
 		}
-		return tryResult{state: stateAttemptFailed, holder: holder, err: fmt.Errorf("storing %s: %w", path, err)}
+		return tryResult{state: stateAttemptFailed, holder: holder, err: fmt.Errorf("storing %s: %w", r.shown(path), err)}
 	}
 	after, err := f.Stat()
 	if err != nil {
-		return fileFailed(path, err)
+		return r.fileFailed(path, err)
 	}
 	t := tryResult{state: stateChanged, holder: holder, stat: base}
 	switch {
@@ -372,7 +373,7 @@ func (r *Reader) try(v view.View, path string, consume Attempt, opts tryOptions)
 		t.detail = fmt.Sprintf("read %d bytes of %d: written while read", cf.n, after.Size)
 	case cf.n != after.Size:
 		return tryResult{state: stateAttemptFailed, holder: holder,
-			err: fmt.Errorf("reading %s: stopped after %d of %d bytes before the end of the file", path, cf.n, after.Size)}
+			err: fmt.Errorf("reading %s: stopped after %d of %d bytes before the end of the file", r.shown(path), cf.n, after.Size)}
 	case holder != nil && modifiedTooRecently(start, base.Mtime):
 		t.detail = "open for writing and modified just before it was read"
 	default:
@@ -395,11 +396,23 @@ func (r *Reader) openHolder(st *view.Stat) *Holder {
 	return &h
 }
 
-// fileFailed classifies an error of the file itself.
-func fileFailed(path string, err error) tryResult {
+// shown is how messages name the file at path (a repository path, as
+// given to Read): C:\data\x.txt, not /C/data/x.txt, on Windows.
+func (r *Reader) shown(path string) string { return r.rules().Display(path) }
+
+func (r *Reader) rules() pathmap.Rules {
+	if r.cfg.Rules != nil {
+		return *r.cfg.Rules
+	}
+	return pathmap.Native
+}
+
+// fileFailed classifies an error of the file itself. An error that names
+// another path than the file's own (a snapshot's) says which file it is.
+func (r *Reader) fileFailed(path string, err error) tryResult {
 	var pe *fs.PathError
-	if !errors.As(err, &pe) || pe.Path != path {
-		err = fmt.Errorf("reading %s: %w", path, err)
+	if !errors.As(err, &pe) || !r.isOwnPath(pe.Path, path) {
+		err = fmt.Errorf("reading %s: %w", r.shown(path), err)
 	}
 	if lockViolation(err) {
 		// retried, and deferred to the second pass, as a lock found by a probe
@@ -441,4 +454,16 @@ func (c *countingFile) Read(p []byte) (int, error) {
 		c.readErr = err
 	}
 	return n, err
+}
+
+// isOwnPath tells whether errPath, the path of an error of the system,
+// names the file at path: as given, or as the system spells it (C:\data\x
+// or \\?\C:\data\x for /C/data/x).
+func (r *Reader) isOwnPath(errPath, path string) bool {
+	if errPath == path {
+		return true
+	}
+	rules := r.rules()
+	c, err := rules.Clean(errPath)
+	return err == nil && rules.Equal(c, rules.Display(path))
 }

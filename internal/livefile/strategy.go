@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/stillpoint-backup/stillpoint/internal/pathmap"
 )
 
 // Strategy is what to do with a file that is open for writing, locked or
@@ -136,6 +138,10 @@ type Config struct {
 	SecondPassRetries int
 	// Clock sleeps between retries; nil means real time.
 	Clock Clock
+	// Rules are the path rules of the paths given to Read, for the
+	// messages (nil: pathmap.Native, C:\data\x on Windows); tests use
+	// the Windows rules on any platform.
+	Rules *pathmap.Rules
 }
 
 // DefaultConfig is the retry strategy with DefaultRetries.
