@@ -144,20 +144,8 @@ func (b *countingBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func main() {
-	listen := flag.String("listen", "127.0.0.1:0", "address the proxy serves S3 on")
-	upstream := flag.String("upstream", "", "the S3 server, http://HOST:PORT")
-	control := flag.String("control", "127.0.0.1:0", "address of /counts and /reset")
-	ready := flag.String("ready-file", "", "write \"PROXYADDR CONTROLADDR\" to this file once both listen")
-	flag.Parse()
-	log.SetPrefix("s3count: ")
-	log.SetFlags(0)
-	target, err := url.Parse(*upstream)
-	if err != nil || target.Host == "" || (target.Scheme != "http" && target.Scheme != "https") {
-		log.Fatalf("-upstream %q: want http://HOST:PORT", *upstream)
-	}
-	c := newCounts()
-
+// handler forwards every request to target and counts it in c.
+func handler(c *counts, target *url.URL) http.Handler {
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
@@ -190,7 +178,7 @@ func main() {
 			w.WriteHeader(http.StatusBadGateway)
 		},
 	}
-	s3 := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		k := kind(r)
 		c.add(k, func(x *counter) { x.requests++ })
 		if r.Body != nil && r.Body != http.NoBody {
@@ -198,6 +186,23 @@ func main() {
 		}
 		proxy.ServeHTTP(w, r)
 	})
+}
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:0", "address the proxy serves S3 on")
+	upstream := flag.String("upstream", "", "the S3 server, http://HOST:PORT")
+	control := flag.String("control", "127.0.0.1:0", "address of /counts and /reset")
+	ready := flag.String("ready-file", "", "write \"PROXYADDR CONTROLADDR\" to this file once both listen")
+	flag.Parse()
+	log.SetPrefix("s3count: ")
+	log.SetFlags(0)
+	target, err := url.Parse(*upstream)
+	if err != nil || target.Host == "" || (target.Scheme != "http" && target.Scheme != "https") {
+		log.Fatalf("-upstream %q: want http://HOST:PORT", *upstream)
+	}
+	c := newCounts()
+
+	s3 := handler(c, target)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /counts", func(w http.ResponseWriter, _ *http.Request) {
