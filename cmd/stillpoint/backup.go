@@ -13,6 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/stillpoint-backup/stillpoint/internal/archiver"
+	"github.com/stillpoint-backup/stillpoint/internal/backend/metered"
+	"github.com/stillpoint-backup/stillpoint/internal/backend/s3"
 	"github.com/stillpoint-backup/stillpoint/internal/filter"
 	"github.com/stillpoint-backup/stillpoint/internal/hold"
 	"github.com/stillpoint-backup/stillpoint/internal/job"
@@ -306,13 +308,13 @@ func runBackup(ctx context.Context, g *globals, f backupFlags, paths []string) e
 	stop()
 	if err != nil {
 		if res != nil && res.Snapshot != nil {
-			printBackupSummary(rep, r.Backend().Location(), res)
+			printBackupSummary(rep, r.Backend().Location(), res, backupRequests(g, rep))
 			// not "nothing was recorded": say what failed after the snapshot
 			return &exitError{code: exitFatal, err: fmt.Errorf("snapshot %s was saved, but then: %w", res.Snapshot.ID.Short(), err)}
 		}
 		return err
 	}
-	printBackupSummary(rep, r.Backend().Location(), res)
+	printBackupSummary(rep, r.Backend().Location(), res, backupRequests(g, rep))
 	if code := res.ExitCode(); code != exitOK {
 		return &exitError{code: code}
 	}
@@ -330,7 +332,18 @@ func filesLine(st repo.Stats, unchanged int64) string {
 	return line + fmt.Sprintf("), %d directories, %d other", st.Dirs, st.Others)
 }
 
-func printBackupSummary(rep *report.Reporter, location string, res *run.BackupResult) {
+// backupRequests are the store's requests for the summary: always in
+// --json, in words for a remote repository only (a local one's are file
+// operations, which cost next to nothing).
+func backupRequests(g *globals, rep *report.Reporter) *metered.Counts {
+	if g.access.Meter == nil || rep.Mode != report.JSON && !s3.IsLocation(g.access.Location()) {
+		return nil
+	}
+	c := g.access.Meter.Counts()
+	return &c
+}
+
+func printBackupSummary(rep *report.Reporter, location string, res *run.BackupResult, requests *metered.Counts) {
 	s := res.Snapshot
 	if rep.Mode == report.JSON {
 		problems := res.Problems
@@ -344,7 +357,7 @@ func printBackupSummary(rep *report.Reporter, location string, res *run.BackupRe
 			"sources": s.Sources, "problems": problems, "exit_code": res.ExitCode(),
 			"parent": s.Parent, "notes": res.Notes, "warnings": res.Warnings, "file_log": res.FileLog,
 			"quiesce": s.Quiesce, "retention": retentionJSON(res.Retention),
-			"files_unchanged": res.FilesUnchanged,
+			"files_unchanged": res.FilesUnchanged, "requests": requests,
 		})
 		return
 	}
@@ -359,6 +372,9 @@ func printBackupSummary(rep *report.Reporter, location string, res *run.BackupRe
 		rate = fmt.Sprintf(" (%s/s read)", report.Bytes(int64(float64(st.BytesRead)/st.DurationSecs)))
 	}
 	rep.Printf("  time:   %.1fs%s\n", st.DurationSecs, rate)
+	if requests != nil {
+		rep.Printf("  store:  %s\n", requestsSentence(*requests))
+	}
 	if q := s.Quiesce; q != nil {
 		if q.WaitMessage != "" || q.WaitedMs > 0 {
 			msg := q.WaitMessage

@@ -48,6 +48,8 @@ hashed. Damaged objects and the snapshots they affect are named. Exit code 1 on 
 
 func runCheck(ctx context.Context, g *globals, readData bool, subset repo.ReadSubset) error {
 	rep := g.reporter()
+	// check judges the store, not the local copies of its files
+	g.access.NoCache = true
 	r, err := openRepo(ctx, g)
 	if err != nil {
 		return err

@@ -26,9 +26,10 @@ const (
 )
 
 type globals struct {
-	access run.Access
-	json   bool
-	quiet  bool
+	access   run.Access
+	json     bool
+	quiet    bool
+	cacheDir string
 }
 
 func (g *globals) reporter() *report.Reporter {
@@ -54,8 +55,8 @@ func (e *exitError) Error() string {
 	return e.err.Error()
 }
 
-func newRoot() *cobra.Command {
-	g := &globals{}
+func newRootFor(g *globals) *cobra.Command {
+	g.access.Meter = run.NewMeter()
 	root := &cobra.Command{
 		Use:           "stillpoint",
 		Short:         "Backups of live files: point in time, or an honest word per file",
@@ -71,6 +72,13 @@ func newRoot() *cobra.Command {
 	pf.StringVar(&g.access.S3.Addressing, "s3-addressing", "", "S3 bucket addressing: auto, path or virtual (default $STILLPOINT_S3_ADDRESSING, else auto)")
 	pf.StringVar(&g.access.S3.CACert, "cacert", "", "PEM file of CA certificates to trust for an S3 server (default $STILLPOINT_S3_CACERT)")
 	pf.StringVar(&g.access.S3.StorageClass, "s3-storage-class", "", "S3 storage class of data packs, e.g. STANDARD_IA (default $STILLPOINT_S3_STORAGE_CLASS); metadata stays STANDARD")
+	pf.BoolVar(&g.access.NoCache, "no-cache", false, "do not use the local cache of an S3 repository's index, snapshots, keys and trees (or set $"+run.EnvNoCache+")")
+	pf.StringVar(&g.cacheDir, "cache-dir", "", "cache directory: run logs, staging, copies of S3 repositories' small files (default $STILLPOINT_CACHE_DIR, else "+run.CacheDir()+")")
+	root.PersistentPreRun = func(*cobra.Command, []string) {
+		if g.cacheDir != "" {
+			run.SetCacheDir(g.cacheDir)
+		}
+	}
 	pf.BoolVar(&g.json, "json", false, "print JSON: one object per event and a final summary")
 	pf.BoolVarP(&g.quiet, "quiet", "q", false, "print errors only")
 	root.AddCommand(
@@ -103,10 +111,14 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	stopProfiles := startProfiles()
-	root := newRoot()
+	g := &globals{}
+	root := newRootFor(g)
 	started := noteStart(root)
 	cmd, err := root.ExecuteContextC(ctx)
 	stopProfiles()
+	if *started {
+		writeRequestStats(cmd, g)
+	}
 	if err == nil {
 		return
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/stillpoint-backup/stillpoint/internal/backend"
+	"github.com/stillpoint-backup/stillpoint/internal/backend/metered"
 	"github.com/stillpoint-backup/stillpoint/internal/backend/s3"
 	"github.com/stillpoint-backup/stillpoint/internal/repo"
 )
@@ -21,6 +22,12 @@ type Access struct {
 	// S3 are the options of an S3 repository given as flags; an empty one
 	// is taken from its STILLPOINT_S3_* variable.
 	S3 S3Options
+	// NoCache turns off the local cache of a remote repository
+	// (--no-cache, or STILLPOINT_NO_CACHE set to anything but 0/false).
+	NoCache bool
+	// Meter, when set, counts the requests that reach the store of every
+	// backend opened through this Access (cache.go).
+	Meter *metered.Meter
 }
 
 // S3Options are the settings of an S3 repository beyond its location
@@ -95,7 +102,7 @@ func (a Access) Backend() (backend.Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return backend.NewLocal(abs), nil
+	return a.metered(backend.NewLocal(abs)), nil
 }
 
 func (a Access) s3Backend(loc string) (backend.Backend, error) {
@@ -122,15 +129,24 @@ func (a Access) s3Backend(loc string) (backend.Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("repository %s: %w", l, err)
 	}
-	return remoteRepo{Backend: backend.WithPolicy(b, backend.RemotePolicy()), raw: b}, nil
+	// the meter right above the store, the cache above the policy: what is
+	// counted reached the server, what the cache answers never queues
+	cached, err := a.withCache(backend.WithPolicy(a.metered(b), backend.RemotePolicy()))
+	if err != nil {
+		return nil, err
+	}
+	return remoteRepo{Backend: cached, raw: b}, nil
 }
 
 // remoteRepo is an S3 backend behind the remote policy's retries, limits
-// and deadlines.
+// and deadlines, and the local cache.
 type remoteRepo struct {
 	backend.Backend
 	raw *s3.Backend
 }
+
+// Forget implements backend.Forgetter (through to the cache).
+func (r remoteRepo) Forget(h backend.Handle) { backend.Forget(r.Backend, h) }
 
 // Create implements backend.Creator (through the policy).
 func (r remoteRepo) Create(ctx context.Context) error {
@@ -317,9 +333,14 @@ func OpenOrCreate(ctx context.Context, a Access) (*repo.Repository, *Created, er
 	return Create(ctx, a, repo.DefaultConfig)
 }
 
-// CacheDir holds run logs and the default staging directory:
-// /var/cache/stillpoint as root, else the XDG cache directory.
+// CacheDir holds run logs, the default staging directory and the copies
+// of remote repositories' files: --cache-dir (SetCacheDir), else
+// $STILLPOINT_CACHE_DIR, else /var/cache/stillpoint as root, else the XDG
+// cache directory.
 func CacheDir() string {
+	if cacheDirFlag != "" {
+		return cacheDirFlag
+	}
 	if d := os.Getenv("STILLPOINT_CACHE_DIR"); d != "" {
 		return d
 	}

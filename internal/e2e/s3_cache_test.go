@@ -1,0 +1,202 @@
+//go:build linux
+
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/stillpoint-backup/stillpoint/internal/backend"
+	"github.com/stillpoint-backup/stillpoint/internal/backend/metered"
+)
+
+// requestsOf reads the backup summary's requests.
+func requestsOf(t *testing.T, out string) metered.Counts {
+	t.Helper()
+	raw, err := json.Marshal(summary(t, out)["requests"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c metered.Counts
+	if err := json.Unmarshal(raw, &c); err != nil || c.Requests == nil {
+		t.Fatalf("the summary has no requests (%v):\n%s", err, out)
+	}
+	return c
+}
+
+// lastStats is the last line $STILLPOINT_REQUEST_STATS got.
+func lastStats(t *testing.T, path, command string) metered.Counts {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	var rec struct {
+		Command  string         `json:"command"`
+		Requests metered.Counts `json:"requests"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Command != "stillpoint "+command {
+		t.Fatalf("the last request stats are of %q, want %q", rec.Command, command)
+	}
+	return rec.Requests
+}
+
+func describe(c metered.Counts) string {
+	var parts []string
+	for _, k := range c.Kinds() {
+		var ops []string
+		for op, n := range c.ByKind[k] {
+			ops = append(ops, op+" "+itoa(n))
+		}
+		sort.Strings(ops)
+		parts = append(parts, k+": "+strings.Join(ops, ", "))
+	}
+	return itoa(c.Total) + " requests; " + strings.Join(parts, "; ")
+}
+
+func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+// The metadata that every command reads (keys, index, snapshots, trees)
+// comes from the local cache once it is warm: an unchanged backup makes a
+// small, fixed number of requests, and snapshots, ls and diff load none of
+// those files.
+func TestS3CacheRequests(t *testing.T) {
+	srv := s3Server(t)
+	bucket := srv.NewBucket(t)
+	e := s3Env(t, srv, bucket, "cached", srv.Admin)
+	stats := filepath.Join(t.TempDir(), "requests.jsonl")
+	e.extra = append(e.extra, "STILLPOINT_REQUEST_STATS="+stats)
+	// data: the packs, of which only those of trees are read by these commands
+	metadata := []backend.Kind{backend.Keys, backend.Indexes, backend.Snapshots, backend.Packs}
+
+	src := filepath.Join(t.TempDir(), "src")
+	genTree(t, src, 5, 6<<20)
+	e.must(t, 0, "init")
+	first := requestsOf(t, e.must(t, 0, "--json", "backup", src).stdout)
+	t.Logf("initial backup: %s", describe(first))
+	id1 := e.snapshotIDs(t)[0]
+	mustWrite(t, filepath.Join(src, "d00", "changed.txt"), []byte("a change\n"))
+
+	second := requestsOf(t, e.must(t, 0, "--json", "backup", src).stdout)
+	t.Logf("second backup (one file new): %s", describe(second))
+	ids := e.snapshotIDs(t)
+	id2 := ids[len(ids)-1]
+
+	unchanged := requestsOf(t, e.must(t, 0, "--json", "backup", src).stdout)
+	t.Logf("unchanged backup, warm cache: %s", describe(unchanged))
+	for _, k := range metadata {
+		if n := unchanged.Of(k, metered.OpLoad); n != 0 {
+			t.Errorf("an unchanged backup with a warm cache loaded %d %s files", n, k)
+		}
+	}
+	// what remains: the config (stat, load), one listing each of keys,
+	// marks, index, snapshots, the locks (before and after writing its
+	// own), its lock, the snapshot, the lock's removal
+	if unchanged.Of("config", metered.OpLoad) != 1 || unchanged.Of("snapshots", metered.OpSave) != 1 ||
+		unchanged.Of("locks", metered.OpSave) != 1 || unchanged.Of("locks", metered.OpRemove) != 1 {
+		t.Errorf("an unchanged backup: %s", describe(unchanged))
+	}
+	if n := unchanged.Of("data", metered.OpSave) + unchanged.Of("index", metered.OpSave); n != 0 {
+		t.Errorf("an unchanged backup wrote %d packs or index files", n)
+	}
+	if unchanged.Total > 16 {
+		t.Errorf("an unchanged backup made %d requests, want at most 16: %s", unchanged.Total, describe(unchanged))
+	}
+
+	// the same without the cache reads every index and snapshot file and the trees
+	nocache := requestsOf(t, e.must(t, 0, "--json", "--no-cache", "backup", src).stdout)
+	t.Logf("unchanged backup, --no-cache: %s", describe(nocache))
+	if nocache.Of("index", metered.OpLoad) == 0 || nocache.Of("snapshots", metered.OpLoad) < 3 || nocache.Of("data", metered.OpLoad) == 0 {
+		t.Errorf("--no-cache did not read the metadata from the store: %s", describe(nocache))
+	}
+	if nocache.Total <= unchanged.Total {
+		t.Errorf("the cache saved nothing: %d requests with it, %d without", unchanged.Total, nocache.Total)
+	}
+	// STILLPOINT_NO_CACHE does the same
+	withEnv := *e
+	withEnv.extra = append(append([]string{}, e.extra...), "STILLPOINT_NO_CACHE=1")
+	if n := requestsOf(t, withEnv.must(t, 0, "--json", "backup", src).stdout).Of("index", metered.OpLoad); n == 0 {
+		t.Error("STILLPOINT_NO_CACHE=1 did not turn the cache off")
+	}
+
+	// snapshots, ls and diff with a warm cache (the two backups above wrote
+	// their snapshots past it: the first listing copies them)
+	e.must(t, 0, "snapshots")
+	if c := lastStats(t, stats, "snapshots"); c.Of(backend.Snapshots, metered.OpLoad) != 2 {
+		t.Errorf("snapshots after two backups without the cache: %s", describe(c))
+	}
+	for _, args := range [][]string{{"snapshots"}, {"ls", id2}, {"diff", id1, id2}} {
+		res := e.must(t, 0, args...)
+		c := lastStats(t, stats, args[0])
+		t.Logf("%s: %s", args[0], describe(c))
+		for _, k := range metadata {
+			if n := c.Of(k, metered.OpLoad); n != 0 {
+				t.Errorf("%s with a warm cache loaded %d %s files", args[0], n, k)
+			}
+		}
+		if strings.Contains(res.stdout, "request") || strings.Contains(res.stderr, "request") {
+			t.Errorf("%s talks about requests:\n%s", args[0], res)
+		}
+	}
+	diff := e.must(t, 0, "diff", id1, id2)
+	if !strings.Contains(diff.stdout, "changed.txt") {
+		t.Fatalf("diff from the cache misses the new file:\n%s", diff)
+	}
+
+	// damaged copies are dropped, read again and rebuilt
+	cacheRoot, err := filepath.Glob(filepath.Join(e.cacheDir, "*", "cache"))
+	if err != nil || len(cacheRoot) != 1 {
+		t.Fatalf("cache directories %v (%v)", cacheRoot, err)
+	}
+	damaged := 0
+	for _, kind := range []string{"index", "snapshots", "data"} {
+		files, _ := filepath.Glob(filepath.Join(cacheRoot[0], kind, "*"))
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b[len(b)/3] ^= 0x10
+			if err := os.WriteFile(f, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			damaged++
+		}
+	}
+	if damaged < 3 {
+		t.Fatalf("only %d copies in the cache", damaged)
+	}
+	ls := e.must(t, 0, "ls", id2)
+	if !strings.Contains(ls.stdout, "changed.txt") {
+		t.Fatalf("ls over damaged copies:\n%s", ls)
+	}
+	if c := lastStats(t, stats, "ls"); c.Of("index", metered.OpLoad) == 0 || c.Of("data", metered.OpLoad) == 0 {
+		t.Errorf("damaged copies were not read again from the store: %s", describe(c))
+	}
+	e.must(t, 0, "ls", id2)
+	if c := lastStats(t, stats, "ls"); c.Of("index", metered.OpLoad)+c.Of("snapshots", metered.OpLoad)+c.Of("data", metered.OpLoad) != 0 {
+		t.Errorf("the copies were not rebuilt: %s", describe(c))
+	}
+
+	// a forgotten snapshot's copy goes with it; check reads the store
+	e.must(t, 0, "forget", id1)
+	e.must(t, 0, "snapshots")
+	if _, err := os.Stat(filepath.Join(cacheRoot[0], "snapshots", id1)); !os.IsNotExist(err) {
+		t.Errorf("the copy of forgotten snapshot %s is still there (%v)", id1, err)
+	}
+	check := e.must(t, 0, "check")
+	if !strings.HasPrefix(check.stdout, "no errors:") {
+		t.Fatalf("check:\n%s", check)
+	}
+	if c := lastStats(t, stats, "check"); c.Of("index", metered.OpLoad) == 0 || c.Of("snapshots", metered.OpLoad) == 0 {
+		t.Errorf("check read the cache, not the store: %s", describe(c))
+	}
+}
