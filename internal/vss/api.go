@@ -122,6 +122,62 @@ func (s WriterState) Failed() bool { return s >= WriterFailedAtIdentify }
 type WriterIdentity struct {
 	Instance, Class GUID
 	Name            string
+	// Files are the file descriptors of the writer's include files and of
+	// its components' files, database files and log files, as the writer
+	// wrote them (environment variables like %SystemRoot% unexpanded).
+	Files []FileDesc
+	// FilesError says why the files could not be read (the writer's
+	// identity could); nil when Files is all of them.
+	FilesError error
+}
+
+// FileDesc is one IVssWMFiledesc: the files matching Filespec in Path,
+// and in every folder below it when Recursive.
+type FileDesc struct {
+	Path     string `json:"path"`
+	Filespec string `json:"filespec"`
+	// Recursive: the folders below Path are covered too.
+	Recursive bool `json:"recursive,omitempty"`
+}
+
+// ProviderType is a VSS_PROVIDER_TYPE.
+type ProviderType int32
+
+// Provider types.
+const (
+	ProviderUnknown ProviderType = iota
+	ProviderSystem
+	ProviderSoftware
+	ProviderHardware
+	ProviderFileShare
+)
+
+// String is the type as `vssadmin list providers` shows it.
+func (t ProviderType) String() string {
+	switch t {
+	case ProviderSystem:
+		return "System"
+	case ProviderSoftware:
+		return "Software"
+	case ProviderHardware:
+		return "Hardware"
+	case ProviderFileShare:
+		return "File share"
+	}
+	return "Unknown (" + strconv.Itoa(int(t)) + ")"
+}
+
+// MarshalText writes the type as vssadmin does.
+func (t ProviderType) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
+
+// ProviderProperties is a VSS_PROVIDER_PROP: one shadow copy provider.
+type ProviderProperties struct {
+	ID        GUID         `json:"id"`
+	Name      string       `json:"name"`
+	Type      ProviderType `json:"type"`
+	Version   string       `json:"version"`
+	VersionID GUID         `json:"version_id"`
+	Class     GUID         `json:"class_id"`
 }
 
 // WriterStatus is one entry of GetWriterStatus.
@@ -165,7 +221,11 @@ type Components interface {
 	GatherWriterMetadata() (Async, error)
 	GetWriterMetadataCount() (int, error)
 	// GetWriterMetadata returns the identity of writer i
-	// (IVssExamineWriterMetadata::GetIdentity), releasing the metadata.
+	// (IVssExamineWriterMetadata::GetIdentity) and the files it names
+	// (GetFileCounts, GetIncludeFile, GetComponent, then each
+	// IVssWMComponent's GetComponentInfo, GetFile, GetDatabaseFile and
+	// GetDatabaseLogFile), releasing the metadata. Files that cannot be
+	// read are WriterIdentity.FilesError, not an error of the call.
 	GetWriterMetadata(i int) (WriterIdentity, error)
 	FreeWriterMetadata() error
 	DisableWriterClasses(classes []GUID) error

@@ -33,6 +33,7 @@ const (
 const (
 	objectNone     = 1
 	objectSnapshot = 3
+	objectProvider = 4
 )
 
 var securityOnce sync.Once
@@ -48,6 +49,12 @@ type iunknown struct {
 	vtbl *[64]uintptr
 }
 
+// call calls a method. uintptrescapes: an argument made with
+// uintptr(unsafe.Pointer(&x)) puts x on the heap and keeps it there until
+// the call returns, so a Go callback on this goroutine (the COM objects
+// of the tests) cannot move it with the stack.
+//
+//go:uintptrescapes
 func (o *iunknown) call(slot int, args ...uintptr) HRESULT {
 	r, _, _ := syscall.SyscallN(o.vtbl[slot], append([]uintptr{uintptr(unsafe.Pointer(o))}, args...)...)
 	return HRESULT(uint32(r))
@@ -250,8 +257,106 @@ func (c *components) GetWriterMetadata(i int) (WriterIdentity, error) {
 		h = md.call(slotGetIdentity, uintptr(unsafe.Pointer(&id.Instance)), uintptr(unsafe.Pointer(&id.Class)),
 			uintptr(unsafe.Pointer(&name)), uintptr(unsafe.Pointer(&usage)), uintptr(unsafe.Pointer(&source)))
 		id.Name = bstr(name)
+		if !h.Failed() {
+			id.Files, id.FilesError = writerFiles(md)
+		}
 	})
 	return id, hr(h)
+}
+
+// failure is h as an error, E_UNEXPECTED for a success without the
+// object asked for.
+func failure(method string, h HRESULT) error {
+	if !h.Failed() {
+		h = E_UNEXPECTED
+	}
+	return &Error{Phase: method, Code: h}
+}
+
+// writerFiles reads the file descriptors of a writer's metadata: its
+// include files and its components' files, database files and log files.
+func writerFiles(md *iunknown) ([]FileDesc, error) {
+	var includes, excludes, comps uint32
+	if h := md.call(slotGetFileCounts, uintptr(unsafe.Pointer(&includes)), uintptr(unsafe.Pointer(&excludes)),
+		uintptr(unsafe.Pointer(&comps))); h.Failed() {
+		return nil, failure("IVssExamineWriterMetadata::GetFileCounts", h)
+	}
+	var out []FileDesc
+	for i := range includes {
+		fd, err := fileDesc(md, slotGetIncludeFile, "IVssExamineWriterMetadata::GetIncludeFile", i)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, fd)
+	}
+	for i := range comps {
+		var comp *iunknown
+		if h := md.call(slotGetComponent, uintptr(i), uintptr(unsafe.Pointer(&comp))); h.Failed() || comp == nil {
+			return nil, failure("IVssExamineWriterMetadata::GetComponent", h)
+		}
+		files, err := componentFiles(comp)
+		comp.release()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, files...)
+	}
+	return out, nil
+}
+
+// componentFiles reads the files, database files and log files of one
+// component (IVssWMComponent).
+func componentFiles(comp *iunknown) ([]FileDesc, error) {
+	var info *componentInfo
+	if h := comp.call(slotGetComponentInfo, uintptr(unsafe.Pointer(&info))); h.Failed() || info == nil {
+		return nil, failure("IVssWMComponent::GetComponentInfo", h)
+	}
+	lists := []struct {
+		slot   int
+		method string
+		n      uint32
+	}{
+		{slotGetFile, "IVssWMComponent::GetFile", info.FileCount},
+		{slotGetDatabaseFile, "IVssWMComponent::GetDatabaseFile", info.Databases},
+		{slotGetDatabaseLogFile, "IVssWMComponent::GetDatabaseLogFile", info.LogFiles},
+	}
+	comp.call(slotFreeComponentInfo, uintptr(unsafe.Pointer(info)))
+	var out []FileDesc
+	for _, l := range lists {
+		for i := range l.n {
+			fd, err := fileDesc(comp, l.slot, l.method, i)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, fd)
+		}
+	}
+	return out, nil
+}
+
+// fileDesc gets file descriptor i of o with the method at slot and reads
+// it (IVssWMFiledesc::GetPath, GetFilespec, GetRecursive).
+func fileDesc(o *iunknown, slot int, method string, i uint32) (FileDesc, error) {
+	var fd *iunknown
+	if h := o.call(slot, uintptr(i), uintptr(unsafe.Pointer(&fd))); h.Failed() || fd == nil {
+		return FileDesc{}, failure(method, h)
+	}
+	defer fd.release()
+	var path, spec *uint16
+	var recursive byte
+	if h := fd.call(slotGetPath, uintptr(unsafe.Pointer(&path))); h.Failed() {
+		return FileDesc{}, failure("IVssWMFiledesc::GetPath", h)
+	}
+	out := FileDesc{Path: bstr(path)}
+	if h := fd.call(slotGetFilespec, uintptr(unsafe.Pointer(&spec))); h.Failed() {
+		return FileDesc{}, failure("IVssWMFiledesc::GetFilespec", h)
+	}
+	out.Filespec = bstr(spec)
+	if h := fd.call(slotGetRecursive, uintptr(unsafe.Pointer(&recursive))); h.Failed() {
+		return FileDesc{}, failure("IVssWMFiledesc::GetRecursive", h)
+	}
+	out.Recursive = recursive != 0
+	return out, nil
 }
 
 func (c *components) FreeWriterMetadata() error { return c.call(slotFreeWriterMetadata) }
@@ -353,6 +458,59 @@ func (c *components) QuerySnapshots() ([]SnapshotProperties, error) {
 		}
 	})
 	return out, hr(h)
+}
+
+// QueryProviders implements ProviderQuerier (Query of VSS_OBJECT_PROVIDER,
+// IVssEnumObject::Next); the provider's strings are freed as the SDK's
+// samples free them, with CoTaskMemFree.
+func (c *components) QueryProviders() ([]ProviderProperties, error) {
+	var out []ProviderProperties
+	var h HRESULT
+	c.t.do(func() {
+		var null GUID
+		var enum *iunknown
+		args := append(guidArgs(runtime.GOARCH, &null), objectNone, objectProvider, uintptr(unsafe.Pointer(&enum)))
+		if h = c.o.call(slotQuery, args...); h.Failed() || enum == nil {
+			return
+		}
+		defer enum.release()
+		for {
+			var prop objectProp
+			var fetched uint32
+			h = enum.call(slotEnumNext, 1, uintptr(unsafe.Pointer(&prop)), uintptr(unsafe.Pointer(&fetched)))
+			if h.Failed() || fetched == 0 {
+				return
+			}
+			if prop.Type != objectProvider {
+				continue
+			}
+			p := (*providerProp)(unsafe.Pointer(&prop.Snap))
+			out = append(out, ProviderProperties{ID: p.ProviderID, Name: windows.UTF16PtrToString(p.Name), Type: ProviderType(p.Type),
+				Version: windows.UTF16PtrToString(p.Version), VersionID: p.VersionID, Class: p.ClassID})
+			for _, s := range []*uint16{p.Name, p.Version} {
+				if s != nil {
+					windows.CoTaskMemFree(unsafe.Pointer(s))
+				}
+			}
+		}
+	})
+	return out, hr(h)
+}
+
+// IsVolumeSupported implements ProviderQuerier.
+func (c *components) IsVolumeSupported(provider GUID, volume string) (bool, error) {
+	v, err := windows.UTF16PtrFromString(volume)
+	if err != nil {
+		return false, E_INVALIDARG
+	}
+	p := provider
+	var supported int32
+	err = c.do(func() HRESULT {
+		args := append(guidArgs(runtime.GOARCH, &p), uintptr(unsafe.Pointer(v)), uintptr(unsafe.Pointer(&supported)))
+		return c.o.call(slotIsVolumeSupported, args...)
+	})
+	runtime.KeepAlive(v)
+	return supported != 0, err
 }
 
 func (c *components) Release() {

@@ -110,6 +110,19 @@ type Writer struct {
 	// Checks are its states after PrepareForBackup, DoSnapshotSet and
 	// BackupComplete, as far as the set got.
 	Checks []Check `json:"checks"`
+	// Files are the files its metadata names (environment variables
+	// expanded); FilesKnown is false when they cannot be known, and then
+	// it covers every source (see Covers).
+	Files      []FileDesc `json:"-"`
+	FilesKnown bool       `json:"-"`
+}
+
+// LowersConsistency tells whether the writer failed before the shadow
+// copies were made and is not excluded: what it covers in the set is
+// crash-consistent, not application-consistent.
+func (w Writer) LowersConsistency() bool {
+	c, ok := w.Failed()
+	return ok && !w.Excluded && c.Phase != PhaseBackupComplete
 }
 
 // Failed returns the first check in a failed state.
@@ -163,6 +176,7 @@ func (s *Set) Writers() []Writer {
 	out := make([]Writer, len(s.writers))
 	for i, w := range s.writers {
 		w.Checks = append([]Check(nil), w.Checks...)
+		w.Files = append([]FileDesc(nil), w.Files...)
 		out[i] = w
 	}
 	return out
@@ -173,7 +187,7 @@ func (s *Set) Writers() []Writer {
 func (s *Set) FailedWriters() []Writer {
 	var out []Writer
 	for _, w := range s.Writers() {
-		if c, ok := w.Failed(); ok && !w.Excluded && c.Phase != PhaseBackupComplete {
+		if w.LowersConsistency() {
 			out = append(out, w)
 		}
 	}
@@ -461,8 +475,10 @@ func (s *Set) identify() error {
 	var names []string
 	for _, id := range ids {
 		names = append(names, id.Name)
+		files, known := filesOf(id, lookupEnv)
 		s.writers = append(s.writers, Writer{Name: id.Name, Class: id.Class, Instance: id.Instance,
-			Required: matches(o.Require, id.Name, id.Class), Excluded: matches(o.Exclude, id.Name, id.Class)})
+			Required: matches(o.Require, id.Name, id.Class), Excluded: matches(o.Exclude, id.Name, id.Class),
+			Files: files, FilesKnown: known})
 	}
 	for _, req := range o.Require {
 		found := false

@@ -515,3 +515,35 @@ func TestGUID(t *testing.T) {
 		t.Fatal("a non-hex GUID parsed")
 	}
 }
+
+// TestWriterFilesRecorded: the files a writer's metadata names are kept
+// with its record, environment variables expanded, and tell which paths
+// its failure lowers.
+func TestWriterFilesRecorded(t *testing.T) {
+	t.Setenv("STILLPOINT_TEST_SQL", `D:\sql`)
+	w := sqlWriter
+	w.FailAt, w.Failure = vss.PhaseDoSnapshotSet, vss.VSS_E_WRITERERROR_NONRETRYABLE
+	w.Files = []vss.FileDesc{{Path: `%STILLPOINT_TEST_SQL%\data`, Filespec: "*.mdf"}, {Path: `D:\sql\log`, Filespec: "*.ldf"}}
+	reg := regWriter
+	reg.FilesError = vss.E_UNEXPECTED
+	reg.Files = []vss.FileDesc{{Path: `C:\Windows\System32\config`}}
+	f := vsstest.New(w, reg)
+	set, err := vss.NewRequester(f.Factory(), fastOptions()).Create(context.Background(), []string{`C:\`, `D:\`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer set.Complete(context.Background())
+	ws := set.Writers()
+	if !ws[0].FilesKnown || len(ws[0].Files) != 2 || ws[0].Files[0].Path != `D:\sql\data` || ws[0].Files[0].Filespec != "*.mdf" {
+		t.Fatalf("SQL writer files %+v (known %v)", ws[0].Files, ws[0].FilesKnown)
+	}
+	if !ws[0].Covers(`D:\sql`) || ws[0].Covers(`C:\users`) {
+		t.Fatal("the SQL writer covers D:\\sql and not C:\\users")
+	}
+	if ws[1].FilesKnown || !ws[1].Covers(`C:\users`) || !ws[1].Covers(`D:\sql`) {
+		t.Fatalf("a writer whose metadata could not be read covers everything: %+v", ws[1])
+	}
+	if failed := set.FailedWriters(); len(failed) != 1 || !failed[0].LowersConsistency() || failed[0].Name != "SqlServerWriter" {
+		t.Fatalf("failed writers %+v", failed)
+	}
+}

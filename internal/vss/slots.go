@@ -28,6 +28,7 @@ const (
 	slotDoSnapshotSet          = 38
 	slotGetSnapshotProperties  = 42
 	slotQuery                  = 43
+	slotIsVolumeSupported      = 44
 	slotDisableWriterClasses   = 45
 
 	// IVssAsync
@@ -36,7 +37,22 @@ const (
 	slotAsyncQueryStatus = 5
 
 	// IVssExamineWriterMetadata
-	slotGetIdentity = 3
+	slotGetIdentity    = 3
+	slotGetFileCounts  = 4
+	slotGetIncludeFile = 5
+	slotGetComponent   = 7
+
+	// IVssWMComponent
+	slotGetComponentInfo   = 3
+	slotFreeComponentInfo  = 4
+	slotGetFile            = 5
+	slotGetDatabaseFile    = 6
+	slotGetDatabaseLogFile = 7
+
+	// IVssWMFiledesc
+	slotGetPath      = 3
+	slotGetFilespec  = 4
+	slotGetRecursive = 5
 
 	// IVssEnumObject
 	slotEnumNext = 3
@@ -66,6 +82,37 @@ type snapshotProp struct {
 	Created            int64 // VSS_TIMESTAMP: 100 ns since 1601
 	Status             int32
 	_                  int32 // the C struct's tail padding, so VSS never writes past it
+}
+
+// providerProp is VSS_PROVIDER_PROP (vss.h), the other member of
+// VSS_OBJECT_PROP's union.
+type providerProp struct {
+	ProviderID GUID
+	Name       *uint16
+	Type       int32
+	Version    *uint16
+	VersionID  GUID
+	ClassID    GUID
+}
+
+// componentInfo is VSS_COMPONENTINFO (vsbackup.h); the four booleans are
+// C's one-byte boolean.
+type componentInfo struct {
+	Type                   int32
+	LogicalPath            *uint16
+	ComponentName          *uint16
+	Caption                *uint16
+	Icon                   *byte
+	IconSize               uint32
+	RestoreMetadata        byte
+	NotifyOnBackupComplete byte
+	Selectable             byte
+	SelectableForRestore   byte
+	ComponentFlags         uint32
+	FileCount              uint32
+	Databases              uint32
+	LogFiles               uint32
+	Dependencies           uint32
 }
 
 // guidArgs passes a GUID by value as the calling convention of arch

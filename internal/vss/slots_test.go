@@ -2,7 +2,10 @@ package vss
 
 import (
 	"encoding/binary"
+	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -23,11 +26,15 @@ var wantSlots = map[string]map[string]int{
 		"GetWriterStatus": slotGetWriterStatus, "BackupComplete": slotBackupComplete, "SetContext": slotSetContext,
 		"StartSnapshotSet": slotStartSnapshotSet, "AddToSnapshotSet": slotAddToSnapshotSet, "DoSnapshotSet": slotDoSnapshotSet,
 		"GetSnapshotProperties": slotGetSnapshotProperties, "DisableWriterClasses": slotDisableWriterClasses,
-		"Query": slotQuery,
+		"Query": slotQuery, "IsVolumeSupported": slotIsVolumeSupported,
 	},
-	"IVssEnumObject":            {"Next": slotEnumNext},
-	"IVssAsync":                 {"Cancel": slotAsyncCancel, "Wait": slotAsyncWait, "QueryStatus": slotAsyncQueryStatus},
-	"IVssExamineWriterMetadata": {"GetIdentity": slotGetIdentity},
+	"IVssEnumObject": {"Next": slotEnumNext},
+	"IVssAsync":      {"Cancel": slotAsyncCancel, "Wait": slotAsyncWait, "QueryStatus": slotAsyncQueryStatus},
+	"IVssExamineWriterMetadata": {"GetIdentity": slotGetIdentity, "GetFileCounts": slotGetFileCounts,
+		"GetIncludeFile": slotGetIncludeFile, "GetComponent": slotGetComponent},
+	"IVssWMComponent": {"GetComponentInfo": slotGetComponentInfo, "FreeComponentInfo": slotFreeComponentInfo,
+		"GetFile": slotGetFile, "GetDatabaseFile": slotGetDatabaseFile, "GetDatabaseLogFile": slotGetDatabaseLogFile},
+	"IVssWMFiledesc": {"GetPath": slotGetPath, "GetFilespec": slotGetFilespec, "GetRecursive": slotGetRecursive},
 }
 
 // sdkOrder is the method order of the SDK's vsbackup.h and vss.h,
@@ -50,6 +57,10 @@ var sdkOrder = map[string][]string{
 	"IVssExamineWriterMetadata": {"QueryInterface", "AddRef", "Release", "GetIdentity", "GetFileCounts",
 		"GetIncludeFile", "GetExcludeFile", "GetComponent", "GetRestoreMethod", "GetAlternateLocationMapping",
 		"GetBackupSchema", "GetDocument", "SaveAsXML", "LoadFromXML"},
+	"IVssWMComponent": {"QueryInterface", "AddRef", "Release", "GetComponentInfo", "FreeComponentInfo",
+		"GetFile", "GetDatabaseFile", "GetDatabaseLogFile", "GetDependency"},
+	"IVssWMFiledesc": {"QueryInterface", "AddRef", "Release", "GetPath", "GetFilespec", "GetRecursive",
+		"GetAlternateLocation", "GetBackupTypeMask"},
 }
 
 func TestVtableSlots(t *testing.T) {
@@ -76,7 +87,8 @@ func index(list []string, s string) int {
 // headers where they are installed (Debian's mingw-w64-common).
 func TestSlotsAgainstMingwHeaders(t *testing.T) {
 	dir := "/usr/share/mingw-w64/include"
-	files := map[string]string{"IVssBackupComponents": "vsbackup.h", "IVssExamineWriterMetadata": "vsbackup.h", "IVssAsync": "vss.h", "IVssEnumObject": "vss.h"}
+	files := map[string]string{"IVssBackupComponents": "vsbackup.h", "IVssExamineWriterMetadata": "vsbackup.h", "IVssAsync": "vss.h",
+		"IVssEnumObject": "vss.h", "IVssWMComponent": "vsbackup.h", "IVssWMFiledesc": "vswriter.h"}
 	for iface, file := range files {
 		b, err := os.ReadFile(dir + "/" + file)
 		if err != nil {
@@ -132,6 +144,98 @@ func TestSnapshotPropLayout(t *testing.T) {
 		if c.got != c.want {
 			t.Errorf("%s at %d, the SDK's at %d", c.name, c.got, c.want)
 		}
+	}
+}
+
+// field is one member's offset in a C struct: Go's, and the SDK's on
+// 64-bit and 32-bit Windows.
+type field struct {
+	name           string
+	got            uintptr
+	want64, want32 uintptr
+}
+
+func checkLayout(t *testing.T, fields []field) {
+	t.Helper()
+	for _, f := range fields {
+		want := f.want64
+		if unsafe.Sizeof(uintptr(0)) == 4 {
+			want = f.want32
+		}
+		if f.got != want {
+			t.Errorf("%s at %d, the SDK's at %d", f.name, f.got, want)
+		}
+	}
+}
+
+// providerFields and componentFields are the members whose place the
+// code depends on.
+func providerFields() []field {
+	var p providerProp
+	return []field{
+		{"VSS_PROVIDER_PROP.m_pwszProviderName", unsafe.Offsetof(p.Name), 16, 16},
+		{"VSS_PROVIDER_PROP.m_eProviderType", unsafe.Offsetof(p.Type), 24, 20},
+		{"VSS_PROVIDER_PROP.m_pwszProviderVersion", unsafe.Offsetof(p.Version), 32, 24},
+		{"VSS_PROVIDER_PROP.m_ProviderVersionId", unsafe.Offsetof(p.VersionID), 40, 28},
+		{"VSS_PROVIDER_PROP.m_ClassId", unsafe.Offsetof(p.ClassID), 56, 44},
+		{"sizeof(VSS_PROVIDER_PROP)", unsafe.Sizeof(p), 72, 60},
+	}
+}
+
+func componentFields() []field {
+	var c componentInfo
+	return []field{
+		{"VSS_COMPONENTINFO.bstrLogicalPath", unsafe.Offsetof(c.LogicalPath), 8, 4},
+		{"VSS_COMPONENTINFO.cbIcon", unsafe.Offsetof(c.IconSize), 40, 20},
+		{"VSS_COMPONENTINFO.bSelectableForRestore", unsafe.Offsetof(c.SelectableForRestore), 47, 27},
+		{"VSS_COMPONENTINFO.dwComponentFlags", unsafe.Offsetof(c.ComponentFlags), 48, 28},
+		{"VSS_COMPONENTINFO.cFileCount", unsafe.Offsetof(c.FileCount), 52, 32},
+		{"VSS_COMPONENTINFO.cDatabases", unsafe.Offsetof(c.Databases), 56, 36},
+		{"VSS_COMPONENTINFO.cLogFiles", unsafe.Offsetof(c.LogFiles), 60, 40},
+		{"VSS_COMPONENTINFO.cDependencies", unsafe.Offsetof(c.Dependencies), 64, 44},
+		{"sizeof(VSS_COMPONENTINFO)", unsafe.Sizeof(c), 72, 48},
+	}
+}
+
+func TestProviderPropLayout(t *testing.T) {
+	checkLayout(t, providerFields())
+	if unsafe.Sizeof(providerProp{}) > unsafe.Sizeof(snapshotProp{}) {
+		t.Error("VSS_PROVIDER_PROP must fit the union sized by VSS_SNAPSHOT_PROP")
+	}
+}
+
+func TestComponentInfoLayout(t *testing.T) { checkLayout(t, componentFields()) }
+
+// TestLayoutsAgainstMingwCompiler has the mingw-w64 C compiler check the
+// offsets above against the SDK headers themselves (compile only: a
+// failed _Static_assert names the member).
+func TestLayoutsAgainstMingwCompiler(t *testing.T) {
+	cc := map[string]string{"amd64": "x86_64-w64-mingw32-gcc", "386": "i686-w64-mingw32-gcc"}[runtime.GOARCH]
+	path, err := exec.LookPath(cc)
+	if cc == "" || err != nil {
+		t.Skipf("no mingw-w64 compiler for %s", runtime.GOARCH)
+	}
+	var b strings.Builder
+	b.WriteString("#include <stddef.h>\n#include <windows.h>\n#include <vss.h>\n#include <vswriter.h>\n#include <vsbackup.h>\n")
+	members := map[string]string{"sizeof(VSS_PROVIDER_PROP)": "sizeof(VSS_PROVIDER_PROP)", "sizeof(VSS_COMPONENTINFO)": "sizeof(VSS_COMPONENTINFO)"}
+	for _, f := range append(providerFields(), componentFields()...) {
+		expr, ok := members[f.name]
+		if !ok {
+			st, m, _ := strings.Cut(f.name, ".")
+			expr = "offsetof(" + st + ", " + m + ")"
+		}
+		fmt.Fprintf(&b, "_Static_assert(%s == %d, \"%s: Go has %d\");\n", expr, f.got, f.name, f.got)
+	}
+	var s snapshotProp
+	fmt.Fprintf(&b, "_Static_assert(offsetof(VSS_SNAPSHOT_PROP, m_tsCreationTimestamp) == %d, \"m_tsCreationTimestamp\");\n", unsafe.Offsetof(s.Created))
+	fmt.Fprintf(&b, "_Static_assert(sizeof(VSS_OBJECT_PROP) == %d, \"sizeof(VSS_OBJECT_PROP)\");\n", unsafe.Sizeof(objectProp{}))
+	fmt.Fprintf(&b, "_Static_assert(offsetof(VSS_OBJECT_PROP, Obj) == %d, \"VSS_OBJECT_PROP.Obj\");\n", unsafe.Offsetof(objectProp{}.Snap))
+	src := filepath.Join(t.TempDir(), "layout.c")
+	if err := os.WriteFile(src, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(path, "-fsyntax-only", src).CombinedOutput(); err != nil {
+		t.Fatalf("the SDK's layout differs from Go's:\n%s", out)
 	}
 }
 

@@ -26,6 +26,11 @@ type Writer struct {
 	Failure vss.HRESULT
 	// FailTimes is in how many attempts it fails (0: in every one).
 	FailTimes int
+	// Files are the file descriptors its metadata names (none: a writer
+	// whose files cannot be known); FilesError, when set, is why they
+	// could not be read.
+	Files      []vss.FileDesc
+	FilesError error
 }
 
 // Fake makes scripted Components; every attempt of a set gets a new one.
@@ -35,6 +40,12 @@ type Fake struct {
 	CreateError error
 	// Shadows is what QuerySnapshots lists.
 	Shadows []vss.SnapshotProperties
+	// Providers is what QueryProviders lists; Supports has, by provider
+	// id, the volumes IsVolumeSupported says yes to (without case), and
+	// VolumeErrors what it answers for a volume VSS does not know.
+	Providers    []vss.ProviderProperties
+	Supports     map[vss.GUID][]string
+	VolumeErrors map[string]vss.HRESULT
 
 	mu       sync.Mutex
 	results  map[string][]vss.HRESULT
@@ -218,6 +229,33 @@ func (c *components) QuerySnapshots() ([]vss.SnapshotProperties, error) {
 	return append([]vss.SnapshotProperties(nil), c.f.Shadows...), nil
 }
 
+// QueryProviders implements vss.ProviderQuerier.
+func (c *components) QueryProviders() ([]vss.ProviderProperties, error) {
+	if err := c.call("QueryProviders", initialized); err != nil {
+		return nil, err
+	}
+	return append([]vss.ProviderProperties(nil), c.f.Providers...), nil
+}
+
+// IsVolumeSupported implements vss.ProviderQuerier.
+func (c *components) IsVolumeSupported(provider vss.GUID, volume string) (bool, error) {
+	if err := c.call("IsVolumeSupported("+provider.String()+","+volume+")", initialized); err != nil {
+		return false, err
+	}
+	if h, ok := c.f.VolumeErrors[volume]; ok {
+		return false, h
+	}
+	if !strings.HasSuffix(volume, `\`) {
+		return false, vss.E_INVALIDARG
+	}
+	for _, v := range c.f.Supports[provider] {
+		if strings.EqualFold(v, volume) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 func (c *components) GetWriterMetadataCount() (int, error) {
 	if err := c.call("GetWriterMetadataCount", gathered); err != nil {
 		return 0, err
@@ -232,7 +270,8 @@ func (c *components) GetWriterMetadata(i int) (vss.WriterIdentity, error) {
 	}
 	_, ws := c.writers()
 	w := ws[i]
-	return vss.WriterIdentity{Instance: w.Instance, Class: w.Class, Name: w.Name}, nil
+	return vss.WriterIdentity{Instance: w.Instance, Class: w.Class, Name: w.Name,
+		Files: append([]vss.FileDesc(nil), w.Files...), FilesError: w.FilesError}, nil
 }
 
 func (c *components) FreeWriterMetadata() error { return c.call("FreeWriterMetadata", gathered) }
