@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -155,10 +156,7 @@ func (v *VSS) CreateSet(ctx context.Context, sources []string, _ Label) (Snapsho
 	if err != nil {
 		return nil, err
 	}
-	s := &vssSnapshot{set: set, sources: append([]string(nil), sources...), consistency: Application}
-	if len(set.FailedWriters()) > 0 {
-		s.consistency = Crash
-	}
+	s := newVSSSnapshot(set, sources)
 	var routes []route
 	live := &view.Live{}
 	for _, m := range maps {
@@ -169,7 +167,13 @@ func (v *VSS) CreateSet(ctx context.Context, sources []string, _ Label) (Snapsho
 		if st, err := live.Lstat(m.prefix); err == nil {
 			liveDev = st.Dev
 		}
-		routes = append(routes, route{m.prefix, &stamped{View: &shadowView{rules: pathmap.Native, volume: m.volume, device: dev, inner: live}, dev: liveDev, c: s.consistency}})
+		// a route's files are as consistent as the writers covering it
+		// left them (a mounted folder below a source may be spared)
+		c := Application
+		if lowered(s.failed, m.prefix) {
+			c = Crash
+		}
+		routes = append(routes, route{m.prefix, &stamped{View: &shadowView{rules: pathmap.Native, volume: m.volume, device: dev, inner: live}, dev: liveDev, c: c}})
 	}
 	s.view = newRouter(routes, nil)
 	s.describe(volumes)
@@ -177,27 +181,102 @@ func (v *VSS) CreateSet(ctx context.Context, sources []string, _ Label) (Snapsho
 }
 
 type vssSnapshot struct {
-	set             *vss.Set
-	sources         []string
-	consistency     Consistency
+	set     *vss.Set
+	sources []string
+	// failed are the writers that lower what they cover (failed before
+	// the shadow copies were made, not excluded); byWriter has, by writer
+	// instance and class, the sources each of them lowered.
+	failed          []vss.Writer
+	byWriter        map[[2]vss.GUID][]string
+	consistency     map[string]Consistency // by source
 	view            view.View
 	notes, warnings []string
+}
+
+// newVSSSnapshot works out which sources the set's failed writers lower:
+// those that contain a path of a failed writer's files or lie inside one
+// (vss.Writer.Covers); a writer whose files cannot be known lowers every
+// source.
+func newVSSSnapshot(set *vss.Set, sources []string) *vssSnapshot {
+	s := &vssSnapshot{set: set, sources: append([]string(nil), sources...), failed: set.FailedWriters(),
+		byWriter: map[[2]vss.GUID][]string{}, consistency: map[string]Consistency{}}
+	for _, src := range s.sources {
+		s.consistency[src] = Application
+		for _, w := range s.failed {
+			if w.Covers(src) {
+				s.consistency[src] = Crash
+				k := [2]vss.GUID{w.Instance, w.Class}
+				s.byWriter[k] = append(s.byWriter[k], src)
+			}
+		}
+	}
+	return s
+}
+
+// lowered tells whether a failed writer covers path.
+func lowered(failed []vss.Writer, path string) bool {
+	for _, w := range failed {
+		if w.Covers(path) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *vssSnapshot) describe(volumes []string) {
 	ws := s.set.Writers()
 	s.notes = append(s.notes, s.set.Notes...)
 	s.notes = append(s.notes, fmt.Sprintf("vss: snapshot set %s of %s, %d writer(s) checked", s.set.ID, strings.Join(volumes, ", "), len(ws)))
-	for _, w := range s.set.FailedWriters() {
+	for _, w := range s.failed {
 		c, _ := w.Failed()
-		s.warnings = append(s.warnings, fmt.Sprintf("VSS writer %q (%s) failed at %s: %s, %s (%s); the files of %s are crash-consistent, not application-consistent",
-			w.Name, w.Class, c.Phase, c.State, c.Failure, c.Failure.Advice(), strings.Join(s.sources, ", ")))
+		srcs := s.byWriter[[2]vss.GUID{w.Instance, w.Class}]
+		what := "the files of " + strings.Join(srcs, ", ") + " are crash-consistent, not application-consistent"
+		switch {
+		case len(srcs) == 0:
+			what = "no source holds its files (" + filesSummary(w.Files) + "), so none is lowered"
+		case !w.FilesKnown || len(w.Files) == 0:
+			what += " (its metadata names no files that can be located, so it counts for every source)"
+		}
+		s.warnings = append(s.warnings, fmt.Sprintf("VSS writer %q (%s) failed at %s: %s, %s (%s); %s",
+			w.Name, w.Class, c.Phase, c.State, c.Failure, c.Failure.Advice(), what))
 	}
 }
 
-func (s *vssSnapshot) Provider() string         { return "vss" }
-func (s *vssSnapshot) Consistency() Consistency { return s.consistency }
-func (s *vssSnapshot) Sources() []string        { return s.sources }
+// filesSummary names the first paths of a writer's files.
+func filesSummary(files []vss.FileDesc) string {
+	var paths []string
+	for _, f := range files {
+		if !slices.ContainsFunc(paths, func(p string) bool { return strings.EqualFold(p, f.Path) }) {
+			paths = append(paths, f.Path)
+		}
+	}
+	if len(paths) > 3 {
+		return strings.Join(paths[:3], ", ") + fmt.Sprintf(" and %d more", len(paths)-3)
+	}
+	return strings.Join(paths, ", ")
+}
+
+func (s *vssSnapshot) Provider() string { return "vss" }
+
+// Consistency is the weakest of its sources'.
+func (s *vssSnapshot) Consistency() Consistency {
+	levels := []Consistency{Application}
+	for _, c := range s.consistency {
+		levels = append(levels, c)
+	}
+	return Weakest(levels...)
+}
+
+// ConsistencyOf is the consistency of one of its sources: crash when a
+// failed writer covers it, else application.
+func (s *vssSnapshot) ConsistencyOf(source string) Consistency {
+	if c, ok := s.consistency[source]; ok {
+		return c
+	}
+	return s.Consistency()
+}
+
+func (s *vssSnapshot) Sources() []string { return s.sources }
 func (s *vssSnapshot) View() view.View          { return s.view }
 func (s *vssSnapshot) Notes() []string          { return s.notes }
 
@@ -209,7 +288,10 @@ func (s *vssSnapshot) Writers() []WriterResult {
 	var out []WriterResult
 	for _, w := range s.set.Writers() {
 		r := WriterResult{Provider: "vss", Name: w.Name, ID: w.Class.String(), Instance: w.Instance.String(),
-			State: w.State().String(), Required: w.Required, Excluded: w.Excluded, Sources: s.sources}
+			State: w.State().String(), Required: w.Required, Excluded: w.Excluded}
+		if w.LowersConsistency() {
+			r.Sources = append([]string(nil), s.byWriter[[2]vss.GUID{w.Instance, w.Class}]...)
+		}
 		if c, ok := w.Failed(); ok {
 			r.Failed, r.FailedAt, r.State = true, c.Phase, c.State.String()
 			if c.Failure != 0 {
@@ -239,7 +321,10 @@ type WriterResult struct {
 	Failure  string `json:"failure,omitempty"`   // its HRESULT's name
 	Required bool   `json:"required,omitempty"`
 	Excluded bool   `json:"excluded,omitempty"`
-	// Sources are the sources whose consistency its failure lowers.
+	// Sources are the sources its failure lowered (crash-consistent, not
+	// application-consistent): those holding its files or inside them,
+	// every source when its files cannot be known; none when it did not
+	// fail before the snapshot, or was excluded.
 	Sources []string `json:"sources,omitempty"`
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"os"
 	"runtime"
 	"slices"
@@ -182,7 +183,7 @@ func TestVSSFailedWriterLowersToCrash(t *testing.T) {
 		t.Fatalf("consistency %s, want crash", snap.Consistency())
 	}
 	warn := strings.Join(snap.(*vssSnapshot).Warnings(), "\n")
-	for _, s := range []string{`"SqlServerWriter"`, "VSS_WS_FAILED_AT_FREEZE", "VSS_E_WRITERERROR_NONRETRYABLE", `C:\db`, "crash-consistent"} {
+	for _, s := range []string{`"SqlServerWriter"`, "VSS_WS_FAILED_AT_FREEZE", "VSS_E_WRITERERROR_NONRETRYABLE", `C:\db`, "crash-consistent", "every source"} {
 		if !strings.Contains(warn, s) {
 			t.Errorf("warning %q does not say %s", warn, s)
 		}
@@ -190,6 +191,122 @@ func TestVSSFailedWriterLowersToCrash(t *testing.T) {
 	ws := snap.(*vssSnapshot).Writers()
 	if !ws[0].Failed || ws[0].FailedAt != vss.PhaseDoSnapshotSet || ws[0].Failure != "VSS_E_WRITERERROR_NONRETRYABLE" || ws[1].Failed {
 		t.Fatalf("writer results: %+v", ws)
+	}
+}
+
+// routeConsistency is what the view stamps on files below each route.
+func routeConsistency(t *testing.T, snap Snapshot) map[string]Consistency {
+	t.Helper()
+	out := map[string]Consistency{}
+	for _, rt := range snap.View().(*router).routes {
+		out[rt.prefix] = rt.v.(*stamped).c
+	}
+	return out
+}
+
+// TestVSSFailedWriterLowersOnlyItsSources: a failed SQL writer whose
+// files are on D:\sql (its metadata says so, through an environment
+// variable) lowers the D:\sql source, not C:\users, and its result names
+// exactly the lowered source.
+func TestVSSFailedWriterLowersOnlyItsSources(t *testing.T) {
+	t.Setenv("STILLPOINT_TEST_SQLROOT", `D:\SQL`)
+	w := testSQLWriter
+	w.FailAt, w.Failure = vss.PhaseDoSnapshotSet, vss.VSS_E_WRITERERROR_NONRETRYABLE
+	w.Files = []vss.FileDesc{{Path: `%STILLPOINT_TEST_SQLROOT%\data`, Filespec: "*.mdf"}, {Path: `D:\sql\log\`, Filespec: "*.ldf"}}
+	sys := testSysWriter
+	sys.Files = []vss.FileDesc{{Path: `C:\Windows\System32\config`, Filespec: "*"}}
+	f := vsstest.New(w, sys)
+	vols := fakeVolumes{
+		volumes: map[string]string{`C:\`: `C:\`, `D:\`: `D:\`, `D:\sql\disk2`: `D:\sql\disk2\`},
+		mounts:  map[string][]string{`D:\sql`: {`D:\sql\disk2\`}},
+	}
+	snap, err := fakeVSS(f, vols).CreateSet(context.Background(), []string{`C:\users`, `D:\sql`}, Label{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Release()
+	vs := snap.(*vssSnapshot)
+	if c := vs.ConsistencyOf(`D:\sql`); c != Crash {
+		t.Errorf("D:\\sql holds the failed writer's files: %s, want crash", c)
+	}
+	if c := vs.ConsistencyOf(`C:\users`); c != Application {
+		t.Errorf("C:\\users holds none of them: %s, want application", c)
+	}
+	if snap.Consistency() != Crash {
+		t.Errorf("the snapshot as a whole is %s, want its weakest source's, crash", snap.Consistency())
+	}
+	// the mounted folder D:\sql\disk2 holds none of the writer's files
+	want := map[string]Consistency{`C:\users`: Application, `D:\sql`: Crash, `D:\sql\disk2`: Application}
+	if got := routeConsistency(t, snap); !maps.Equal(got, want) {
+		t.Errorf("files stamped %v, want %v", got, want)
+	}
+	ws := vs.Writers()
+	if !ws[0].Failed || !slices.Equal(ws[0].Sources, []string{`D:\sql`}) {
+		t.Errorf("the failed writer lowered %v, want exactly [D:\\sql]", ws[0].Sources)
+	}
+	if ws[1].Failed || ws[1].Sources != nil {
+		t.Errorf("a writer that did not fail lowered %v", ws[1].Sources)
+	}
+	warn := strings.Join(vs.Warnings(), "\n")
+	if !strings.Contains(warn, `the files of D:\sql are crash-consistent`) || strings.Contains(warn, `C:\users`) {
+		t.Errorf("warning %q", warn)
+	}
+}
+
+// TestVSSFailedWriterWithoutFilesLowersAll: a writer whose metadata names
+// no files could hold data anywhere: every source is lowered and named.
+func TestVSSFailedWriterWithoutFilesLowersAll(t *testing.T) {
+	for name, files := range map[string][]vss.FileDesc{
+		"no file descriptors": nil,
+		"a volume GUID path":  {{Path: `\\?\Volume{3a7b1c2d-0000-0000-0000-100000000000}\sql`, Filespec: "*"}},
+		"an unset variable":   {{Path: `%STILLPOINT_NO_SUCH_VARIABLE%\sql`, Filespec: "*"}},
+	} {
+		w := testSQLWriter
+		w.FailAt, w.Failure, w.Files = vss.PhasePrepareForBackup, vss.VSS_E_WRITERERROR_NONRETRYABLE, files
+		f := vsstest.New(w, testSysWriter)
+		snap, err := fakeVSS(f, fakeVolumes{volumes: map[string]string{`C:\`: `C:\`, `D:\`: `D:\`}}).
+			CreateSet(context.Background(), []string{`C:\users`, `D:\sql`}, Label{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		vs := snap.(*vssSnapshot)
+		for _, src := range []string{`C:\users`, `D:\sql`} {
+			if c := vs.ConsistencyOf(src); c != Crash {
+				t.Errorf("%s: %s is %s, want crash", name, src, c)
+			}
+		}
+		if ws := vs.Writers(); !slices.Equal(ws[0].Sources, []string{`C:\users`, `D:\sql`}) || ws[1].Sources != nil {
+			t.Errorf("%s: lowered %v and %v", name, ws[0].Sources, ws[1].Sources)
+		}
+		if warn := strings.Join(vs.Warnings(), "\n"); !strings.Contains(warn, "counts for every source") {
+			t.Errorf("%s: warning %q does not say why every source", name, warn)
+		}
+		if err := snap.Release(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestVSSFailedWriterElsewhereLowersNone: a failed writer whose files are
+// on no source lowers nothing, and says so.
+func TestVSSFailedWriterElsewhereLowersNone(t *testing.T) {
+	w := testSQLWriter
+	w.FailAt, w.Failure = vss.PhaseDoSnapshotSet, vss.VSS_E_WRITERERROR_TIMEOUT
+	w.Files = []vss.FileDesc{{Path: `E:\sql\data`, Filespec: "*.mdf"}}
+	f := vsstest.New(w, testSysWriter)
+	p := fakeVSS(f, fakeVolumes{volumes: map[string]string{`C:\`: `C:\`}})
+	p.Options.Retries = 0
+	snap, err := p.CreateSet(context.Background(), []string{`C:\users`}, Label{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Release()
+	vs := snap.(*vssSnapshot)
+	if snap.Consistency() != Application || vs.Writers()[0].Sources != nil || !vs.Writers()[0].Failed {
+		t.Fatalf("consistency %s, writers %+v", snap.Consistency(), vs.Writers())
+	}
+	if warn := strings.Join(vs.Warnings(), "\n"); !strings.Contains(warn, `no source holds its files (E:\sql\data)`) {
+		t.Errorf("warning %q", warn)
 	}
 }
 
