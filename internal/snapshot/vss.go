@@ -277,8 +277,8 @@ func (s *vssSnapshot) ConsistencyOf(source string) Consistency {
 }
 
 func (s *vssSnapshot) Sources() []string { return s.sources }
-func (s *vssSnapshot) View() view.View          { return s.view }
-func (s *vssSnapshot) Notes() []string          { return s.notes }
+func (s *vssSnapshot) View() view.View   { return s.view }
+func (s *vssSnapshot) Notes() []string   { return s.notes }
 
 // Warnings are the failed writers, for the run's warnings.
 func (s *vssSnapshot) Warnings() []string { return s.warnings }
