@@ -162,6 +162,17 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 	for _, b := range badSnaps {
 		res.errorf("snapshot "+shortName(b.Name), "cannot be read: %v", b.Err)
 	}
+	// a backup beside check may have written its snapshot after the index
+	// was loaded: its index files are durable before it, so loading those
+	// written since makes every listed snapshot's blobs known (the packs
+	// they add were written after the listing above, and are not judged)
+	newIdx, err := r.LoadIndex(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range newIdx {
+		res.errorf("index "+shortName(b.Name), "cannot be read: %v", b.Err)
+	}
 	res.Snapshots = len(snaps)
 	blobOK := func(id ID) (string, bool) {
 		if why, bad := badBlobs[id]; bad {
