@@ -102,6 +102,9 @@ type Backend struct {
 	access    string          // the access key id, for messages
 	bucketOK  atomic.Bool
 	clock     *clockWatch
+	// retain is the retention of Saves in an immutable repository (nil:
+	// none); RetainWrites sets it (retention.go)
+	retain atomic.Pointer[backend.WriteRetention]
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -247,6 +250,7 @@ func (b *Backend) Save(ctx context.Context, h backend.Handle, data []byte) error
 	if h.Kind == backend.Packs {
 		opts.StorageClass = b.opts.StorageClass
 	}
+	b.retainSave(h, &opts)
 	if b.opts.ConditionalWrite == StatFirst {
 		if _, err := b.Stat(ctx, h); err == nil {
 			return b.fail("save", h, backend.ErrExists)
@@ -503,8 +507,12 @@ func (b *Backend) List(ctx context.Context, k backend.Kind, fn func(backend.File
 	return ctx.Err()
 }
 
-// Remove implements backend.Backend; a missing object is no error.
+// Remove implements backend.Backend; a missing object is no error. In an
+// immutable repository it removes every version (retention.go).
 func (b *Backend) Remove(ctx context.Context, h backend.Handle) error {
+	if b.retain.Load() != nil {
+		return b.removeVersions(ctx, h)
+	}
 	err := b.client.RemoveObject(ctx, b.loc.Bucket, b.key(h), minio.RemoveObjectOptions{})
 	if err != nil && code(err) != minio.NoSuchKey {
 		return b.fail("remove", h, b.classify(err))

@@ -491,6 +491,21 @@ func (s *Server) NewBucket(t testing.TB) string {
 	return name
 }
 
+// NewLockedBucket makes a bucket with object lock enabled (and so
+// versioning), with no default retention, for the tests of immutable
+// repositories. Objects written in it with a retention stay until that
+// date whatever the test does: the server's directory goes at its end.
+func (s *Server) NewLockedBucket(t testing.TB) string {
+	t.Helper()
+	name := testBucketPrefix + "lock-" + strings.ToLower(randHex(8))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.Client(t).MakeBucket(ctx, name, minio.MakeBucketOptions{Region: s.Region, ObjectLocking: true}); err != nil {
+		t.Fatalf("s3server: make bucket %s with object lock on %s: %v", name, s.Endpoint, err)
+	}
+	return name
+}
+
 // NeedNoDelete skips (or, in CI, fails) the test when the server has no
 // identity without delete rights.
 func (s *Server) NeedNoDelete(t testing.TB) Credentials {
