@@ -83,13 +83,6 @@ func TestS3CacheRequests(t *testing.T) {
 	first := requestsOf(t, e.must(t, 0, "--json", "backup", src).stdout)
 	t.Logf("initial backup: %s", describe(first))
 	id1 := e.snapshotIDs(t)[0]
-	mustWrite(t, filepath.Join(src, "d00", "changed.txt"), []byte("a change\n"))
-
-	second := requestsOf(t, e.must(t, 0, "--json", "backup", src).stdout)
-	t.Logf("second backup (one file new): %s", describe(second))
-	ids := e.snapshotIDs(t)
-	id2 := ids[len(ids)-1]
-
 	unchanged := requestsOf(t, e.must(t, 0, "--json", "backup", src).stdout)
 	t.Logf("unchanged backup, warm cache: %s", describe(unchanged))
 	for _, k := range metadata {
@@ -110,6 +103,22 @@ func TestS3CacheRequests(t *testing.T) {
 	if unchanged.Total > 16 {
 		t.Errorf("an unchanged backup made %d requests, want at most 16: %s", unchanged.Total, describe(unchanged))
 	}
+
+	mustWrite(t, filepath.Join(src, "d00", "changed.txt"), []byte("a change\n"))
+	second := requestsOf(t, e.must(t, 0, "--json", "backup", src).stdout)
+	t.Logf("backup with one file new: %s", describe(second))
+	ids := e.snapshotIDs(t)
+	id2 := ids[len(ids)-1]
+
+	// the same steps on a repository without the cache
+	u := s3Env(t, srv, bucket, "uncached", srv.Admin)
+	u.extra = append(u.extra, "STILLPOINT_NO_CACHE=1")
+	u.must(t, 0, "init")
+	uFirst := requestsOf(t, u.must(t, 0, "--json", "backup", src).stdout)
+	uUnchanged := requestsOf(t, u.must(t, 0, "--json", "backup", src).stdout)
+	t.Logf("without the cache: initial %s; unchanged %s", describe(uFirst), describe(uUnchanged))
+	t.Logf("requests per backup (initial, unchanged): with the cache %d, %d; without %d, %d",
+		first.Total, unchanged.Total, uFirst.Total, uUnchanged.Total)
 
 	// the same without the cache reads every index and snapshot file and the trees
 	nocache := requestsOf(t, e.must(t, 0, "--json", "--no-cache", "backup", src).stdout)
@@ -145,6 +154,10 @@ func TestS3CacheRequests(t *testing.T) {
 		if strings.Contains(res.stdout, "request") || strings.Contains(res.stderr, "request") {
 			t.Errorf("%s talks about requests:\n%s", args[0], res)
 		}
+	}
+	for _, args := range [][]string{{"snapshots"}, {"ls", id2}, {"diff", id1, id2}} {
+		withEnv.must(t, 0, args...)
+		t.Logf("%s without the cache: %s", args[0], describe(lastStats(t, stats, args[0])))
 	}
 	diff := e.must(t, 0, "diff", id1, id2)
 	if !strings.Contains(diff.stdout, "changed.txt") {
