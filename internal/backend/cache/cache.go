@@ -80,6 +80,7 @@ type Cache struct {
 	dir       string // "" until the config named the repository
 	config    []byte
 	verified  map[backend.Handle]stamp // copies checked whole by this process
+	distrust  map[backend.Handle]bool  // copies dropped but maybe not removed (open elsewhere, on Windows)
 	flights   map[backend.Handle]*flight
 	treeBytes int64
 
@@ -112,7 +113,7 @@ func New(be backend.Backend, o Options) (*Cache, error) {
 	if max == 0 {
 		max = DefaultMaxTreeBytes
 	}
-	return &Cache{be: be, base: abs, maxTree: max, verified: map[backend.Handle]stamp{}, flights: map[backend.Handle]*flight{}}, nil
+	return &Cache{be: be, base: abs, maxTree: max, verified: map[backend.Handle]stamp{}, distrust: map[backend.Handle]bool{}, flights: map[backend.Handle]*flight{}}, nil
 }
 
 // Stats returns the counts so far.
@@ -380,6 +381,9 @@ func (c *Cache) store(h backend.Handle, data []byte) {
 		os.Remove(f.Name())
 		return
 	}
+	c.mu.Lock()
+	delete(c.distrust, h)
+	c.mu.Unlock()
 	if h.Kind == backend.Packs {
 		c.mu.Lock()
 		c.treeBytes += int64(len(data)) + trailerLen
@@ -395,6 +399,12 @@ func (c *Cache) store(h backend.Handle, data []byte) {
 // checked yet is read whole and checked first; a damaged one is dropped.
 func (c *Cache) fromCopy(h backend.Handle, offset, length int64) (data []byte, ok bool, err error) {
 	p := c.path(h)
+	c.mu.Lock()
+	bad := c.distrust[h]
+	c.mu.Unlock()
+	if bad {
+		return nil, false, nil
+	}
 	f, err := os.Open(p)
 	if err != nil {
 		return nil, false, nil
@@ -463,10 +473,13 @@ func intact(b []byte) bool {
 	return bytes.Equal(sum[:], tr[:32])
 }
 
-// drop removes the copy of h.
+// drop removes the copy of h. Where the removal fails (on Windows, while
+// another process reads the copy), this process does not use it again
+// until it has written a new one.
 func (c *Cache) drop(h backend.Handle, p string) {
 	c.mu.Lock()
 	delete(c.verified, h)
+	c.distrust[h] = true
 	c.mu.Unlock()
 	if err := os.Remove(p); err == nil {
 		c.dropped.Add(1)
