@@ -23,7 +23,9 @@ func newDoctorCmd(g *globals) *cobra.Command {
 		Short: "Show how paths can be snapped, and leftovers of killed runs",
 		Long: `For each PATH: its filesystem, mount point, subvolume, and which snapshot providers fit
 at what consistency level. Then every stillpoint snapshot or staging directory left by
-a run that was killed (on all mounts); --cleanup removes those whose process is gone.`,
+a run that was killed (on all mounts); --cleanup removes those whose process is gone.
+On Windows also what vssadmin list writers, shadows and providers would show, and for
+each shadow copy provider which PATHs' volumes it can snap.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runDoctor(cmd.Context(), g, args, cleanup)
 		},
@@ -125,7 +127,7 @@ func printVSS(rep *report.Reporter, v *snapshot.VSSReport) {
 			failed++
 		}
 	}
-	rep.Printf("vss: %d writers (%d failed), %d shadow copies on the system\n", len(v.Writers), failed, len(v.Shadows))
+	rep.Printf("vss: %d writers (%d failed), %d shadow copies, %d providers on the system\n", len(v.Writers), failed, len(v.Shadows), len(v.Providers))
 	for _, w := range v.Writers {
 		last := ""
 		if w.LastError != "" {
@@ -136,7 +138,26 @@ func printVSS(rep *report.Reporter, v *snapshot.VSSReport) {
 	for _, s := range v.Shadows {
 		rep.Printf("  shadow %s of %s: %s, created %s\n", s.ID, s.OriginalVolume, s.Device, s.Created.Format(time.RFC3339))
 	}
+	printVSSProviders(rep, v)
 	rep.Printf("  stillpoint's shadow copies are non-persistent (VSS_CTX_BACKUP): they vanish with the run, so there are none to clean up\n")
+}
+
+// printVSSProviders shows what vssadmin list providers would, and which
+// of the paths doctor was given each provider can snap.
+func printVSSProviders(rep *report.Reporter, v *snapshot.VSSReport) {
+	if v.ProvidersError != "" {
+		rep.Printf("  providers: cannot list them: %s\n", v.ProvidersError)
+		return
+	}
+	for _, p := range v.Providers {
+		rep.Printf("  provider %q %s: %s, version %s\n", p.Name, p.ID, p.Type, p.Version)
+		if len(p.Fits) > 0 {
+			rep.Printf("    fits %s\n", strings.Join(p.Fits, ", "))
+		}
+		for _, n := range p.DoesNotFit {
+			rep.Printf("    does not fit %s: %s\n", n.Path, n.Reason)
+		}
+	}
 }
 
 func listSuffix(s []string) string {

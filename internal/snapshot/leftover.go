@@ -43,8 +43,33 @@ type DoctorReport struct {
 type VSSReport struct {
 	Writers []VSSWriterInfo `json:"writers"`
 	Shadows []VSSShadowInfo `json:"shadows"`
+	// Providers are what `vssadmin list providers` shows, with the paths
+	// asked about that each can snap.
+	Providers []VSSProviderInfo `json:"providers"`
 	// Error says why VSS could not be asked (not elevated, Wine).
 	Error string `json:"error,omitempty"`
+	// ProvidersError says why the providers could not be listed.
+	ProvidersError string `json:"providers_error,omitempty"`
+}
+
+// VSSProviderInfo is one shadow copy provider and which of the paths
+// asked about it fits.
+type VSSProviderInfo struct {
+	Name    string `json:"name"`
+	ID      string `json:"id"`
+	Type    string `json:"type"` // System, Software, Hardware, File share
+	Version string `json:"version"`
+	// Fits are the paths on volumes it can snap (IsVolumeSupported).
+	Fits []string `json:"fits"`
+	// DoesNotFit are the others, each with why.
+	DoesNotFit []VSSNoFit `json:"does_not_fit,omitempty"`
+}
+
+// VSSNoFit is a path a provider cannot snap, and why.
+type VSSNoFit struct {
+	Path   string `json:"path"`
+	Volume string `json:"volume,omitempty"`
+	Reason string `json:"reason"`
 }
 
 // VSSWriterInfo is one writer and its state.
@@ -75,7 +100,7 @@ func Doctor(paths []string) (*DoctorReport, error) {
 	}
 	los, err := FindLeftovers(paths)
 	r.Leftovers = append(r.Leftovers, los...)
-	r.VSS = vssDoctor()
+	r.VSS = vssDoctor(paths)
 	return r, err
 }
 

@@ -393,10 +393,10 @@ func (v *shadowView) OpenStream(p, name string) (view.File, error) {
 	return nil, errors.New("this view has no alternate data streams")
 }
 
-// vssReport asks a requester what vssadmin list writers and list shadows
-// would show.
-func vssReport(r *vss.Requester) *VSSReport {
-	rep := &VSSReport{Writers: []VSSWriterInfo{}, Shadows: []VSSShadowInfo{}}
+// vssReport asks a requester what vssadmin list writers, list shadows
+// and list providers would show, and which of paths each provider fits.
+func vssReport(r *vss.Requester, vols Volumes, paths []string) *VSSReport {
+	rep := &VSSReport{Writers: []VSSWriterInfo{}, Shadows: []VSSShadowInfo{}, Providers: []VSSProviderInfo{}}
 	ws, err := r.ListWriters(context.Background())
 	if err != nil {
 		rep.Error = err.Error()
@@ -418,5 +418,65 @@ func vssReport(r *vss.Requester) *VSSReport {
 		rep.Shadows = append(rep.Shadows, VSSShadowInfo{ID: s.ID.String(), SetID: s.SetID.String(), Device: s.DeviceObject,
 			OriginalVolume: s.OriginalVolume, Created: s.Created})
 	}
+	rep.Providers, err = providerFits(r, vols, paths)
+	if err != nil {
+		rep.ProvidersError = err.Error()
+	}
 	return rep
+}
+
+// providerFits lists the providers and, for each, which of paths it can
+// snap: a path's volume is asked about (IsVolumeSupported) unless VSS can
+// snap no such volume at all (a share, a CD), which then fits no provider.
+func providerFits(r *vss.Requester, vols Volumes, paths []string) ([]VSSProviderInfo, error) {
+	volumeOf := map[string]string{} // path → volume
+	never := map[string]string{}    // path → why no provider fits
+	var volumes []string
+	for _, p := range paths {
+		if isShare(p) {
+			never[p] = shareReason
+			continue
+		}
+		vol, err := vols.VolumeOf(p)
+		if err != nil {
+			never[p] = "its volume: " + err.Error()
+			continue
+		}
+		volumeOf[p] = vol
+		if why := vols.Unsupported(vol); why != "" {
+			never[p] = why
+			continue
+		}
+		if !slices.ContainsFunc(volumes, func(v string) bool { return strings.EqualFold(v, vol) }) {
+			volumes = append(volumes, vol)
+		}
+	}
+	ps, err := r.ListProviders(volumes)
+	if err != nil {
+		return []VSSProviderInfo{}, err
+	}
+	out := []VSSProviderInfo{}
+	for _, p := range ps {
+		info := VSSProviderInfo{Name: p.Name, ID: p.ID.String(), Type: p.Type.String(), Version: p.Version, Fits: []string{}}
+		for _, path := range paths {
+			vol := volumeOf[path]
+			if why, ok := never[path]; ok {
+				info.DoesNotFit = append(info.DoesNotFit, VSSNoFit{Path: path, Volume: vol, Reason: why})
+				continue
+			}
+			i := slices.IndexFunc(p.Volumes, func(v vss.VolumeSupport) bool { return strings.EqualFold(v.Volume, vol) })
+			switch {
+			case i < 0:
+				info.DoesNotFit = append(info.DoesNotFit, VSSNoFit{Path: path, Volume: vol, Reason: "VSS was not asked about its volume"})
+			case p.Volumes[i].Error != "":
+				info.DoesNotFit = append(info.DoesNotFit, VSSNoFit{Path: path, Volume: vol, Reason: p.Volumes[i].Error})
+			case !p.Volumes[i].Supported:
+				info.DoesNotFit = append(info.DoesNotFit, VSSNoFit{Path: path, Volume: vol, Reason: "this provider cannot snap volume " + vol})
+			default:
+				info.Fits = append(info.Fits, path)
+			}
+		}
+		out = append(out, info)
+	}
+	return out, nil
 }

@@ -23,4 +23,4 @@ func (systemVolumes) VolumeOf(string) (string, error)      { return "", errNoVSS
 func (systemVolumes) MountsBelow(string) ([]string, error) { return nil, errNoVSS }
 func (systemVolumes) Unsupported(string) string            { return errNoVSS.Error() }
 
-func vssDoctor() *VSSReport { return nil }
+func vssDoctor([]string) *VSSReport { return nil }

@@ -461,14 +461,72 @@ func TestVSSReport(t *testing.T) {
 	w := testSQLWriter
 	f := vsstest.New(w, testSysWriter)
 	f.Shadows = []vss.SnapshotProperties{{ID: vss.GUID{Data1: 9}, DeviceObject: `\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy2`, OriginalVolume: `\\?\Volume{x}\`}}
-	rep := vssReport(vss.NewRequester(f.Factory(), fakeVSS(f, fakeVolumes{}).Options))
+	rep := vssReport(vss.NewRequester(f.Factory(), fakeVSS(f, fakeVolumes{}).Options), fakeVolumes{}, nil)
 	if rep.Error != "" || len(rep.Writers) != 2 || rep.Writers[0].Name != "SqlServerWriter" || rep.Writers[0].State != "VSS_WS_STABLE" ||
 		len(rep.Shadows) != 1 || rep.Shadows[0].Device != f.Shadows[0].DeviceObject {
 		t.Fatalf("report %+v", rep)
 	}
 	f.Fail("InitializeForBackup", vss.E_ACCESSDENIED)
-	if rep := vssReport(vss.NewRequester(f.Factory(), vss.DefaultOptions())); !strings.Contains(rep.Error, "E_ACCESSDENIED") {
+	if rep := vssReport(vss.NewRequester(f.Factory(), vss.DefaultOptions()), fakeVolumes{}, nil); !strings.Contains(rep.Error, "E_ACCESSDENIED") {
 		t.Fatalf("report %+v", rep)
+	}
+	if f.Live() != 0 {
+		t.Fatal("components left")
+	}
+}
+
+// TestVSSReportProviders: doctor lists the providers as vssadmin does and,
+// for each, which of the paths it was given it can snap, and why not.
+func TestVSSReportProviders(t *testing.T) {
+	f := vsstest.New(testSysWriter)
+	hw := vss.GUID{Data1: 0x4a}
+	f.Providers = []vss.ProviderProperties{
+		{ID: vss.MicrosoftProvider, Name: "Microsoft Software Shadow Copy provider 1.0", Type: vss.ProviderSystem, Version: "1.0.0.7"},
+		{ID: hw, Name: "Array Hardware Provider", Type: vss.ProviderHardware, Version: "3.2"},
+	}
+	f.Supports = map[vss.GUID][]string{vss.MicrosoftProvider: {`C:\`, `D:\`}, hw: {`D:\`}}
+	f.VolumeErrors = map[string]vss.HRESULT{`E:\`: vss.VSS_E_OBJECT_NOT_FOUND}
+	vols := fakeVolumes{
+		volumes: map[string]string{`C:\`: `C:\`, `D:\`: `D:\`, `E:\`: `E:\`, `R:\`: `R:\`},
+		bad:     map[string]string{`R:\`: "VSS does not snap CD or DVD drives; read live"},
+	}
+	paths := []string{`C:\users`, `D:\sql`, `D:\sql2`, `E:\x`, `R:\disc`, `\\server\share\dir`}
+	rep := vssReport(vss.NewRequester(f.Factory(), fakeVSS(f, vols).Options), vols, paths)
+	if rep.Error != "" || rep.ProvidersError != "" || len(rep.Providers) != 2 {
+		t.Fatalf("report %+v", rep)
+	}
+	ms, arr := rep.Providers[0], rep.Providers[1]
+	if ms.Name != "Microsoft Software Shadow Copy provider 1.0" || ms.ID != "{b5946137-7b9f-4925-af80-51abd60b20d5}" || ms.Type != "System" || ms.Version != "1.0.0.7" {
+		t.Errorf("provider %+v", ms)
+	}
+	if !slices.Equal(ms.Fits, []string{`C:\users`, `D:\sql`, `D:\sql2`}) || !slices.Equal(arr.Fits, []string{`D:\sql`, `D:\sql2`}) {
+		t.Errorf("fits: %v and %v", ms.Fits, arr.Fits)
+	}
+	why := map[string]string{}
+	for _, n := range arr.DoesNotFit {
+		why[n.Path] = n.Reason
+	}
+	for path, want := range map[string]string{`C:\users`: `this provider cannot snap volume C:\`, `E:\x`: "VSS_E_OBJECT_NOT_FOUND",
+		`R:\disc`: "CD or DVD", `\\server\share\dir`: shareReason} {
+		if !strings.Contains(why[path], want) {
+			t.Errorf("%s does not fit the hardware provider because %q, want it to say %q", path, why[path], want)
+		}
+	}
+	// every volume once, shares and CDs not asked about
+	var asked []string
+	for _, c := range f.Calls() {
+		if strings.HasPrefix(c, "IsVolumeSupported("+vss.MicrosoftProvider.String()) {
+			asked = append(asked, c)
+		}
+	}
+	ms0 := "IsVolumeSupported(" + vss.MicrosoftProvider.String() + ","
+	if want := []string{ms0 + `C:\)`, ms0 + `D:\)`, ms0 + `E:\)`}; !slices.Equal(asked, want) {
+		t.Errorf("asked %v, want %v", asked, want)
+	}
+	f.Fail("QueryProviders", vss.E_ACCESSDENIED)
+	rep = vssReport(vss.NewRequester(f.Factory(), fakeVSS(f, vols).Options), vols, paths)
+	if !strings.Contains(rep.ProvidersError, "E_ACCESSDENIED") || len(rep.Writers) != 1 || rep.Providers == nil {
+		t.Fatalf("a failed provider query keeps the writers and says why: %+v", rep)
 	}
 	if f.Live() != 0 {
 		t.Fatal("components left")

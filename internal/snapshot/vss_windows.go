@@ -92,9 +92,9 @@ func (systemVolumes) Unsupported(volume string) string {
 	return ""
 }
 
-func vssDoctor() *VSSReport {
+func vssDoctor(paths []string) *VSSReport {
 	if err := vss.Probe(); err != nil {
-		return &VSSReport{Writers: []VSSWriterInfo{}, Shadows: []VSSShadowInfo{}, Error: err.Error()}
+		return &VSSReport{Writers: []VSSWriterInfo{}, Shadows: []VSSShadowInfo{}, Providers: []VSSProviderInfo{}, Error: err.Error()}
 	}
-	return vssReport(vss.NewRequester(vss.NewFactory(), vss.DefaultOptions()))
+	return vssReport(vss.NewRequester(vss.NewFactory(), vss.DefaultOptions()), systemVolumes{}, paths)
 }
