@@ -27,4 +27,14 @@
 // Set.FailedWriters), a required one fails the set, an excluded one is
 // disabled before GatherWriterMetadata (VSS ignores it afterwards; a writer
 // excluded by name is looked up with components of its own first).
+//
+// The writers' metadata also tells which files each writer's components
+// cover (include files, component files, database and log files, with
+// %VARIABLES% expanded): Writer.Covers tells whether a source holds a
+// writer's data, so a failed writer lowers only those sources; a writer
+// whose files cannot be known covers every source.
+//
+// For diagnostics, ListWriters, ListShadows and ListProviders show what
+// `vssadmin list writers|shadows|providers` would; ListProviders also asks
+// IsVolumeSupported for the volumes it is given.
 package vss
