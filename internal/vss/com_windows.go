@@ -438,9 +438,11 @@ func (c *components) GetSnapshotProperties(id GUID) (SnapshotProperties, error) 
 func (c *components) QuerySnapshots() ([]SnapshotProperties, error) {
 	var out []SnapshotProperties
 	var h HRESULT
+	// captured, so on the heap: they go to the call in a slice, which
+	// uintptrescapes does not see
+	var null GUID
+	var enum *iunknown
 	c.t.do(func() {
-		var null GUID
-		var enum *iunknown
 		args := append(guidArgs(runtime.GOARCH, &null), objectNone, objectSnapshot, uintptr(unsafe.Pointer(&enum)))
 		if h = c.o.call(slotQuery, args...); h.Failed() || enum == nil {
 			return
@@ -466,9 +468,11 @@ func (c *components) QuerySnapshots() ([]SnapshotProperties, error) {
 func (c *components) QueryProviders() ([]ProviderProperties, error) {
 	var out []ProviderProperties
 	var h HRESULT
+	// captured, so on the heap: they go to the call in a slice, which
+	// uintptrescapes does not see
+	var null GUID
+	var enum *iunknown
 	c.t.do(func() {
-		var null GUID
-		var enum *iunknown
 		args := append(guidArgs(runtime.GOARCH, &null), objectNone, objectProvider, uintptr(unsafe.Pointer(&enum)))
 		if h = c.o.call(slotQuery, args...); h.Failed() || enum == nil {
 			return
