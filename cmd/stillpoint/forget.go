@@ -160,6 +160,12 @@ func runForget(ctx context.Context, g *globals, f forgetFlags, args []string) er
 	if err != nil {
 		return err
 	}
+	if !o.DryRun {
+		// append-only credentials fail here, before anything is written
+		if err := repo.CheckDelete(ctx, r.Backend(), "forget"); err != nil {
+			return err
+		}
+	}
 	res, err := run.Forget(ctx, r, o)
 	if res != nil {
 		printForget(rep, o, res)

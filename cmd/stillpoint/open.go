@@ -18,8 +18,11 @@ func openRepo(ctx context.Context, g *globals) (*repo.Repository, error) {
 }
 
 // warnIndexProblems says which index files could not be read: the blobs
-// they list look missing until the damage is repaired.
+// they list look missing until the damage is repaired. Every command that
+// opens a repository calls it, so it also sends the repository's notes
+// (a lock that append-only credentials cannot remove) to rep.
 func warnIndexProblems(rep *report.Reporter, r *repo.Repository) {
+	r.OnNote(func(msg string) { rep.Warn("", "note", msg) })
 	for _, p := range r.IndexProblems() {
 		rep.Warn("index/"+p.Name, "damaged", p.Err.Error()+"; the data it lists is treated as missing (run `stillpoint check`)")
 	}

@@ -96,6 +96,17 @@ func runPrune(ctx context.Context, g *globals, opts repo.PruneOptions) error {
 	if err != nil {
 		return err
 	}
+	if !opts.DryRun {
+		// append-only credentials fail here, before anything is written;
+		// the stale locks they left are removed
+		notes, err := r.PrepareDelete(ctx, "prune")
+		for _, n := range notes {
+			rep.Warn("", "prune", n)
+		}
+		if err != nil {
+			return err
+		}
+	}
 	opts.Step = rep.Step
 	opts.Track = func(phase, unit string, sample func() (int64, int64)) func() {
 		return rep.Track(phase, func() report.Status {

@@ -58,6 +58,9 @@ type FileInfo struct {
 var (
 	ErrNotFound = errors.New("file not found")
 	ErrExists   = errors.New("file already exists")
+	// ErrDenied: the store refused the request for want of permission
+	// (S3 AccessDenied), as for a removal with append-only credentials.
+	ErrDenied = errors.New("permission denied")
 )
 
 // Backend is the storage of a repository.

@@ -141,6 +141,9 @@ func RemoveLocks(ctx context.Context, be backend.Backend, all bool) ([]*LockInfo
 	for _, l := range locks {
 		if all || l.Stale() {
 			if err := be.Remove(ctx, backend.Handle{Kind: backend.Locks, Name: l.Name}); err != nil {
+				if errors.Is(err, backend.ErrDenied) {
+					return removed, &appendOnly{command: "unlock", err: err}
+				}
 				return removed, err
 			}
 			removed = append(removed, l)
@@ -264,7 +267,11 @@ func (l *Lock) refresh(ctx context.Context) {
 	}
 }
 
-// Unlock releases the lock.
+// Unlock releases the lock. A lock the store refuses to remove
+// (append-only credentials, backend.ErrDenied) is left in place, and the
+// repository's notes say so: it is harmless to backups, and the next
+// `unlock` or prune run with credentials that may delete removes it once
+// it is stale.
 func (l *Lock) Unlock() {
 	if l == nil {
 		return
@@ -273,5 +280,85 @@ func (l *Lock) Unlock() {
 	<-l.done
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	_ = l.r.be.Remove(context.Background(), backend.Handle{Kind: backend.Locks, Name: l.info.Name})
+	err := l.r.be.Remove(context.Background(), backend.Handle{Kind: backend.Locks, Name: l.info.Name})
+	if errors.Is(err, backend.ErrDenied) {
+		l.r.note(fmt.Sprintf("lock %s is left in place: these credentials may not delete (append-only); "+
+			"it does not stop backups, and `stillpoint unlock` or the next prune run with credentials that may delete removes it once it is stale", l.info.Name))
+	}
+}
+
+// ErrAppendOnly means the credentials may write but not delete, so a
+// command that deletes (forget, prune, unlock) cannot run with them.
+var ErrAppendOnly = errors.New("append-only credentials cannot delete")
+
+// appendOnly says why a deleting command is refused; it wraps
+// ErrAppendOnly and the store's refusal.
+type appendOnly struct {
+	command string
+	err     error
+}
+
+func (e *appendOnly) Error() string {
+	return fmt.Sprintf("%s refused: %v; run %s elsewhere, with credentials that may delete (s3:DeleteObject); nothing was changed (%v)",
+		e.command, ErrAppendOnly, e.command, e.err)
+}
+func (e *appendOnly) Unwrap() []error { return []error{ErrAppendOnly, e.err} }
+
+// CheckDelete finds out, before a command that deletes changes anything,
+// whether the store lets these credentials delete: it removes a lock name
+// that was never written (S3 checks the permission before it looks for
+// the key). With append-only credentials it returns an error that wraps
+// ErrAppendOnly and names command.
+func CheckDelete(ctx context.Context, be backend.Backend, command string) error {
+	err := be.Remove(ctx, backend.Handle{Kind: backend.Locks, Name: NewRandomID().String()})
+	if errors.Is(err, backend.ErrDenied) {
+		return &appendOnly{command: command, err: err}
+	}
+	return err
+}
+
+// PrepareDelete is the pre-flight of a command that deletes (forget,
+// prune), run before it writes anything: with append-only credentials it
+// fails at once (CheckDelete); else it removes the stale locks, such as
+// those append-only clients leave because they cannot remove their own,
+// and says which. A stale lock counts as gone for prune in any case, so
+// removing it changes no decision.
+func (r *Repository) PrepareDelete(ctx context.Context, command string) (notes []string, err error) {
+	if err := CheckDelete(ctx, r.be, command); err != nil {
+		return nil, err
+	}
+	locks, err := ListLocks(ctx, r.be)
+	if err != nil {
+		return nil, fmt.Errorf("read locks: %w", err)
+	}
+	for _, l := range locks {
+		if !l.Stale() {
+			continue
+		}
+		if err := r.be.Remove(ctx, backend.Handle{Kind: backend.Locks, Name: l.Name}); err != nil {
+			return notes, fmt.Errorf("remove stale lock %s: %w", l.Name, err)
+		}
+		notes = append(notes, fmt.Sprintf("removed stale lock %s: %s", l.Name, l))
+	}
+	return notes, nil
+}
+
+// noteFns holds each repository's OnNote function (a map, not a field of
+// Repository, so that lock.go keeps it to itself).
+var noteFns sync.Map // *Repository → func(string)
+
+// OnNote sets where the repository's notes go (what a person should know
+// but is no failure, like a lock left in place); nil drops them.
+func (r *Repository) OnNote(fn func(string)) {
+	if fn == nil {
+		noteFns.Delete(r)
+		return
+	}
+	noteFns.Store(r, fn)
+}
+
+func (r *Repository) note(msg string) {
+	if fn, ok := noteFns.Load(r); ok {
+		fn.(func(string))(msg)
+	}
 }

@@ -64,7 +64,7 @@ func (b *Backend) classify(err error) error {
 	case "InvalidToken", "ExpiredToken", "TokenRefreshRequired":
 		return backend.MarkPermanent(fmt.Errorf("wrong credentials for %s: the session token is invalid or expired (%s; check AWS_SESSION_TOKEN)", server, resp.Message))
 	case "AccessDenied", "AllAccessDisabled":
-		return backend.MarkPermanent(fmt.Errorf("access denied by %s to bucket %q: the credentials of access key %q lack the permission for this request (%s)", server, b.loc.Bucket, b.accessKey(), resp.Message))
+		return backend.MarkPermanent(&denied{fmt.Sprintf("access denied by %s to bucket %q: the credentials of access key %q lack the permission for this request (%s)", server, b.loc.Bucket, b.accessKey(), resp.Message)})
 	case "RequestTimeTooSkewed":
 		return backend.MarkPermanent(fmt.Errorf("%s refuses the request because this machine's clock differs too much from the server's: set the clock right (NTP)", server))
 	case "AuthorizationHeaderMalformed", "InvalidRegion", "PermanentRedirect", "IllegalLocationConstraintException":
@@ -83,6 +83,13 @@ func (b *Backend) classify(err error) error {
 	}
 	return err
 }
+
+// denied is an AccessDenied answer: errors.Is(err, backend.ErrDenied)
+// holds, so the repository can tell append-only credentials.
+type denied struct{ msg string }
+
+func (e *denied) Error() string        { return e.msg }
+func (e *denied) Is(target error) bool { return target == backend.ErrDenied }
 
 // code returns the S3 error code of err, if it has one.
 func code(err error) string { return minio.ToErrorResponse(err).Code }

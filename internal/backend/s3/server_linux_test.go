@@ -460,8 +460,13 @@ func testNoDelete(t *testing.T, srv *s3server.Server) {
 		t.Fatalf("List without delete rights: %d files, %v", n, err)
 	}
 	err := b.Remove(ctx, h)
-	if err == nil || !backend.Permanent(err) || !strings.Contains(err.Error(), "access denied") {
-		t.Fatalf("Remove without delete rights: %v; want a permanent access denied", err)
+	if err == nil || !backend.Permanent(err) || !errors.Is(err, backend.ErrDenied) || !strings.Contains(err.Error(), "access denied") {
+		t.Fatalf("Remove without delete rights: %v; want a permanent access denied (backend.ErrDenied)", err)
+	}
+	// the repository's pre-flight check of forget and prune removes a name
+	// that was never written: the server must refuse that too
+	if err := b.Remove(ctx, backend.Handle{Kind: backend.Locks, Name: backendtest.Name()}); !errors.Is(err, backend.ErrDenied) {
+		t.Fatalf("Remove of a missing file without delete rights: %v; want backend.ErrDenied", err)
 	}
 	if _, err := b.Stat(ctx, h); err != nil {
 		t.Fatalf("the file is gone after a refused Remove: %v", err)
