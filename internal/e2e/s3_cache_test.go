@@ -110,6 +110,7 @@ func TestS3CacheRequests(t *testing.T) {
 	}
 
 	mustWrite(t, filepath.Join(src, "d00", "changed.txt"), []byte("a change\n"))
+	time.Sleep(2 * time.Second)
 	second := requestsOf(t, e.must(t, 0, "--json", "backup", src).stdout)
 	t.Logf("backup with one file new: %s", describe(second))
 	ids := e.snapshotIDs(t)
@@ -202,6 +203,17 @@ func TestS3CacheRequests(t *testing.T) {
 	e.must(t, 0, "ls", id2)
 	if c := lastStats(t, stats, "ls"); c.Of("index", metered.OpLoad)+c.Of("snapshots", metered.OpLoad)+c.Of("data", metered.OpLoad) != 0 {
 		t.Errorf("the copies were not rebuilt: %s", describe(c))
+	}
+
+	// --cache-dir names the directory; --no-cache writes nothing there
+	other := filepath.Join(t.TempDir(), "elsewhere")
+	e.must(t, 0, "--no-cache", "--cache-dir", other, "snapshots")
+	if _, err := os.Stat(other); !os.IsNotExist(err) {
+		t.Errorf("--no-cache made the cache directory (%v)", err)
+	}
+	e.must(t, 0, "--cache-dir", other, "ls", id2)
+	if copies, _ := filepath.Glob(filepath.Join(other, filepath.Base(filepath.Dir(cacheRoot[0])), "cache", "snapshots", "*")); len(copies) == 0 {
+		t.Errorf("no copies in --cache-dir %s", other)
 	}
 
 	// a forgotten snapshot's copy goes with it; check reads the store
