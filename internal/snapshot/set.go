@@ -100,7 +100,11 @@ func (s *Set) createSet(ctx context.Context, sc SetCreator, g *group, l Label) e
 		}
 		for i := range s.Sources {
 			if s.bySrc[s.Sources[i].Path] == snap {
-				s.Sources[i].Consistency = Weakest(s.Sources[i].Consistency, snap.Consistency())
+				c := snap.Consistency()
+				if pc, ok := snap.(interface{ ConsistencyOf(string) Consistency }); ok {
+					c = pc.ConsistencyOf(s.Sources[i].Path) // a failed writer lowers only its own sources
+				}
+				s.Sources[i].Consistency = Weakest(s.Sources[i].Consistency, c)
 			}
 		}
 		return nil

@@ -401,6 +401,70 @@ func TestPlanOneVSSSetAcrossFilesystems(t *testing.T) {
 	}
 }
 
+// The set records each source's own level: a set-level snapshot whose
+// writer failed on the second source's files makes that one crash-
+// consistent, not the first.
+func TestSetKeepsEachSourcesOwnConsistency(t *testing.T) {
+	a, b := t.TempDir(), t.TempDir()
+	p := &perSourceProvider{crash: b}
+	plan, err := NewPlan([]Source{{Path: a, Policy: On}, {Path: b, Policy: On}}, Options{Providers: []Provider{p}, KeepLeftovers: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := plan.Create(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer set.Release()
+	if p.sets != 1 {
+		t.Fatalf("%d sets made, want one for both sources", p.sets)
+	}
+	got := map[string]Consistency{}
+	for _, sp := range set.Sources {
+		got[sp.Path] = sp.Consistency
+	}
+	if got[a] != Application || got[b] != Crash {
+		t.Fatalf("consistency by source %v, want %s application and %s crash", got, a, b)
+	}
+}
+
+// perSourceProvider makes one set for all its sources, of which one is
+// crash-consistent (as when a VSS writer of its files failed).
+type perSourceProvider struct {
+	crash string
+	sets  int
+}
+
+func (p *perSourceProvider) Name() string { return "perSource" }
+func (p *perSourceProvider) Detect(string) (Fit, error) {
+	return Fit{Provider: p.Name(), OK: true, Consistency: Application}, nil
+}
+func (p *perSourceProvider) Create(ctx context.Context, sources []string, l Label) (Snapshot, error) {
+	return p.CreateSet(ctx, sources, l)
+}
+func (p *perSourceProvider) CreateSet(_ context.Context, sources []string, _ Label) (Snapshot, error) {
+	p.sets++
+	return &perSourceSnapshot{sources: sources, crash: p.crash}, nil
+}
+
+type perSourceSnapshot struct {
+	sources []string
+	crash   string
+}
+
+func (s *perSourceSnapshot) Provider() string         { return "perSource" }
+func (s *perSourceSnapshot) Consistency() Consistency { return Crash }
+func (s *perSourceSnapshot) Sources() []string        { return s.sources }
+func (s *perSourceSnapshot) View() view.View          { return &view.Live{} }
+func (s *perSourceSnapshot) Notes() []string          { return nil }
+func (s *perSourceSnapshot) Release() error           { return nil }
+func (s *perSourceSnapshot) ConsistencyOf(src string) Consistency {
+	if src == s.crash {
+		return Crash
+	}
+	return Application
+}
+
 func TestPlanVSSFailureFallsBackByPolicy(t *testing.T) {
 	f := vsstest.New(testSQLWriter, testSysWriter)
 	f.Fail("DoSnapshotSet", vss.VSS_E_INSUFFICIENT_STORAGE)
