@@ -3,6 +3,8 @@ package repo
 import (
 	"encoding/json"
 	"fmt"
+
+	"github.com/stillpoint-backup/stillpoint/internal/backend"
 )
 
 // formatVersion is the repository format this code reads and writes.
@@ -16,6 +18,17 @@ type Config struct {
 	Chunker     ChunkerParams `json:"chunker"`
 	Compression string        `json:"compression"` // off, fastest, default, better
 	PackSize    int           `json:"pack_size"`
+	// Immutable, when set, has every file but locks, marks and drill
+	// results written with a retention date (S3 object lock; docs/format.md,
+	// Immutable repositories). Absent in other repositories.
+	Immutable *Immutability `json:"immutable,omitempty"`
+}
+
+// Immutability is the retention of an immutable repository: Days after a
+// file is written (and after prune extends it), in Mode.
+type Immutability struct {
+	Days int                   `json:"days"`
+	Mode backend.RetentionMode `json:"mode"`
 }
 
 // ChunkerParams are the content-defined chunker's sizes.
@@ -49,6 +62,11 @@ func parseConfig(data []byte) (*Config, error) {
 	}
 	if _, err := compressionLevel(c.Compression); err != nil {
 		return nil, err
+	}
+	if i := c.Immutable; i != nil {
+		if _, err := backend.ParseRetentionMode(string(i.Mode)); err != nil || i.Days < 1 || i.Days > MaxImmutableDays {
+			return nil, fmt.Errorf("repository config is damaged: immutable: %d days, mode %q", i.Days, i.Mode)
+		}
 	}
 	return &c, nil
 }

@@ -2,6 +2,7 @@ package repo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/stillpoint-backup/stillpoint/internal/backend"
@@ -23,15 +24,27 @@ func (r *Repository) ForgetSnapshots(ctx context.Context, ids []ID) ([]ID, error
 	}
 	defer lock.Unlock()
 	var removed []ID
+	var retained []error // immutable repositories: kept until their date
 	for _, id := range ids {
 		if err := ctx.Err(); err != nil {
 			return removed, err
 		}
 		h := backend.Handle{Kind: backend.Snapshots, Name: id.String()}
-		if err := r.be.Remove(ctx, h); err != nil {
+		err := r.checkRetained(ctx, h)
+		if err == nil {
+			err = r.be.Remove(ctx, h)
+		}
+		if errors.Is(err, backend.ErrRetained) {
+			retained = append(retained, err)
+			continue
+		}
+		if err != nil {
 			return removed, fmt.Errorf("remove %s: %w", h, err)
 		}
 		removed = append(removed, id)
+	}
+	if len(retained) > 0 {
+		return removed, fmt.Errorf("%d of the snapshots to forget are retained by the storage's object lock and stay (forget them again after their date): %w", len(retained), errors.Join(retained...))
 	}
 	// the drill results of the removed snapshots go with them
 	if err := r.removeOrphanDrills(ctx); err != nil {

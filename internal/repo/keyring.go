@@ -50,6 +50,7 @@ func OpenKeyring(ctx context.Context, be backend.Backend, cred Credential) (*Key
 	if err != nil {
 		return nil, err
 	}
+	retainWrites(be, cfg) // a new key is retained like the others
 	mk, name, err := openKey(ctx, be, cred)
 	if err != nil {
 		return nil, err

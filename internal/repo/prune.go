@@ -151,6 +151,16 @@ type PruneResult struct {
 	Waiting      []MarkLock `json:"waiting_for,omitempty"`
 	// Notes say what a person should know (a mark removed, a sweep put off).
 	Notes []string `json:"notes,omitempty"`
+	// immutable repositories (retention.go): packs due for deletion that
+	// the storage retains (until RetainedUntil at the latest), the index
+	// files that hold them back, the files whose retention was extended,
+	// and the removals the storage refused
+	RetainedPacks      int      `json:"retained_packs,omitempty"`
+	RetainedBytes      int64    `json:"retained_bytes,omitempty"`
+	RetainedIndexFiles int      `json:"retained_index_files,omitempty"`
+	RetainedUntil      string   `json:"retained_until,omitempty"`
+	RetentionExtended  int      `json:"retention_extended,omitempty"`
+	Refused            []string `json:"refused,omitempty"`
 }
 
 // ErrPruneNeedsCheck means prune found damage and changed nothing.
@@ -183,10 +193,16 @@ func (r *Repository) Prune(ctx context.Context, opts PruneOptions) (*PruneResult
 	defer lock.Unlock()
 	p := &pruner{r: r, x: r.index, opts: opts, own: lock.Session(), walked: map[ID]bool{},
 		res: &PruneResult{DryRun: opts.DryRun, Now: opts.Now}}
+	p.initRetention()
 	if err := p.run(ctx); err != nil {
 		return p.res, err
 	}
-	return p.res, nil
+	if !opts.DryRun {
+		if err := p.extendRetention(ctx); err != nil {
+			return p.res, err
+		}
+	}
+	return p.res, p.refusedError()
 }
 
 type pruner struct {
@@ -197,6 +213,7 @@ type pruner struct {
 	res    *PruneResult
 	walked map[ID]bool // snapshots walked
 	onDisk map[ID]int64
+	ret    *pruneRetention // immutable repositories only
 }
 
 func (p *pruner) step(msg string) {
@@ -759,6 +776,14 @@ func (p *pruner) sweep(ctx context.Context, marks []*Mark) error {
 	}
 	x.mu.RUnlock()
 	sort.Strings(affected)
+	rewrite := affected
+	if p.ret != nil {
+		var rewriteOnly []string
+		if affected, rewriteOnly, err = p.holdRetained(ctx, del, affected); err != nil {
+			return err
+		}
+		rewrite = append(slicesClone(affected), rewriteOnly...)
+	}
 	if p.res.KeptPacks > 0 {
 		p.res.Notes = append(p.res.Notes, fmt.Sprintf("kept %d marked packs that snapshots written since need", p.res.KeptPacks))
 	}
@@ -768,10 +793,10 @@ func (p *pruner) sweep(ctx context.Context, marks []*Mark) error {
 	var survivors []packIndex
 	seen := map[ID]bool{}
 	entries := 0
-	for _, name := range affected {
+	for _, name := range rewrite {
 		var werr error
 		err := r.walkIndexFile(ctx, name, func(pi packIndex) {
-			if werr != nil || del[pi.ID] || seen[pi.ID] {
+			if werr != nil || del[pi.ID] || seen[pi.ID] || p.skipSurvivor(pi.ID) {
 				return
 			}
 			seen[pi.ID] = true
@@ -798,7 +823,17 @@ func (p *pruner) sweep(ctx context.Context, marks []*Mark) error {
 	}
 	for _, name := range affected {
 		if err := r.be.Remove(ctx, backend.Handle{Kind: backend.Indexes, Name: name}); err != nil {
+			if held := p.packsOfIndexFile(name); p.refusedRemoval(err, held...) {
+				for _, id := range held {
+					delete(del, id) // the index file that names it stays
+				}
+				p.ret.rewriteOnly[name] = true
+				continue
+			}
 			return fmt.Errorf("remove index/%s: %w", shortName(name), err)
+		}
+		if p.ret != nil {
+			p.ret.removed[name] = true
 		}
 		p.res.IndexRemoved++
 		pruneHook("index file removed")
@@ -826,6 +861,9 @@ func (p *pruner) sweep(ctx context.Context, marks []*Mark) error {
 
 	// 3. the marks
 	for _, m := range due {
+		if p.markHeld(m) {
+			continue // a pack of it is retained: a later prune sweeps it
+		}
 		if err := r.be.Remove(ctx, backend.Handle{Kind: backend.Marks, Name: m.ID.String()}); err != nil {
 			return err
 		}
@@ -861,7 +899,8 @@ func (p *pruner) removePacks(ctx context.Context, ids []ID, removed *atomic.Int6
 			for id := range work {
 				err := p.r.be.Remove(ctx, backend.Handle{Kind: backend.Packs, Name: id.String()})
 				mu.Lock()
-				if err != nil && firstErr == nil {
+				refused := err != nil && p.refusedRemoval(err, id) // reported at the end
+				if err != nil && !refused && firstErr == nil {
 					firstErr = fmt.Errorf("remove pack %s: %w", id.Short(), err)
 				}
 				if size, ok := p.onDisk[id]; err == nil && ok {

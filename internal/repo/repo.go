@@ -66,6 +66,12 @@ func Init(ctx context.Context, be backend.Backend, cred Credential, cfg Config) 
 			return nil, fmt.Errorf("create repository at %s: %w", be.Location(), err)
 		}
 	}
+	if cfg.Immutable != nil {
+		if err := checkObjectLock(ctx, be, cfg.Immutable); err != nil {
+			return nil, err
+		}
+		retainWrites(be, &cfg) // the key and the config too
+	}
 	cfg.ID = NewRandomID().String()
 	cfg.Version = formatVersion
 	mk := newMasterKey()
@@ -169,6 +175,7 @@ func newRepository(be backend.Backend, cfg *Config, mk *MasterKey) (*Repository,
 	if err != nil {
 		return nil, err
 	}
+	retainWrites(be, cfg)
 	r := &Repository{be: be, cfg: cfg, key: mk, comp: comp, index: NewIndex(), indexEvery: 32, hasher: newHasher(mk.ID),
 		compBufs: bufs.NewClasses(64<<10, compressBound(cfg.Chunker.Max), runtime.GOMAXPROCS(0)*2*cfg.Chunker.Avg),
 		packBufs: bufs.NewList(uploadWorkers + 2),
