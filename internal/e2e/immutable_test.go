@@ -37,6 +37,10 @@ func TestImmutableS3(t *testing.T) {
 		t.Fatalf("init --immutable 4000:\n%s", bad)
 	}
 
+	if bad := plain.must(t, 2, "init", "--immutable", "7", "--immutable-mode", "loose"); !strings.Contains(bad.stderr, "want compliance or governance") {
+		t.Fatalf("init --immutable-mode loose:\n%s", bad)
+	}
+
 	bucket := srv.NewLockedBucket(t)
 	e := s3Env(t, srv, bucket, "r", srv.Admin)
 	start := time.Now()

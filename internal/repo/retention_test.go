@@ -246,6 +246,15 @@ func TestImmutableForgetAndPrune(t *testing.T) {
 	if u := m.until(s1Snap); !u.Equal(s1Until) {
 		t.Errorf("snapshot file's retention moved from %v to %v", s1Until, u)
 	}
+	// a dry run changes no date
+	c.at(6*day, 0)
+	before := m.until(backend.Handle{Kind: backend.Config, Name: "config"})
+	if res := prune(t, m, cred, PruneOptions{MaxUnused: DefaultMaxUnused, DryRun: true}); res.RetentionExtended != 0 {
+		t.Errorf("a dry run extended %d files", res.RetentionExtended)
+	}
+	if u := m.until(backend.Handle{Kind: backend.Config, Name: "config"}); !u.Equal(before) {
+		t.Errorf("a dry run moved the config's retention from %v to %v", before, u)
+	}
 	// a second prune the same day has nothing to extend
 	if res := prune(t, m, cred, PruneOptions{MaxUnused: DefaultMaxUnused}); res.RetentionExtended != 0 {
 		t.Errorf("second prune on day 6 extended %d files", res.RetentionExtended)
