@@ -59,6 +59,9 @@ type Options struct {
 	// MaxTreeBytes bounds the copies of tree packs (0: DefaultMaxTreeBytes;
 	// below 0: no bound).
 	MaxTreeBytes int64
+	// RepositoryID, when known beforehand, names the copies' directory
+	// until a config is read or written; "" waits for the config.
+	RepositoryID string
 }
 
 // Stats count how loads of cached kinds were served.
@@ -113,7 +116,14 @@ func New(be backend.Backend, o Options) (*Cache, error) {
 	if max == 0 {
 		max = DefaultMaxTreeBytes
 	}
-	return &Cache{be: be, base: abs, maxTree: max, verified: map[backend.Handle]stamp{}, distrust: map[backend.Handle]bool{}, flights: map[backend.Handle]*flight{}}, nil
+	c := &Cache{be: be, base: abs, maxTree: max, verified: map[backend.Handle]stamp{}, distrust: map[backend.Handle]bool{}, flights: map[backend.Handle]*flight{}}
+	if o.RepositoryID != "" {
+		if !validName(o.RepositoryID) {
+			return nil, fmt.Errorf("cache: repository id %q is not one", o.RepositoryID)
+		}
+		c.setDir(o.RepositoryID)
+	}
+	return c, nil
 }
 
 // Stats returns the counts so far.
@@ -168,15 +178,23 @@ func (c *Cache) learnConfig(data []byte) {
 	if json.Unmarshal(data, &cfg) != nil || !validName(cfg.ID) {
 		return // not ours to judge: the repository says what is wrong
 	}
-	dir := filepath.Join(c.base, cfg.ID, "cache")
+	c.mu.Lock()
+	c.config = bytes.Clone(data)
+	c.mu.Unlock()
+	c.setDir(cfg.ID)
+}
+
+// setDir makes the copies those of repository id.
+func (c *Cache) setDir(id string) {
+	dir := filepath.Join(c.base, id, "cache")
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.config = bytes.Clone(data)
 	if c.dir == dir {
 		return
 	}
 	c.dir = dir
 	c.treeBytes = 0
+	c.verified = map[backend.Handle]stamp{}
 	c.scanLocked()
 }
 
