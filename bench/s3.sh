@@ -120,7 +120,7 @@ KOPIA=$(install_kopia) || die "could not build kopia"
 WEED=$("$REPO_ROOT/scripts/install-s3servers" weed) || die "could not build SeaweedFS"
 if [[ -n $SP_BIN ]]; then
 	SP=$(cd "$(dirname "$SP_BIN")" && pwd)/$(basename "$SP_BIN")
-	SP_VERSION="($SP_BIN)"
+	SP_VERSION="(--stillpoint-bin $(basename "$SP_BIN"))"
 else
 	log "building stillpoint, bench/gen and bench/s3count from the work tree"
 	(cd "$REPO_ROOT" && go build -o "$W/bin/stillpoint" ./cmd/stillpoint) >"$W/logs/build.log" 2>&1 || { cat "$W/logs/build.log" >&2; die "stillpoint does not build"; }

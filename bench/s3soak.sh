@@ -99,7 +99,7 @@ cleanup() {
 		for _ in $(seq 75); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
 		kill -KILL "$p" 2>/dev/null || true
 	done
-	for p in $USED_PORTS; do rm -f -- /tmp/seaweedfs-*-grpc-"$p".sock; done
+	for p in $USED_PORTS; do rm -f -- /tmp/seaweedfs-*-grpc-"$p".sock /tmp/seaweedfs-*-"$p".sock; done
 	if [[ $KEEP -eq 1 || $rc -ne 0 ]]; then log "kept $W"; else rm -rf -- "$W"; fi
 	exit "$rc"
 }
@@ -108,7 +108,7 @@ trap 'echo "s3soak.sh: interrupted" >&2; exit 130' INT TERM
 
 WEED=$("$REPO_ROOT/scripts/install-s3servers" weed) || die "could not build SeaweedFS"
 if [[ -n $SP_BIN ]]; then
-	SP=$(cd "$(dirname "$SP_BIN")" && pwd)/$(basename "$SP_BIN"); SP_VERSION="($SP_BIN)"
+	SP=$(cd "$(dirname "$SP_BIN")" && pwd)/$(basename "$SP_BIN"); SP_VERSION="(--stillpoint-bin $(basename "$SP_BIN"))"
 else
 	log "building stillpoint and bench/gen from the work tree"
 	(cd "$REPO_ROOT" && go build -o "$W/bin/stillpoint" ./cmd/stillpoint) >"$W/logs/build.log" 2>&1 || { cat "$W/logs/build.log" >&2; die "stillpoint does not build"; }
@@ -163,10 +163,10 @@ start master master -ip=127.0.0.1 -ip.bind=127.0.0.1 -port="$MP" -port.grpc=$((M
 sleep 2
 for n in 1 2 3; do start_volume "$n"; done
 start filer filer -ip=127.0.0.1 -ip.bind=127.0.0.1 -port="$FP" -port.grpc=$((FP + 10000)) \
-	-master="127.0.0.1:$MP.$((MP + 10000))" -defaultStoreDir="$W/cluster/filer" -metricsPort=0 -s3=false -webdav=false -iam=false
+	-master="127.0.0.1:$MP.$((MP + 10000))" -defaultStoreDir="$W/cluster/filer" -localSocket="$W/cluster/filer.sock" -metricsPort=0 -s3=false -webdav=false -iam=false
 sleep 2
 start s3 s3 -ip=127.0.0.1 -ip.bind=127.0.0.1 -port="$SP3" -port.grpc=$((SP3 + 10000)) -port.iceberg=0 -port.lance=0 \
-	-filer="127.0.0.1:$FP.$((FP + 10000))" -config="$W/cluster/s3.json" -metricsPort=0
+	-filer="127.0.0.1:$FP.$((FP + 10000))" -config="$W/cluster/s3.json" -localSocket="$W/cluster/s3.sock" -metricsPort=0
 S3_URL=http://127.0.0.1:$SP3
 ready=0
 for _ in $(seq 240); do
@@ -193,11 +193,16 @@ sp() { "$SP" -r "$REPO" "$@"; }
 
 # manifest DIR: path, type, mode, size and SHA-256 of every entry, sorted.
 manifest() {
-	(cd "$1" && find . -mindepth 1 -printf '%P\t%y\t%m\t%s\n' | LC_ALL=C sort | while IFS=$'\t' read -r p y m s; do
-		if [[ $y == f ]]; then h=$(sha256sum -- "$p" | cut -d' ' -f1); else h=-; [[ $y == d ]] && s=-; fi
-		printf '%s\t%s\t%s\t%s\t%s\n' "$p" "$y" "$m" "$s" "$h"
-	done)
+	(
+		cd "$1" || exit 1
+		LC_ALL=C join -t $'\t' -a 1 \
+			<(find . -mindepth 1 -printf '%P\t%y\t%m\t%s\n' | awk -F'\t' -v OFS='\t' '{ if ($2 == "d") $4 = "-"; print }' | LC_ALL=C sort -t $'\t' -k1,1) \
+			<(find . -type f -printf '%P\0' | xargs -0 -r sha256sum -- | awk '{ h = $1; sub(/^[0-9a-f]+  /, ""); print $0 "\t" h }' | LC_ALL=C sort -t $'\t' -k1,1)
+	)
 }
+
+# alive PID: the process runs (a zombie waiting to be reaped does not).
+alive() { [[ -r /proc/$1/stat ]] && [[ $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) != Z ]]; }
 
 START_TIME=$(date -u '+%Y-%m-%d %H:%M UTC')
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -230,31 +235,37 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	fi
 	manifest "$DATA" >"$W/manifests/round$r"
 	logf=$W/logs/backup$r.log
-	t0=$(date +%s.%N)
 	load=$(cut -d' ' -f1 /proc/loadavg)
-	sp backup --json --tag "round$r" "$DATA" >"$logf.json" 2>"$logf" &
+	s3lines0=$(wc -l <"$W/logs/s3.log") masterlines0=$(wc -l <"$W/logs/master.log")
+	# the backup records its own exit code and wall time
+	(
+		t0=$(date +%s.%N)
+		rc=0
+		sp backup --json --tag "round$r" "$DATA" >"$logf.json" 2>"$logf" || rc=$?
+		echo "$rc $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') $(date +%H:%M:%S)" >"$logf.rc"
+	) &
 	bpid=$!
 	note=
 	if ((r == KILL_ROUND)); then
 		sleep "$KILL_AFTER"
-		if kill -0 "$bpid" 2>/dev/null; then
+		if alive "$bpid"; then
 			VOLS_BEFORE=$(volumes)
 			kill -KILL "${PID[vol2]}"; wait "${PID[vol2]}" 2>/dev/null || true
-			note="vol2 (pid ${PID[vol2]}) killed ${KILL_AFTER}s into the backup"
+			note="vol2 (pid ${PID[vol2]}) killed ${KILL_AFTER}s into the backup at $(date +%H:%M:%S)"
 			log "$note"
-			for ((i = 0; i < DOWN_FOR; i++)); do kill -0 "$bpid" 2>/dev/null || break; sleep 1; done
-			((i < DOWN_FOR)) && { note+="; the backup ended while it was down"; sleep $((DOWN_FOR - i)); }
+			sleep "$DOWN_FOR"
 			start_volume 2
-			note+="; started again after ${DOWN_FOR}s (pid ${PID[vol2]})"
+			note+=", started again ${DOWN_FOR}s later at $(date +%H:%M:%S) (pid ${PID[vol2]})"
+			if alive "$bpid"; then note+="; the backup was still running then"; else note+="; the backup had ended while it was down"; fi
 			log "vol2 back (pid ${PID[vol2]})"
 		else
 			note="the backup was over before the kill (raise --big or lower --kill-after); vol2 not killed"
 			log "$note"
 		fi
 	fi
-	rc=0
-	wait "$bpid" || rc=$?
-	dur=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')
+	wait "$bpid" || true
+	read -r rc dur ended <"$logf.rc"
+	((r == KILL_ROUND)) && note+="; the backup ended at $ended"
 	id=$(grep -o '"snapshot_id":"[0-9a-f]*"' "$logf.json" | tail -n 1 | cut -d'"' -f4 || true)
 	req=$(grep -o '"total":[0-9]*' "$logf.json" | tail -n 1 | cut -d: -f2 || true)
 	added=$(grep -o '"stored_added":[0-9]*' "$logf.json" | tail -n 1 | cut -d: -f2 || true)
@@ -268,6 +279,12 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	fi
 	log "round $r: backup $result in ${dur}s, snapshot ${id:0:8}, ${req:-?} requests, $(( ${added:-0} >> 20 )) MiB stored (load $load) ${msg:+— $msg}"
 	if ((r == KILL_ROUND)); then
+		# what the servers said meanwhile: the gateway's warnings and errors (a write
+		# to a replica on the dead server, retried by the gateway itself), the
+		# volumes the master took out of writing
+		KILL_S3LOG=$(tail -n +$((s3lines0 + 1)) "$W/logs/s3.log" | grep -c '^[WE][0-9]' || true)
+		KILL_S3EX=$(tail -n +$((s3lines0 + 1)) "$W/logs/s3.log" | grep -m 1 '^[WE][0-9]' | cut -c1-160 || true)
+		KILL_UNWRITABLE=$(tail -n +$((masterlines0 + 1)) "$W/logs/master.log" | grep -c 'becomes unwritable' || true)
 		KILL_RESULT=$result KILL_MESSAGE=${msg:-none} KILL_SNAPSHOT=${id:-none} KILL_NOTE=$note
 	elif ((rc != 0)); then
 		FAILED=1
@@ -322,6 +339,7 @@ CMDLINE="bench/s3soak.sh --rounds $ROUNDS --kill-round $KILL_ROUND --kill-after 
 	printf '%s\n' "${ROWS[@]}"
 	echo
 	echo "- the backup during the kill: **$KILL_RESULT**; ${KILL_NOTE:-}; its message: \`${KILL_MESSAGE}\`"
+	echo "- meanwhile the S3 gateway logged $KILL_S3LOG warnings or errors${KILL_S3EX:+ (the first: \`$(sed -E 's/https?:[^ ]*//g' <<<"$KILL_S3EX")\`)}, and the master took $KILL_UNWRITABLE volumes out of writing (\"becomes unwritable\")"
 	echo "- volumes (replicas) per volume server before the kill: ${VOLS_BEFORE:-unknown}; at the end: $VOLS_END"
 	echo "- snapshots restored byte-exact (path, type, mode, size, SHA-256 against the manifest taken before each backup): **$RESTORED of $EXPECTED**; not matching or not restorable: $MISMATCH"
 	echo "- \`check --read-data\`: **$CHECK**"
