@@ -39,7 +39,7 @@ import (
 //   - common.bin: the same for every client and round (written once).
 const (
 	manyClients = 4
-	manyRounds  = 12
+	manyRounds  = 14
 	manyKeep    = 2
 	manyCycle   = 3 // > manyKeep: the cycle's content comes back after its snapshot was forgotten
 )
@@ -106,6 +106,10 @@ func runManyClients(t *testing.T, newClient func(*testing.T) *env) {
 		rounds   []manyRound
 		failures []string
 		pruned   struct{ runs, removedPacks, waited int }
+		loopWall struct {
+			n             int
+			forget, check time.Duration
+		}
 	)
 	fail := func(format string, args ...any) {
 		mu.Lock()
@@ -129,6 +133,9 @@ func runManyClients(t *testing.T, newClient func(*testing.T) *env) {
 				}
 				want := treeHash(t, src)
 				res, err := e.exec(ctx, "--json", "backup", "--host", host, "--snapshot", "off", src)
+				if ctx.Err() != nil {
+					return // the loop failed and stopped the test
+				}
 				if err != nil || res.code != 0 {
 					fail("%s round %d: %v %s", host, r, err, res)
 					return
@@ -150,7 +157,9 @@ func runManyClients(t *testing.T, newClient func(*testing.T) *env) {
 	// forget --prune and check in a loop until the clients are done
 	admin := mk()
 	loop := func() bool {
+		t0 := time.Now()
 		res, err := admin.exec(ctx, "--json", "forget", "--keep-last", fmt.Sprint(manyKeep), "--prune")
+		t1 := time.Now()
 		if err != nil || res.code != 0 {
 			fail("forget --prune: %v %s", err, res)
 			return false
@@ -170,6 +179,11 @@ func runManyClients(t *testing.T, newClient func(*testing.T) *env) {
 		// a snapshot whose data a prune took is caught here, before a
 		// later forget removes the evidence
 		res, err = admin.exec(ctx, "check")
+		mu.Lock()
+		loopWall.n++
+		loopWall.forget += t1.Sub(t0)
+		loopWall.check += time.Since(t1)
+		mu.Unlock()
 		if err != nil || res.code != 0 {
 			fail("check while the clients run: %v %s", err, res)
 			return false
@@ -224,7 +238,11 @@ func runManyClients(t *testing.T, newClient func(*testing.T) *env) {
 	// prune ran beside the backups: it deleted, and a mark had to wait for one
 	t.Logf("%d backups, %d prunes beside them (%d packs deleted, %d left a mark waiting) in %s; verified in %s",
 		len(rounds), pruned.runs, pruned.removedPacks, pruned.waited, loops.Round(time.Second), (time.Since(start) - loops).Round(time.Second))
-	if pruned.runs < 3 || pruned.removedPacks == 0 || pruned.waited == 0 {
+	if loopWall.n > 0 {
+		t.Logf("%d rounds of the loop: forget --prune %s, check %s on average", loopWall.n,
+			(loopWall.forget / time.Duration(loopWall.n)).Round(time.Millisecond), (loopWall.check / time.Duration(loopWall.n)).Round(time.Millisecond))
+	}
+	if pruned.runs < 2 || pruned.removedPacks == 0 || pruned.waited == 0 {
 		t.Errorf("prune did not run beside the backups: %d prunes, %d packs deleted, %d marks waiting", pruned.runs, pruned.removedPacks, pruned.waited)
 	}
 }
