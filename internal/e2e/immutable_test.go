@@ -78,6 +78,16 @@ func TestImmutableS3(t *testing.T) {
 			t.Errorf("%s left behind", k)
 		}
 	}
+	// every removal (init's probe, the locks) took every version: no
+	// delete marker, no version but the current ones
+	for v := range client.ListObjectsIter(ctx, bucket, minio.ListObjectsOptions{WithVersions: true, Recursive: true}) {
+		if v.Err != nil {
+			t.Fatal(v.Err)
+		}
+		if v.IsDeleteMarker || !v.IsLatest {
+			t.Errorf("left in the bucket: %s version %s (delete marker %v)", v.Key, v.VersionID, v.IsDeleteMarker)
+		}
+	}
 	snap1 := "r/snapshots/" + id1
 	snap1Until := retention(snap1)
 

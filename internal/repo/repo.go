@@ -61,16 +61,18 @@ func Init(ctx context.Context, be backend.Backend, cred Credential, cfg Config) 
 	if _, err := be.Stat(ctx, backend.Handle{Kind: backend.Config, Name: "config"}); err == nil {
 		return nil, fmt.Errorf("%s already holds a repository", be.Location())
 	}
-	if c, ok := be.(backend.Creator); ok {
-		if err := c.Create(ctx); err != nil {
-			return nil, fmt.Errorf("create repository at %s: %w", be.Location(), err)
-		}
-	}
 	if cfg.Immutable != nil {
 		if err := checkObjectLock(ctx, be, cfg.Immutable); err != nil {
 			return nil, err
 		}
-		retainWrites(be, &cfg) // the key and the config too
+		// the key and the config too; and Create's probe is then removed
+		// with its versions, not hidden behind a delete marker
+		retainWrites(be, &cfg)
+	}
+	if c, ok := be.(backend.Creator); ok {
+		if err := c.Create(ctx); err != nil {
+			return nil, fmt.Errorf("create repository at %s: %w", be.Location(), err)
+		}
 	}
 	cfg.ID = NewRandomID().String()
 	cfg.Version = formatVersion
