@@ -33,6 +33,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -247,9 +248,9 @@ func main() {
 	}()
 
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGUSR1, syscall.SIGTERM, os.Interrupt)
+	signal.Notify(sig, append(dumpSignals, syscall.SIGTERM, os.Interrupt)...)
 	for s := range sig {
-		if s == syscall.SIGUSR1 {
+		if slices.Contains(dumpSignals, s) {
 			fmt.Fprint(os.Stderr, c.text())
 			continue
 		}
