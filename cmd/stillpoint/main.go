@@ -92,6 +92,7 @@ func newRootFor(g *globals) *cobra.Command {
 	root.AddCommand(newMountCmd(g))
 	root.AddCommand(newCopyCmd(g))
 	root.AddCommand(newDrillCmd(g))
+	root.AddCommand(newCacheCmd(g))
 	return root
 }
 

@@ -239,4 +239,27 @@ func TestS3CacheRequests(t *testing.T) {
 	if c := lastStats(t, stats, "check"); c.Of("index", metered.OpLoad) == 0 || c.Of("snapshots", metered.OpLoad) == 0 {
 		t.Errorf("check read the cache, not the store: %s", describe(c))
 	}
+
+	// stillpoint cache lists the copies; --cleanup removes unused ones only
+	id := filepath.Base(filepath.Dir(cacheRoot[0]))
+	if out := e.must(t, 0, "cache").stdout; !strings.Contains(out, id[:12]) {
+		t.Fatalf("cache does not list repository %s:\n%s", id, out)
+	}
+	e.must(t, 0, "cache", "--cleanup")
+	if _, err := os.Stat(cacheRoot[0]); err != nil {
+		t.Fatalf("cache --cleanup removed copies in use: %v", err)
+	}
+	if out := e.must(t, 0, "cache", "--cleanup", "--max-age", "1ns").stdout; !strings.Contains(out, "removed the copies of 1 repository ") {
+		t.Fatalf("cache --cleanup --max-age 1ns:\n%s", out)
+	}
+	if _, err := os.Stat(cacheRoot[0]); !os.IsNotExist(err) {
+		t.Fatalf("the copies are still there: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(cacheRoot[0]), "logs")); err != nil {
+		t.Errorf("cache --cleanup removed the run logs: %v", err)
+	}
+	e.must(t, 0, "ls", id2)
+	if c := lastStats(t, stats, "ls"); c.Of(backend.Snapshots, metered.OpLoad) == 0 {
+		t.Errorf("after the cleanup ls read no snapshot from the store: %s", describe(c))
+	}
 }

@@ -637,3 +637,35 @@ func TestRepositoryThroughTheCache(t *testing.T) {
 		t.Fatalf("tree pack loads from the store %d, want 1", n)
 	}
 }
+
+func TestDirs(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	a, b := newStore(t), newStore(t)
+	ca, cb := a.open(t, dir, 0), b.open(t, dir, 0)
+	for i, c := range []*cache.Cache{ca, cb} {
+		for range i + 1 {
+			if err := c.Save(ctx, backend.Handle{Kind: backend.Snapshots, Name: randName(t)}, randBytes(t, 1000)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	old := time.Now().Add(-48 * time.Hour)
+	filepath.Walk(ca.Dir(), func(p string, _ os.FileInfo, _ error) error { return os.Chtimes(p, old, old) })
+	if err := os.MkdirAll(filepath.Join(dir, "staging"), 0o700); err != nil { // not a repository's
+		t.Fatal(err)
+	}
+	ds, err := cache.Dirs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 2 || ds[0].RepositoryID != a.id || ds[1].RepositoryID != b.id {
+		t.Fatalf("dirs %+v", ds)
+	}
+	if ds[0].Files != 1 || ds[0].Bytes != 1044 || ds[1].Files != 2 || !ds[0].LastUsed.Before(time.Now().Add(-47*time.Hour)) {
+		t.Fatalf("dirs %+v", ds)
+	}
+	if ds, err := cache.Dirs(filepath.Join(dir, "missing")); err != nil || len(ds) != 0 {
+		t.Fatalf("a missing directory: %v %v", ds, err)
+	}
+}
