@@ -89,7 +89,7 @@ func Forget(ctx context.Context, r *repo.Repository, o ForgetOptions) (*ForgetRe
 	}
 	removed, err := r.ForgetSnapshots(ctx, ids)
 	if err != nil {
-		res.Removed = res.Removed[:len(removed)]
+		res.Removed = onlyRemoved(res.Removed, removed)
 		return res, fmt.Errorf("%w (%d of %d snapshots were removed)", err, len(removed), len(ids))
 	}
 	return res, nil
@@ -141,8 +141,24 @@ func ApplyRetention(ctx context.Context, r *repo.Repository, saved *repo.Snapsho
 	}
 	removed, err := r.ForgetSnapshots(ctx, ids)
 	if err != nil {
-		res.Removed = res.Removed[:len(removed)]
+		res.Removed = onlyRemoved(res.Removed, removed)
 		return res, fmt.Errorf("%w (%d of %d snapshots were removed)", err, len(removed), len(ids))
 	}
 	return res, nil
+}
+
+// onlyRemoved keeps the snapshots of list that were removed: a removal
+// that failed (a retained snapshot) may be anywhere in the list.
+func onlyRemoved(list []*repo.Snapshot, removed []repo.ID) []*repo.Snapshot {
+	gone := make(map[repo.ID]bool, len(removed))
+	for _, id := range removed {
+		gone[id] = true
+	}
+	var out []*repo.Snapshot
+	for _, s := range list {
+		if gone[s.ID] {
+			out = append(out, s)
+		}
+	}
+	return out
 }

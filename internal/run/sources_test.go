@@ -3,6 +3,8 @@ package run
 import (
 	"path/filepath"
 	"testing"
+
+	"github.com/stillpoint-backup/stillpoint/internal/repo"
 )
 
 // A volume mounted in a folder a source excludes is not added to the
@@ -26,5 +28,18 @@ func TestExcludedOSPaths(t *testing.T) {
 	}
 	if excludedOSPaths([]Source{{Path: src}}) != nil {
 		t.Error("an exclusion test without patterns")
+	}
+}
+
+// A forget whose second removal was refused (retained) reports the first
+// and third snapshots as removed, not the first two.
+func TestOnlyRemoved(t *testing.T) {
+	var list []*repo.Snapshot
+	for range 3 {
+		list = append(list, &repo.Snapshot{ID: repo.NewRandomID()})
+	}
+	got := onlyRemoved(list, []repo.ID{list[0].ID, list[2].ID})
+	if len(got) != 2 || got[0] != list[0] || got[1] != list[2] {
+		t.Fatalf("removed %v", got)
 	}
 }
