@@ -283,7 +283,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		# to a replica on the dead server, retried by the gateway itself), the
 		# volumes the master took out of writing
 		KILL_S3LOG=$(tail -n +$((s3lines0 + 1)) "$W/logs/s3.log" | grep -c '^[WE][0-9]' || true)
-		KILL_S3EX=$(tail -n +$((s3lines0 + 1)) "$W/logs/s3.log" | grep -m 1 '^[WE][0-9]' | cut -c1-160 || true)
+		KILL_S3EX=$(tail -n +$((s3lines0 + 1)) "$W/logs/s3.log" | grep -m 1 '^[WE][0-9]' | cut -c1-220 || true)
 		KILL_UNWRITABLE=$(tail -n +$((masterlines0 + 1)) "$W/logs/master.log" | grep -c 'becomes unwritable' || true)
 		KILL_RESULT=$result KILL_MESSAGE=${msg:-none} KILL_SNAPSHOT=${id:-none} KILL_NOTE=$note
 	elif ((rc != 0)); then
@@ -339,7 +339,7 @@ CMDLINE="bench/s3soak.sh --rounds $ROUNDS --kill-round $KILL_ROUND --kill-after 
 	printf '%s\n' "${ROWS[@]}"
 	echo
 	echo "- the backup during the kill: **$KILL_RESULT**; ${KILL_NOTE:-}; its message: \`${KILL_MESSAGE}\`"
-	echo "- meanwhile the S3 gateway logged $KILL_S3LOG warnings or errors${KILL_S3EX:+ (the first: \`$(sed -E 's/https?:[^ ]*//g' <<<"$KILL_S3EX")\`)}, and the master took $KILL_UNWRITABLE volumes out of writing (\"becomes unwritable\")"
+	echo "- meanwhile the S3 gateway logged $KILL_S3LOG warnings or errors${KILL_S3EX:+ (the first: \`$KILL_S3EX\`)}, and the master took $KILL_UNWRITABLE volumes out of writing (\"becomes unwritable\")"
 	echo "- volumes (replicas) per volume server before the kill: ${VOLS_BEFORE:-unknown}; at the end: $VOLS_END"
 	echo "- snapshots restored byte-exact (path, type, mode, size, SHA-256 against the manifest taken before each backup): **$RESTORED of $EXPECTED**; not matching or not restorable: $MISMATCH"
 	echo "- \`check --read-data\`: **$CHECK**"
