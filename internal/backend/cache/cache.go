@@ -447,11 +447,13 @@ func (c *Cache) fromCopy(h backend.Handle, offset, length int64) (data []byte, o
 		if _, err := f.ReadAt(buf, offset); err == nil {
 			return buf, true, nil
 		}
+		f.Close() // Windows removes no open file
 		c.drop(h, p)
 		return nil, false, nil
 	}
 	whole, err := io.ReadAll(f)
 	if err != nil || !intact(whole) {
+		f.Close() // Windows removes no open file
 		c.drop(h, p)
 		return nil, false, nil
 	}
