@@ -37,22 +37,7 @@ func (r *Requester) ListWriters(ctx context.Context) ([]WriterStatus, error) {
 	if err := r.wait(ctx, ctx, PhaseGatherWriterState, c.GatherWriterStatus); err != nil {
 		return nil, err
 	}
-	n, err := c.GetWriterStatusCount()
-	if err != nil {
-		return nil, asError(PhaseGatherWriterState, err)
-	}
-	var out []WriterStatus
-	for i := range n {
-		st, err := c.GetWriterStatus(i)
-		if err != nil {
-			return nil, asError(PhaseGatherWriterState, err)
-		}
-		out = append(out, st)
-	}
-	if err := c.FreeWriterStatus(); err != nil {
-		return nil, asError(PhaseGatherWriterState, err)
-	}
-	return out, nil
+	return writerStatuses(c)
 }
 
 // ListShadows returns the shadow copies on the system, of every context,

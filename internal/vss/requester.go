@@ -340,6 +340,12 @@ func (r *Requester) identities(cctx, parent context.Context) ([]WriterIdentity, 
 	if err := r.wait(cctx, parent, PhaseGatherMetadata, c.GatherWriterMetadata); err != nil {
 		return nil, err
 	}
+	return writerIdentities(c)
+}
+
+// writerIdentities reads the metadata GatherWriterMetadata gathered, and
+// frees it.
+func writerIdentities(c Components) ([]WriterIdentity, error) {
 	n, err := c.GetWriterMetadataCount()
 	if err != nil {
 		return nil, asError(PhaseGatherMetadata, err)
@@ -356,6 +362,27 @@ func (r *Requester) identities(cctx, parent context.Context) ([]WriterIdentity, 
 		return nil, asError(PhaseGatherMetadata, err)
 	}
 	return ids, nil
+}
+
+// writerStatuses reads the states GatherWriterStatus gathered, and frees
+// them.
+func writerStatuses(c Components) ([]WriterStatus, error) {
+	n, err := c.GetWriterStatusCount()
+	if err != nil {
+		return nil, asError(PhaseGatherWriterState, err)
+	}
+	var sts []WriterStatus
+	for i := range n {
+		st, err := c.GetWriterStatus(i)
+		if err != nil {
+			return nil, asError(PhaseGatherWriterState, err)
+		}
+		sts = append(sts, st)
+	}
+	if err := c.FreeWriterStatus(); err != nil {
+		return nil, asError(PhaseGatherWriterState, err)
+	}
+	return sts, nil
 }
 
 // attempt runs the sequence once. cctx carries the total deadline, parent
@@ -457,20 +484,9 @@ func matches(names []string, name string, class GUID) bool {
 // exist.
 func (s *Set) identify() error {
 	c, o := s.comps, s.r.opts
-	n, err := c.GetWriterMetadataCount()
+	ids, err := writerIdentities(c)
 	if err != nil {
-		return asError(PhaseGatherMetadata, err)
-	}
-	var ids []WriterIdentity
-	for i := range n {
-		id, err := c.GetWriterMetadata(i)
-		if err != nil {
-			return asError(PhaseGatherMetadata, err)
-		}
-		ids = append(ids, id)
-	}
-	if err := c.FreeWriterMetadata(); err != nil {
-		return asError(PhaseGatherMetadata, err)
+		return err
 	}
 	var names []string
 	for _, id := range ids {
@@ -506,20 +522,9 @@ func (s *Set) check(cctx, parent context.Context, phase string, mayRetry bool) e
 	if err := s.r.wait(cctx, parent, PhaseGatherWriterState+" after "+phase, c.GatherWriterStatus); err != nil {
 		return err
 	}
-	n, err := c.GetWriterStatusCount()
+	sts, err := writerStatuses(c)
 	if err != nil {
-		return asError(PhaseGatherWriterState, err)
-	}
-	var sts []WriterStatus
-	for i := range n {
-		st, err := c.GetWriterStatus(i)
-		if err != nil {
-			return asError(PhaseGatherWriterState, err)
-		}
-		sts = append(sts, st)
-	}
-	if err := c.FreeWriterStatus(); err != nil {
-		return asError(PhaseGatherWriterState, err)
+		return err
 	}
 	var fail *Error
 	s.mu.Lock()
