@@ -279,16 +279,6 @@ func (t *quietTracker) message(res InactivityResult) string {
 		t.quiet, t.maxWait, res.LastWriter)
 }
 
-// under tells whether p is one of roots or below one.
-func under(p string, roots []string) bool {
-	for _, r := range roots {
-		if p == r || r == "/" || strings.HasPrefix(p, r+"/") {
-			return true
-		}
-	}
-	return false
-}
-
 // fileState is what polling compares between two polls.
 type fileState struct {
 	size  int64

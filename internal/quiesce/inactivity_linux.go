@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -112,4 +113,14 @@ func commOf(pid int32, cache map[int32]string) string {
 	}
 	cache[pid] = c
 	return c
+}
+
+// under tells whether p is one of roots or below one.
+func under(p string, roots []string) bool {
+	for _, r := range roots {
+		if p == r || r == "/" || strings.HasPrefix(p, r+"/") {
+			return true
+		}
+	}
+	return false
 }
