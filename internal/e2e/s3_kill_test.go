@@ -98,4 +98,3 @@ func TestS3ServerKilledDuringBackup(t *testing.T) {
 		t.Fatalf("check --read-data after the next backup:\n%s", c)
 	}
 }
-
