@@ -74,7 +74,7 @@ func ParseMaxUnused(s string) (MaxUnused, error) {
 		return MaxUnused{Unlimited: true}, nil
 	case strings.HasSuffix(s, "%"):
 		p, err := strconv.ParseFloat(strings.TrimSuffix(s, "%"), 64)
-		if err != nil || p < 0 || p > 100 {
+		if err != nil || !(p >= 0 && p <= 100) { // NaN fails both
 			return MaxUnused{}, fmt.Errorf("--max-unused %q: a percentage is between 0%% and 100%%", s)
 		}
 		return MaxUnused{Percent: p}, nil
@@ -84,34 +84,6 @@ func ParseMaxUnused(s string) (MaxUnused, error) {
 		return MaxUnused{}, fmt.Errorf("--max-unused %q: give a percentage (5%%), a size (500M) or unlimited", s)
 	}
 	return MaxUnused{Bytes: n}, nil
-}
-
-// ParseSize reads a byte count with an optional unit: K, M, G, T (powers
-// of 1024; "KiB", "MB" and "k" are read the same way).
-func ParseSize(s string) (int64, error) {
-	t := strings.ToUpper(strings.TrimSpace(s))
-	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "I")
-	mult := int64(1)
-	if t != "" {
-		switch t[len(t)-1] {
-		case 'K':
-			mult = 1 << 10
-		case 'M':
-			mult = 1 << 20
-		case 'G':
-			mult = 1 << 30
-		case 'T':
-			mult = 1 << 40
-		}
-		if mult > 1 {
-			t = t[:len(t)-1]
-		}
-	}
-	v, err := strconv.ParseFloat(t, 64)
-	if err != nil || v < 0 {
-		return 0, fmt.Errorf("size %q: want a number with an optional unit (K, M, G, T)", s)
-	}
-	return int64(v * float64(mult)), nil
 }
 
 // PruneResult says what prune found and did.
