@@ -43,6 +43,8 @@ type Job struct {
 	Retention *Retention
 	// Drill, when set, is how stillpoint drill verifies this job's snapshots.
 	Drill *Drill
+	// S3 are the options of an S3 repository (s3.go).
+	S3 S3
 
 	// pos maps a key path ("sources[0].retries") to where the file set it;
 	// it also tells which keys the file set at all.

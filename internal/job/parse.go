@@ -16,7 +16,7 @@ import (
 
 // The keys each mapping accepts.
 var (
-	topKeys     = []string{"version", "repository", "host", "tags", "compression", "staging-dir", "exclude", "snapshot", "open-files", "retries", "sources", "quiesce", "writers", "vss", "hooks", "retention", "drill"}
+	topKeys     = []string{"version", "repository", "host", "tags", "compression", "staging-dir", "exclude", "snapshot", "open-files", "retries", "sources", "quiesce", "writers", "vss", "hooks", "retention", "drill", "s3"}
 	sourceKeys  = []string{"path", "snapshot", "open-files", "retries", "exclude", "staging-dir"}
 	quiesceKeys = []string{"inactivity", "max-wait", "on-timeout", "hold", "hold-timeout", "hold-exclude"}
 	commandKeys = []string{"freeze", "thaw", "timeout", "on-timeout"}
@@ -330,6 +330,9 @@ func (p *parser) top(root *yaml.Node) {
 	}
 	if v, ok := f["drill"]; ok {
 		p.drill(v.val)
+	}
+	if v, ok := f["s3"]; ok {
+		p.s3(v.val)
 	}
 }
 
