@@ -174,12 +174,20 @@ func runForget(ctx context.Context, g *globals, f forgetFlags, args []string) er
 		return err
 	}
 	switch {
-	case res.DryRun:
-		rep.Printf("--prune: a dry run removes no snapshot, so prune does not run (`stillpoint prune --dry-run` after forget shows what it frees)\n")
+	case len(res.Removed) == 0 && res.DryRun:
+		rep.Printf("--prune: no snapshot would be removed, so prune would not run\n")
 		return nil
 	case len(res.Removed) == 0:
 		rep.Printf("--prune: no snapshot was removed, so prune does not run\n")
 		return nil
+	case res.DryRun:
+		// what prune would do once these are gone; it changes nothing
+		rep.Printf("\n--prune, dry run: what prune would do without these %d snapshots\n", len(res.Removed))
+		po.DryRun = true
+		for _, s := range res.Removed {
+			po.Without = append(po.Without, s.ID)
+		}
+		return runPrune(ctx, g, po)
 	}
 	rep.Printf("\n%d snapshots removed, running prune\n", len(res.Removed))
 	// forget's lock is released: prune takes its own

@@ -79,7 +79,36 @@ func TestForgetPrune(t *testing.T) {
 	}
 	want := treeHash(t, src)
 	before := dirSize(t, filepath.Join(e.repo, "data"))
-	res := e.must(t, 0, "forget", "--keep-last", "1", "--prune", "--max-unused", "0")
+
+	// a dry run prints what prune would do after forget, and does nothing
+	res := e.must(t, 0, "forget", "--keep-last", "1", "--prune", "--dry-run", "--max-unused", "0")
+	for _, w := range []string{"would remove 2 snapshots", "--prune, dry run", "1 snapshots;", "dry run: nothing was changed"} {
+		if !strings.Contains(res.stdout, w) {
+			t.Errorf("forget --dry-run --prune does not say %q: %s", w, res)
+		}
+	}
+	if n := len(e.snapshotIDs(t)); n != 3 {
+		t.Fatalf("forget --dry-run --prune removed snapshots: %d of 3 left", n)
+	}
+	if after := dirSize(t, filepath.Join(e.repo, "data")); after != before {
+		t.Fatalf("forget --dry-run --prune changed data/: %d bytes before, %d after", before, after)
+	}
+	if marks, _ := filepath.Glob(filepath.Join(e.repo, "gc", "*")); len(marks) != 0 {
+		t.Fatalf("forget --dry-run --prune wrote marks: %v", marks)
+	}
+	res = e.must(t, 0, "--json", "forget", "--keep-last", "1", "--prune", "--dry-run", "--max-unused", "0")
+	var plan map[string]any
+	for _, ev := range events(t, res.stdout) {
+		if r, ok := ev["result"].(map[string]any); ok {
+			plan = r
+		}
+	}
+	// two of the three 2 MiB files are used by no snapshot kept
+	if plan == nil || plan["dry_run"] != true || plan["snapshots"] != 1.0 || plan["garbage_bytes"].(float64)+plan["repack_bytes"].(float64) < 4<<20 {
+		t.Errorf("forget --json --dry-run --prune: prune's plan %v: %s", plan, res)
+	}
+
+	res = e.must(t, 0, "forget", "--keep-last", "1", "--prune", "--max-unused", "0")
 	if after := dirSize(t, filepath.Join(e.repo, "data")); after > before/2 {
 		t.Errorf("prune freed too little: data %d bytes before, %d after (2 of 3 distinct files forgotten)", before, after)
 	}
@@ -94,7 +123,7 @@ func TestForgetPrune(t *testing.T) {
 	e.restoreAndCompare(t, ids[0], src, want)
 
 	res = e.must(t, 0, "forget", "--keep-last", "1", "--prune", "--dry-run")
-	if !strings.Contains(res.stdout, "prune does not run") {
+	if !strings.Contains(res.stdout, "prune would not run") {
 		t.Errorf("dry run with --prune: %s", res)
 	}
 	if res := e.run(t, "forget", "--keep-last", "1", "--prune", "--max-unused", "lots"); res.code != 2 {

@@ -26,6 +26,10 @@ type PruneOptions struct {
 	// Now takes an exclusive lock, so no backup runs: everything marked is
 	// swept at once.
 	Now bool
+	// Without are snapshots a dry run treats as removed: forget --dry-run
+	// --prune shows what prune would free once forget removed them. Only
+	// with DryRun (a prune that ignored a snapshot would delete its data).
+	Without []ID
 	// Plan is told what prune will do, before it does anything.
 	Plan func(*PruneResult)
 	// Track shows the progress of a phase: sample returns how much is done
@@ -147,6 +151,9 @@ func (r *Repository) Prune(ctx context.Context, opts PruneOptions) (*PruneResult
 		lock *Lock
 		err  error
 	)
+	if len(opts.Without) > 0 && !opts.DryRun {
+		return nil, errors.New("prune: leaving snapshots out is only for a dry run")
+	}
 	switch {
 	case opts.DryRun:
 		lock, err = r.Lock(ctx, false, "prune --dry-run")
@@ -289,6 +296,9 @@ func (p *pruner) snapshots(ctx context.Context) ([]*Snapshot, error) {
 	}
 	if len(bad) > 0 {
 		return nil, fmt.Errorf("%w: %v", ErrPruneNeedsCheck, bad[0])
+	}
+	if len(p.opts.Without) > 0 {
+		snaps = slices.DeleteFunc(snaps, func(s *Snapshot) bool { return slices.Contains(p.opts.Without, s.ID) })
 	}
 	badIdx, err := p.r.LoadIndex(ctx)
 	if err != nil {

@@ -305,6 +305,44 @@ func TestPruneQuietRepositoryFreesAtOnce(t *testing.T) {
 	}
 }
 
+// A dry run without some snapshots (forget --dry-run --prune) reports what
+// prune would free once they are gone, and changes nothing; a prune that
+// is no dry run refuses to leave snapshots out.
+func TestPruneDryRunWithoutSnapshots(t *testing.T) {
+	be, cred := newPruneRepo(t)
+	rng := rand.New(rand.NewPCG(5, 6))
+	a := randomFiles(rng, 20, 40<<10)
+	sa := backupOnce(t, be, cred, a, nil)
+	b := mutate(rng, a, 10)
+	sb := backupOnce(t, be, cred, b, sa)
+	packs, bytes := count(t, be, backend.Packs)
+
+	res := prune(t, be, cred, PruneOptions{MaxUnused: DefaultMaxUnused, DryRun: true})
+	if res.GarbagePacks != 0 || res.RepackPacks != 0 {
+		t.Fatalf("with every snapshot there is nothing to free: %+v", res)
+	}
+	res = prune(t, be, cred, PruneOptions{MaxUnused: DefaultMaxUnused, DryRun: true, Without: []ID{sa.ID}})
+	if res.Snapshots != 1 || res.GarbagePacks+res.RepackPacks == 0 || res.UnusedBytes == 0 {
+		t.Fatalf("without the first snapshot its packs are unused: %+v", res)
+	}
+	if n, size := count(t, be, backend.Packs); n != packs || size != bytes {
+		t.Fatalf("a dry run changed the packs: %d (%d bytes) before, %d (%d bytes) after", packs, bytes, n, size)
+	}
+	if n, _ := count(t, be, backend.Marks); n != 0 {
+		t.Fatalf("a dry run wrote %d marks", n)
+	}
+
+	r := openRepo(t, be, cred)
+	if _, err := r.Prune(bg, PruneOptions{MaxUnused: DefaultMaxUnused, Without: []ID{sa.ID}}); err == nil {
+		t.Fatal("a prune that is no dry run left a snapshot out")
+	}
+	if n, _ := count(t, be, backend.Packs); n != packs {
+		t.Fatalf("the refused prune changed the packs: %d before, %d after", packs, n)
+	}
+	restoreEqual(t, be, cred, sa.ID, a)
+	restoreEqual(t, be, cred, sb.ID, b)
+}
+
 func TestPruneRepacksDownToMaxUnused(t *testing.T) {
 	be, cred := newPruneRepo(t)
 	rng := rand.New(rand.NewPCG(3, 4))
