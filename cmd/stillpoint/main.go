@@ -93,6 +93,7 @@ func newRootFor(g *globals) *cobra.Command {
 	root.AddCommand(newCopyCmd(g))
 	root.AddCommand(newDrillCmd(g))
 	root.AddCommand(newCacheCmd(g))
+	root.AddCommand(newServiceCmd(g))
 	return root
 }
 
