@@ -11,6 +11,8 @@ cd "$(dirname "$0")"
 packages=(btrfs-progs xfsprogs e2fsprogs util-linux mount kmod attr postgresql mariadb-server git)
 # the kernel FUSE tests of `stillpoint mount` (fusermount3)
 packages+=(fuse3)
+# systemd-analyze verifies the unit `stillpoint service install` writes
+packages+=(systemd)
 # the Wine tier (scripts/wine-tests): Wine 8.0, and MinGW for the one DLL it lacks
 packages+=(wine64 gcc-mingw-w64-x86-64-win32)
 
