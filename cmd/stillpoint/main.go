@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/stillpoint-backup/stillpoint/internal/buildinfo"
 	"github.com/stillpoint-backup/stillpoint/internal/report"
 	"github.com/stillpoint-backup/stillpoint/internal/run"
 )
@@ -62,8 +63,12 @@ func newRootFor(g *globals) *cobra.Command {
 		Short:         "Backups of live files: point in time, or an honest word per file",
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Version:       run.Version,
+		Version:       buildinfo.Version(),
+		// `generate --completion` writes the scripts, and its page says so
+		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
 	}
+	// --version says what `stillpoint version` says
+	root.SetVersionTemplate(buildinfo.Get().Long())
 	pf := root.PersistentFlags()
 	pf.StringVarP(&g.access.Repository, "repo", "r", "", "repository path or s3:https://HOST/BUCKET[/PREFIX] (default $"+run.EnvRepository+", else "+run.DefaultRepository()+")")
 	pf.StringVar(&g.access.PasswordFile, "password-file", "", "read the repository password from this file (or set $"+run.EnvPassword+")")
@@ -93,6 +98,7 @@ func newRootFor(g *globals) *cobra.Command {
 	root.AddCommand(newCopyCmd(g))
 	root.AddCommand(newDrillCmd(g))
 	root.AddCommand(newCacheCmd(g))
+	root.AddCommand(newVersionCmd(g), newGenerateCmd())
 	root.AddCommand(newServiceCmd(g))
 	return root
 }
@@ -110,6 +116,7 @@ func main() {
 		// little CPU for a quarter of the default headroom
 		debug.SetGCPercent(25)
 	}
+	run.Version = buildinfo.Version() // recorded in every snapshot
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	stopProfiles := startProfiles()
