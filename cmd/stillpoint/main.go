@@ -99,7 +99,6 @@ func newRootFor(g *globals) *cobra.Command {
 	root.AddCommand(newDrillCmd(g))
 	root.AddCommand(newCacheCmd(g))
 	root.AddCommand(newVersionCmd(g), newGenerateCmd())
-	root.AddCommand(newServiceCmd(g))
 	return root
 }
 
