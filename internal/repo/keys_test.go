@@ -215,7 +215,7 @@ func TestStaleLocks(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "stillpoint unlock") || !strings.Contains(err.Error(), "prune") {
 		t.Fatalf("lock over a dead process's exclusive lock: %v (want a hint to run unlock)", err)
 	}
-	removed, err := RemoveLocks(bg, be, false)
+	removed, err := RemoveLocks(bg, be, StaleLocks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +235,7 @@ func TestStaleLocks(t *testing.T) {
 		t.Fatalf("lock after unlock: %v", err)
 	}
 	l.Unlock()
-	if removed, _ := RemoveLocks(bg, be, true); len(removed) != 2 {
+	if removed, _ := RemoveLocks(bg, be, AllLocks); len(removed) != 2 {
 		t.Fatalf("remove all removed %d", len(removed))
 	}
 	// a damaged lock file is listed, not fatal, and counts as stale
@@ -243,7 +243,7 @@ func TestStaleLocks(t *testing.T) {
 	if err := be.Save(bg, backend.Handle{Kind: backend.Locks, Name: NewRandomID().String()}, []byte("garbage")); err != nil {
 		t.Fatal(err)
 	}
-	if removed, _ := RemoveLocks(bg, be, false); len(removed) != 2 {
+	if removed, _ := RemoveLocks(bg, be, StaleLocks); len(removed) != 2 {
 		t.Fatalf("damaged locks: removed %d, want 2", len(removed))
 	}
 }

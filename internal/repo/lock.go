@@ -130,16 +130,42 @@ func ListLocks(ctx context.Context, be backend.Backend) ([]*LockInfo, error) {
 	return out, err
 }
 
-// RemoveLocks deletes stale locks, or all locks with all=true, and returns
-// what it removed.
-func RemoveLocks(ctx context.Context, be backend.Backend, all bool) ([]*LockInfo, error) {
+// Live tells whether the lock shows a holder that is there: a process
+// alive on this host, or a lock of another host renewed recently enough
+// (its holder renews every lockRefresh, and again after lockRetry).
+func (l *LockInfo) Live() bool {
+	host, _ := os.Hostname()
+	if l.Host == host {
+		return processAlive(l.PID)
+	}
+	return time.Since(l.Time) <= lockRefresh+2*lockRetry
+}
+
+// LockRemoval chooses the locks RemoveLocks removes.
+type LockRemoval int
+
+const (
+	// StaleLocks: the locks whose holder is gone. A prune counts them as
+	// gone already, so removing them changes none of its decisions.
+	StaleLocks LockRemoval = iota
+	// UnlessLive: every lock but the live ones (Live), such as another
+	// host's that crashed a few minutes ago. A live holder keeps its lock:
+	// a prune's mark waits for it (docs/format.md, Prune).
+	UnlessLive
+	// AllLocks: every lock, live ones too. A prune may then delete what a
+	// running backup relies on: only when its holder is known to be gone.
+	AllLocks
+)
+
+// RemoveLocks deletes the locks which chooses and returns what it removed.
+func RemoveLocks(ctx context.Context, be backend.Backend, which LockRemoval) ([]*LockInfo, error) {
 	locks, err := ListLocks(ctx, be)
 	if err != nil {
 		return nil, err
 	}
 	var removed []*LockInfo
 	for _, l := range locks {
-		if all || l.Stale() {
+		if which == AllLocks || l.Stale() || (which == UnlessLive && !l.Live()) {
 			if err := be.Remove(ctx, backend.Handle{Kind: backend.Locks, Name: l.Name}); err != nil {
 				if errors.Is(err, backend.ErrDenied) {
 					return removed, &appendOnly{command: "unlock", err: err}

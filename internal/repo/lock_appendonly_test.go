@@ -53,7 +53,7 @@ func TestAppendOnlyLocks(t *testing.T) {
 	for name, err := range map[string]error{
 		"CheckDelete":   CheckDelete(bg, client.Backend(), "forget"),
 		"PrepareDelete": func() error { _, err := client.PrepareDelete(bg, "prune"); return err }(),
-		"RemoveLocks":   func() error { _, err := RemoveLocks(bg, client.Backend(), true); return err }(),
+		"RemoveLocks":   func() error { _, err := RemoveLocks(bg, client.Backend(), AllLocks); return err }(),
 	} {
 		if !errors.Is(err, ErrAppendOnly) || !errors.Is(err, backend.ErrDenied) || !strings.Contains(err.Error(), "append-only credentials cannot delete") {
 			t.Errorf("%s with credentials that cannot delete: %v; want ErrAppendOnly", name, err)

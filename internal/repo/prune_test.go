@@ -445,7 +445,11 @@ func TestPruneBackupsAcrossMarkAndSweep(t *testing.T) {
 	}
 	late.done()
 
-	// the mark still waits for the early backup
+	// the mark still waits for the early backup, also after unlock
+	// --remove-all: it keeps a live holder's lock
+	if _, err := RemoveLocks(bg, be, UnlessLive); err != nil {
+		t.Fatal(err)
+	}
 	res = prune(t, be, cred, PruneOptions{MaxUnused: DefaultMaxUnused})
 	if res.RemovedPacks != 0 || res.MarksPending != 1 {
 		t.Fatalf("swept while a listed backup ran: %+v", res)
@@ -630,7 +634,7 @@ func TestPruneCrashAtEveryStep(t *testing.T) {
 			t.Logf("prune crashed at each of its %d writes and removals", n-1)
 			return
 		}
-		if _, err := RemoveLocks(bg, mem, true); err != nil {
+		if _, err := RemoveLocks(bg, mem, AllLocks); err != nil {
 			t.Fatal(err)
 		}
 		mustCheck(t, mem, cred, true)
