@@ -1,0 +1,30 @@
+// Package statedir says where stillpoint keeps the state that outlives a
+// run: the run history and the queue of files to retry.
+package statedir
+
+import (
+	"os"
+	"path/filepath"
+)
+
+// Env overrides the default.
+const Env = "STILLPOINT_STATE_DIR"
+
+// Default is $STILLPOINT_STATE_DIR, else /var/lib/stillpoint/state as
+// root, else $XDG_STATE_HOME/stillpoint (~/.local/state/stillpoint).
+func Default() string {
+	if d := os.Getenv(Env); d != "" {
+		return d
+	}
+	if os.Geteuid() == 0 {
+		return "/var/lib/stillpoint/state"
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "stillpoint")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		home = "."
+	}
+	return filepath.Join(home, ".local", "state", "stillpoint")
+}
