@@ -62,6 +62,9 @@ func newBackupCmd(g *globals) *cobra.Command {
 Only files whose size, times or inode changed since the last backup of the same
 paths are read again. Exit code 0: every file stored whole; 3: the snapshot was
 written but some files were not read whole (see the summary); 1: nothing was recorded.`,
+		Example: `  stillpoint backup ~/Documents ~/Projects --exclude '*.tmp' --exclude cache/
+  stillpoint backup --job /etc/stillpoint/app.yaml      # sources, policies, hooks, writers of a job file
+  stillpoint backup /srv/app --snapshot required --tag nightly --json`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if f.jobFile == "" && len(args) == 0 {
 				return &exitError{code: exitUsage, err: fmt.Errorf("name the paths to back up, or a job file with --job")}

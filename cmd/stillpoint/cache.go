@@ -25,6 +25,9 @@ func newCacheCmd(g *globals) *cobra.Command {
 commands on S3 repositories keep in the cache directory, with their size and last use.
 With --cleanup, remove the copies of repositories no command used for --max-age (run
 logs stay). Removing copies is always safe: they are read again from the repository.`,
+		Example: `  stillpoint cache
+  stillpoint cache --cleanup                   # the copies no command used for 30 days
+  stillpoint cache --cleanup --max-age 168h`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if maxAge <= 0 {

@@ -26,6 +26,9 @@ hashed. Damaged objects and the snapshots they affect are named. Exit code 1 on 
         1/M, 2/M … M/M together read every pack exactly once, e.g. one a day
   P%    that share of the packs (at least one), picked at random, e.g. 10% or 2.5%
   SIZE  packs picked at random until they add up to SIZE bytes (suffix k, M, G, T)`,
+		Example: `  stillpoint check
+  stillpoint check --read-data-subset 1/7      # then 2/7 … 7/7 on the next days: every pack once a week
+  stillpoint check --read-data`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var s repo.ReadSubset

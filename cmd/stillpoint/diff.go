@@ -18,6 +18,8 @@ func newDiffCmd(g *globals) *cobra.Command {
 		Short: "Show what changed between two snapshots",
 		Long: `List paths added (+), removed (-), with changed content (M) or changed metadata only (U)
 from SNAPSHOT1 to SNAPSHOT2, then a count of each.`,
+		Example: `  stillpoint diff 1a2b3c4d latest
+  stillpoint diff latest@weekly latest:/srv/app`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runDiff(cmd.Context(), g, args[0], args[1])

@@ -26,6 +26,8 @@ at what consistency level. Then every stillpoint snapshot or staging directory l
 a run that was killed (on all mounts); --cleanup removes those whose process is gone.
 On Windows also what vssadmin list writers, shadows and providers would show, and for
 each shadow copy provider which PATHs' volumes it can snap.`,
+		Example: `  stillpoint doctor /srv/app /home
+  stillpoint doctor --cleanup                  # remove what killed runs left: snapshots, staging`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runDoctor(cmd.Context(), g, args, cleanup)
 		},

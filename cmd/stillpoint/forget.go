@@ -74,6 +74,9 @@ policy would remove every snapshot of a group, or a SNAPSHOT is unknown.
 
 forget deletes snapshot manifests only; the data they alone use is freed by
 prune. It takes a shared lock: backups may run meanwhile.`,
+		Example: `  stillpoint forget --keep-daily 7 --keep-weekly 5 --keep-monthly 12 --dry-run
+  stillpoint forget --keep-within 30d --keep-tag keep --prune
+  stillpoint forget 1a2b3c4d 5e6f7a8b`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runForget(cmd.Context(), g, *f, args)
 		},

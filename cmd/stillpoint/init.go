@@ -31,6 +31,9 @@ unlocked by that password. Without one, a random key is written to a key file
 With --immutable DAYS (an S3 bucket created with object lock) every file is
 written with a retention of DAYS: nobody can delete a backup in its first DAYS
 days, and prune keeps what the snapshots need retained (README, Immutable backups).`,
+		Example: `  stillpoint init                              # the default repository, a new key file
+  stillpoint init --repo /mnt/backup/repo --compression better
+  stillpoint init --repo s3:https://s3.eu-west-1.amazonaws.com/my-bucket/web-1 --password-file /etc/stillpoint/password`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runInit(cmd.Context(), g, initOptions{compression: compression, immutableDays: immutable, immutableMode: mode})

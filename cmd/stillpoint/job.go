@@ -9,11 +9,17 @@ func newJobCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "job",
 		Short: "Work with job files (docs/job.md)",
+		Example: `  stillpoint job validate /etc/stillpoint/app.yaml
+  stillpoint backup --job /etc/stillpoint/app.yaml`,
 	}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "validate FILE",
 		Short: "Check a job file: every error with its line and a hint",
-		Args:  cobra.ExactArgs(1),
+		Long: `Read a job file (docs/job.md) as backup --job reads it, and print every error with
+its line and a hint, and the warnings. Exit code 1 when the file is not a valid job.`,
+		Example: `  stillpoint job validate /etc/stillpoint/app.yaml
+  stillpoint job validate --json app.yaml`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			rep := g.reporter()
 			j, warnings, err := job.Load(args[0])

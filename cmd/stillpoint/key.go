@@ -22,6 +22,9 @@ func newKeyCmd(g *globals) *cobra.Command {
 changing a key rewrites no data: every snapshot stays readable with each remaining key.
 The repository is opened with --password-file, $` + run.EnvPassword + ` or the key file, as for
 every other command; that key is the one "in use".`,
+		Example: `  stillpoint key list
+  stillpoint key add --new-password-file /root/second-password
+  stillpoint key remove 3f2a9c`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return &exitError{code: exitUsage, err: errors.New("stillpoint key: give a subcommand: list, add, remove ID or passwd (more with --help)")}
@@ -52,7 +55,9 @@ func newKeyListCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "list",
 		Short: "List the keys: id, created, host, user, kind, and the one in use",
-		Args:  noArgs,
+		Example: `  stillpoint key list
+  stillpoint key list --json`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runKeyList(cmd.Context(), g)
 		},
@@ -65,7 +70,10 @@ func newKeyAddCmd(g *globals) *cobra.Command {
 		Use:   "add",
 		Short: "Add another password or key file",
 		Long:  "Add another way to open the repository." + newKeyLong,
-		Args:  noArgs,
+		Example: `  stillpoint key add                           # asks for the new password on a terminal
+  stillpoint key add --new-password-file /root/second-password
+  stillpoint key add --new-key-file /media/usb/stillpoint.key`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runKeyAdd(cmd.Context(), g, f)
 		},
@@ -81,6 +89,8 @@ func newKeyRemoveCmd(g *globals) *cobra.Command {
 		Short: "Remove a key",
 		Long: `Remove the key whose id starts with ID (as key list shows it). The last key is never
 removed, nor the key in use without --force: the repository must stay openable.`,
+		Example: `  stillpoint key remove 3f2a9c
+  stillpoint key remove 3f2a9c --force         # the key in use, when another is left`,
 		Args: exactlyOneKeyID,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runKeyRemove(cmd.Context(), g, args[0], force)
@@ -97,6 +107,8 @@ func newKeyPasswdCmd(g *globals) *cobra.Command {
 		Short: "Replace the key in use with a new password or key file",
 		Long: `Replace the key in use: the new key is added first, then the one in use is removed, so an
 interruption leaves two keys that open the repository, never none.` + newKeyLong,
+		Example: `  stillpoint key passwd                        # asks for the new password on a terminal
+  stillpoint key passwd --new-password-file /root/new-password`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runKeyPasswd(cmd.Context(), g, f)

@@ -32,6 +32,9 @@ SNAPSHOT is an id, a unique id prefix, "latest", "latest:PATH" or "latest@TAG".
 
 Names with control characters or invalid UTF-8 are shown escaped (\n, \xNN,
 \\); use -0 for raw names separated by NUL bytes.`,
+		Example: `  stillpoint ls latest
+  stillpoint ls -l latest /srv/app
+  stillpoint ls 1a2b3c4d --outcome changed,failed`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			sub := "/"

@@ -29,6 +29,9 @@ one backed up as C:\data\x to DIR/C/data/x (\\server\share\x to DIR/UNC/server/s
 Every byte is checked against its hash. Existing files are kept unless --overwrite says otherwise.
 Files that were backed up while they changed, or could not be read (an older version
 was kept), are restored with a warning. Exit code 3 when some files could not be restored.`,
+		Example: `  stillpoint restore latest --target /tmp/restore
+  stillpoint restore latest:/srv/app --target /tmp/restore --include '*.yml'
+  stillpoint restore 1a2b3c4d --target / --overwrite if-changed    # back into place`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runRestore(cmd.Context(), g, f, args[0])

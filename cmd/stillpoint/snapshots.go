@@ -17,7 +17,9 @@ func newSnapshotsCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "snapshots",
 		Short: "List snapshots",
-		Args:  noArgs,
+		Example: `  stillpoint snapshots
+  stillpoint snapshots --repo /mnt/backup/repo --json`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runSnapshots(cmd.Context(), g)
 		},

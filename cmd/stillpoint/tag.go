@@ -25,7 +25,9 @@ lists ("--add a,b").
 A manifest is never overwritten: the snapshot is written again under a new id with the
 new tags and a field "original" naming the id it first had, and only then is the old
 manifest removed, so the snapshot exists at every moment. Its files are not touched.
-A snapshot whose tags are already as asked is left as it is.`,
+A snapshot whose tags are already as asked is left as it is.
+
+Exit code 1 when a snapshot could not be tagged; the others named are tagged all the same.`,
 		Example: `  stillpoint tag latest --add keep
   stillpoint tag 1a2b3c4d 5e6f7a8b --remove nightly --add monthly
   stillpoint tag latest@nightly --set archived`,
