@@ -380,6 +380,76 @@ func TestPruneRepacksDownToMaxUnused(t *testing.T) {
 	}
 }
 
+// prune says what it will do before it changes anything, shows progress
+// on each phase, repacks down to the default 5% of the repository after
+// prune, and copies at most --max-repack-size.
+func TestPrunePlanPhasesAndLimits(t *testing.T) {
+	be, cred := newPruneRepo(t)
+	rng := rand.New(rand.NewPCG(11, 12))
+	a := randomFiles(rng, 200, 4<<10)
+	sa := backupOnce(t, be, cred, a, nil)
+	b := mutate(rng, a, 60)
+	sb := backupOnce(t, be, cred, b, sa)
+	forget(t, be, sa)
+	packs, bytes := count(t, be, backend.Packs)
+
+	var events []string
+	finals := map[string][2]int64{}
+	opts := PruneOptions{MaxUnused: DefaultMaxUnused}
+	opts.Plan = func(p *PruneResult) {
+		events = append(events, "plan")
+		if n, size := count(t, be, backend.Packs); n != packs || size != bytes || p.GarbagePacks+p.RepackPacks == 0 {
+			t.Errorf("plan %+v told after packs changed (%d packs, %d bytes; before %d, %d) or with nothing to do", p, n, size, packs, bytes)
+		}
+		if n, _ := count(t, be, backend.Marks); n != 0 {
+			t.Errorf("plan told after a mark was written")
+		}
+	}
+	opts.Step = func(msg string) { events = append(events, msg) }
+	opts.Track = func(phase, unit string, sample func() (int64, int64)) func() {
+		events = append(events, phase)
+		return func() {
+			if _, seen := finals[phase]; !seen {
+				d, n := sample()
+				finals[phase] = [2]int64{d, n}
+			}
+		}
+	}
+	res := prune(t, be, cred, opts)
+	want := []string{"loading snapshots", "walking trees", "planning", "plan", "repacking",
+		"checking snapshots written since", "walking trees", "rewriting the index", "deleting"}
+	if got := strings.Join(events, " | "); got != strings.Join(want, " | ") {
+		t.Errorf("phases:\n got %s\nwant %s", got, strings.Join(want, " | "))
+	}
+	for _, phase := range []string{"repacking", "deleting"} {
+		if f := finals[phase]; f[1] == 0 || f[0] != f[1] {
+			t.Errorf("%s ended at %d of %d", phase, f[0], f[1])
+		}
+	}
+	if finals["walking trees"][0] == 0 {
+		t.Error("walking trees counted no tree")
+	}
+	if res.RepackPacks == 0 || res.UnusedAfter > res.SizeAfter*5/100 {
+		t.Errorf("default --max-unused: %d bytes unused left of %d after prune (more than 5%%), %d packs repacked", res.UnusedAfter, res.SizeAfter, res.RepackPacks)
+	}
+	restoreEqual(t, be, cred, sb.ID, b)
+	mustCheck(t, be, cred)
+
+	// a second history; repacking all of it would copy more than the bound
+	c := mutate(rng, b, 60)
+	sc := backupOnce(t, be, cred, c, sb)
+	forget(t, be, sb)
+	full := prune(t, be, cred, PruneOptions{MaxUnused: MaxUnused{}, DryRun: true})
+	bound := full.RepackBytes / 2
+	res = prune(t, be, cred, PruneOptions{MaxUnused: MaxUnused{}, MaxRepackSize: bound})
+	if res.RepackPacks == 0 || res.RepackBytes > bound || res.RepackPacks >= full.RepackPacks {
+		t.Errorf("--max-repack-size %d: repacked %d packs, %d bytes (without the bound %d packs, %d bytes)",
+			bound, res.RepackPacks, res.RepackBytes, full.RepackPacks, full.RepackBytes)
+	}
+	restoreEqual(t, be, cred, sc.ID, c)
+	mustCheck(t, be, cred)
+}
+
 func TestPruneMaxRepackSize(t *testing.T) {
 	be, cred := newPruneRepo(t)
 	rng := rand.New(rand.NewPCG(5, 6))
