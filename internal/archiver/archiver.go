@@ -59,6 +59,12 @@ type Options struct {
 	// paths must be absolute; tests use it to back up Windows paths
 	// through a view on any platform.
 	Rules *pathmap.Rules
+	// Only makes the run a follow-up of Parent (which it needs): only these
+	// paths are looked at again, through the view, and every other entry
+	// of the new tree is the parent's, unchanged and unread. A path that
+	// is gone now is dropped; one that is a directory in the parent is
+	// kept as it was (the next full run reads it).
+	Only []string
 }
 
 // Problem is a file that was not stored whole.
@@ -81,6 +87,10 @@ type Result struct {
 	// this is the files that were neither read nor unchanged: failed or
 	// skipped (their previous version, if any, carried forward as stale).
 	FilesUnchanged int64
+	// Previous is, in a follow-up (Options.Only), the parent's node of each
+	// path looked at again, by its displayed path (nil: the parent had
+	// none). Stats and Outcomes count only those paths' new versions.
+	Previous map[string]*repo.Node
 }
 
 // Archiver runs one backup.
@@ -112,6 +122,7 @@ type Archiver struct {
 	outcomes outcome.Counts
 	stats    statCounters
 	missing  []string // paths to back up that did not exist
+	previous map[string]*repo.Node
 }
 
 type statCounters struct {
@@ -192,7 +203,7 @@ func (a *Archiver) Run(ctx context.Context, paths []string) (*Result, error) {
 		a.workersWG.Add(1)
 		go a.fileWorker()
 	}
-	if a.opts.Scan {
+	if a.opts.Scan && len(a.opts.Only) == 0 {
 		go a.scan(roots)
 	}
 
@@ -200,7 +211,15 @@ func (a *Archiver) Run(ctx context.Context, paths []string) (*Result, error) {
 	if !a.opts.Parent.IsNull() {
 		rootOld = &repo.Node{Type: repo.NodeDir, Subtree: a.opts.Parent}
 	}
-	rootFuture := a.walkVirtual("/", buildVirtual(roots), a.loadSubtree(rootOld), rootOld)
+	var rootFuture *future
+	if len(a.opts.Only) > 0 {
+		if rootFuture, err = a.startFollowUp(rootOld); err != nil {
+			a.cancel(err)
+			rootFuture = ready(nil)
+		}
+	} else {
+		rootFuture = a.walkVirtual("/", buildVirtual(roots), a.loadSubtree(rootOld), rootOld)
+	}
 
 	// Wait for the first pass, then give deferred files their second try.
 	waitWalk := make(chan struct{})
@@ -222,7 +241,7 @@ func (a *Archiver) Run(ctx context.Context, paths []string) (*Result, error) {
 	if root == nil {
 		return nil, errors.New("none of the paths to back up could be read")
 	}
-	res := &Result{Tree: root.Subtree, Outcomes: a.outcomes, Problems: a.problems, FilesUnchanged: a.stats.filesUnchanged.Load()}
+	res := &Result{Tree: root.Subtree, Outcomes: a.outcomes, Problems: a.problems, FilesUnchanged: a.stats.filesUnchanged.Load(), Previous: a.previous}
 	res.Stats = repo.Stats{
 		Files: a.stats.files.Load(), Dirs: a.stats.dirs.Load(), Others: a.stats.others.Load(),
 		Bytes: a.stats.bytes.Load(), BytesRead: a.stats.bytesRead.Load(), FilesRead: a.stats.filesRead.Load(),
@@ -567,8 +586,13 @@ func (a *Archiver) walkSubdir(p string, st *view.Stat, old *repo.Node) *future {
 
 // finishDir saves a directory's tree when all its entries are done.
 func (a *Archiver) finishDir(p string, st *view.Stat, children []*future) *future {
+	return a.finishTree(p, a.baseNode(p, st, nil), children)
+}
+
+// finishTree saves the tree of dirNode, the directory p, when all its
+// entries are done, and resolves to dirNode with that subtree.
+func (a *Archiver) finishTree(p string, dirNode *repo.Node, children []*future) *future {
 	f := newFuture()
-	dirNode := a.baseNode(p, st, nil)
 	go func() {
 		tree := &repo.Tree{Nodes: make([]*repo.Node, 0, len(children))}
 		for _, c := range children {

@@ -5,18 +5,11 @@ package run
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
-	"os/user"
-	"path/filepath"
-	"slices"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/stillpoint-backup/stillpoint/internal/archiver"
-	"github.com/stillpoint-backup/stillpoint/internal/filter"
 	"github.com/stillpoint-backup/stillpoint/internal/hold"
 	"github.com/stillpoint-backup/stillpoint/internal/livefile"
 	"github.com/stillpoint-backup/stillpoint/internal/outcome"
@@ -118,289 +111,26 @@ func (b *BackupResult) ExitCode() int {
 // before-snapshot, the inactivity wait, writers' freeze, the snapshot set,
 // thaw, after-snapshot, the backup, release, after-backup, on-error. The
 // snapshot set is released and the writers thawed however the run ends.
-func Backup(ctx context.Context, r *repo.Repository, o BackupOptions) (res *BackupResult, err error) {
-	start := time.Now()
-	if len(o.Sources) == 0 {
-		return nil, errors.New("no paths to back up")
-	}
-	paths := make([]string, len(o.Sources))
-	scoped := filter.Scoped{}
-	native := pathmap.Native
-	for i, s := range o.Sources {
-		// C:\data on Windows (c:/data, a relative path, \\?\C:\data alike)
-		abs, err := pathmap.Abs(s.Path)
-		if err != nil {
-			return nil, err
-		}
-		o.Sources[i].Path = abs
-		paths[i] = o.Sources[i].Path
-		set, err := filter.CompileAllFor(native, s.Excludes)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", s.Path, err)
-		}
-		if len(set) > 0 {
-			root, err := native.ToRepo(abs)
-			if err != nil {
-				return nil, err
-			}
-			scoped = append(scoped, filter.ScopedSet{Root: root, Set: set, Rules: native})
-		}
-	}
-	global, err := filter.CompileAllFor(native, o.Excludes)
-	if err != nil {
+func Backup(ctx context.Context, r *repo.Repository, o BackupOptions) (*BackupResult, error) {
+	b := newBackupRun(r, o)
+	if err := b.plan(); err != nil {
 		return nil, err
-	}
-	if o.Compression != "" {
-		if err := r.SetCompression(o.Compression); err != nil {
-			return nil, err
-		}
-	}
-	scoped = append(scoped, filter.ScopedSet{Root: "/", Set: global, Rules: native})
-	sortedPaths := append([]string(nil), paths...)
-	sort.Strings(sortedPaths)
-	sortedPaths = slices.Compact(sortedPaths)
-	if o.Host == "" {
-		o.Host, _ = os.Hostname()
-	}
-	if o.RunID == "" {
-		o.RunID = NewRunID()
 	}
 	// a backup of nothing stops before it locks, runs hooks or snaps
-	if err := archiver.CheckRoots(&view.Live{}, sortedPaths); err != nil {
+	if err := archiver.CheckRoots(&view.Live{}, b.paths); err != nil {
 		return nil, err
 	}
-	// Lock reads the prune marks and the index again once the lock is
-	// visible: what this run deduplicates against, and the parent it picks
-	// below, come from a view that starts after the lock (docs/format.md,
-	// Prune). The snapshot is written before the deferred unlock.
+	// the snapshot is written before the deferred unlock
 	lock, err := r.Lock(ctx, false, "backup")
 	if err != nil {
 		return nil, err
 	}
 	defer lock.Unlock()
-
-	var parent *repo.Snapshot
-	if !o.Force {
-		parent, err = findParent(ctx, r, o.Host, sortedPaths)
-		if err != nil {
-			return nil, err
-		}
+	defer b.close()
+	if err := b.open(ctx); err != nil {
+		return nil, err
 	}
-	res = &BackupResult{Parent: parent}
-
-	open, err := livefile.ScanOpenForWrite()
-	if err != nil {
-		return nil, fmt.Errorf("scan for open files: %w", err)
-	}
-	if note := open.Note(); note != "" {
-		res.Notes = append(res.Notes, note)
-	}
-	if warning, note := livefile.EnableBackupPrivileges(); warning != "" || note != "" {
-		res.Warnings = appendNonEmpty(res.Warnings, warning)
-		res.Notes = appendNonEmpty(res.Notes, note)
-	}
-	readers := &sourceReaders{}
-	defer readers.close()
-	for _, s := range o.Sources {
-		cfg := s.OpenFiles
-		cfg.Open = open
-		rd, err := livefile.NewReader(cfg)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", s.Path, err)
-		}
-		readers.add(repoPath(s.Path), rd)
-	}
-	// writers' consistent copies go below the first source's staging
-	// directory (outside every source), and are removed with the run
-	stagingBase := o.Sources[0].OpenFiles.StagingDir
-	if stagingBase == "" {
-		stagingBase = os.TempDir()
-	}
-	writerStaging := filepath.Join(stagingBase, "writers-"+o.RunID)
-	defer os.RemoveAll(writerStaging)
-
-	var (
-		set      *snapshot.Set
-		subs     = map[string]string{}
-		qinfo    = &repo.QuiesceInfo{}
-		sources  = liveSources(sortedPaths)
-		snapped  = func(string) bool { return false }
-		saved    *repo.Snapshot
-		problems []archiver.Problem
-	)
-	phases := quiesce.Phases{
-		Snapshot: func(ctx context.Context) ([]string, error) {
-			if o.Plan != nil {
-				// old snapshots are deleted and dirty pages written back
-				// before the writers freeze, not while they wait
-				o.Plan.RemoveLeftovers()
-				if err := o.Plan.Flush(); err != nil {
-					res.Warnings = append(res.Warnings, "flushing before the snapshot: "+err.Error())
-				}
-			}
-			var held *hold.Report
-			// takeSet freezes the writers, creates the set with the writers
-			// of its filesystems held, and thaws; release undoes it, for a
-			// set that a write during its making spoilt
-			takeSet := func(ctx context.Context, ready func()) (func(), error) {
-				info := quiesce.FreezeInfo{RunID: o.RunID, Covered: coverage(o.Plan), StagingDir: writerStaging}
-				frozen, err := freezeAll(ctx, o.Writers, info)
-				if err != nil {
-					return nil, err
-				}
-				ready()
-				var serr error
-				if o.Plan != nil {
-					set, held, serr = CreateHeld(ctx, o.Plan, o.Hold)
-					qinfo.Hold = holdInfo(held)
-				}
-				qinfo.Writers = thawAll(frozen)
-				clear(subs)
-				for _, fw := range frozen {
-					if fw.frozen != nil {
-						// keyed by the archiver's repository paths (on
-						// Windows /C/db/x.sqlite for C:\db\x.sqlite)
-						for orig, cp := range fw.frozen.Substitutes {
-							subs[repoPath(orig)] = cp
-						}
-					}
-				}
-				return func() {
-					if err := set.Release(); err != nil {
-						res.Warnings = append(res.Warnings, "releasing a snapshot taken again: "+err.Error())
-					}
-					set = nil
-				}, serr
-			}
-			if o.Inactivity > 0 {
-				ir, err := quiesce.WaitQuiet(ctx, sortedPaths, o.Inactivity, o.MaxWait,
-					quiesce.InactivityOptions{Snap: takeSet, SnapOnlyWhenQuiet: o.FailWithoutQuiet})
-				if err != nil {
-					return nil, fmt.Errorf("inactivity wait: %w", err)
-				}
-				qinfo.WaitedMs = float64(ir.Waited.Microseconds()) / 1000
-				qinfo.QuietForMs = float64(ir.QuietFor.Microseconds()) / 1000
-				qinfo.Quiet, qinfo.WaitMessage, qinfo.Resnapped = ir.Quiet, ir.Message, ir.Resnapped
-				if ir.Fallback != "" {
-					res.Notes = append(res.Notes, ir.Fallback)
-				}
-				if !ir.Quiet {
-					if o.FailWithoutQuiet {
-						return nil, errors.New(ir.Message)
-					}
-					res.Warnings = append(res.Warnings, ir.Message)
-				}
-			} else if _, err := takeSet(ctx, func() {}); err != nil {
-				return nil, err
-			}
-			if err := thawErrors(qinfo.Writers); err != nil {
-				// the snapshot is good; the application may still be paused
-				res.Warnings = append(res.Warnings, err.Error())
-			}
-			if set == nil {
-				return nil, nil
-			}
-			sources, snapped = setSources(set, held.PointInTime())
-			if held != nil && held.Message != "" {
-				res.Warnings = append(res.Warnings, "hold: "+held.Message+"; the btrfs snapshot is crash-consistent")
-			}
-			res.Notes = append(res.Notes, set.Notes...)
-			res.Warnings = append(res.Warnings, set.Warnings...)
-			qinfo.VSSWriters = vssWriters(set)
-			return set.Locations(), nil
-		},
-		Backup: func(ctx context.Context, _ []string) (quiesce.Outcome, error) {
-			var v view.View = &view.Live{}
-			if set != nil {
-				v = set.View()
-			}
-			sv := &substituteView{View: v, subs: subs}
-			reader := &fileReader{readers: readers, snapped: func(p string) bool { return snapped(p) || sv.substituted(p) }}
-			opts := archiver.Options{
-				Excludes: scoped, Reader: reader, Progress: o.Progress, OnProblem: o.OnProblem, Scan: o.Scan,
-				FromSnapshot: func(f view.File) bool { return snapshot.OriginOf(f) != snapshot.Live },
-			}
-			if parent != nil {
-				opts.Parent = parent.Tree
-			}
-			ares, err := archiver.New(r, sv, opts).Run(ctx, sortedPaths)
-			if err != nil {
-				// what was stored is durable and indexed for the next run to reuse
-				_ = r.Flush(context.Background())
-				return quiesce.Outcome{}, err
-			}
-			if err := r.Flush(ctx); err != nil {
-				return quiesce.Outcome{}, err
-			}
-			s := &repo.Snapshot{
-				Time: snapshotTime(start, o.Time), Host: o.Host, Paths: sortedPaths, Tags: o.Tags, Excludes: o.Excludes,
-				Tree: ares.Tree, Program: "stillpoint " + Version, Stats: ares.Stats,
-				Outcomes: map[string]int64{}, Sources: sources,
-			}
-			if u, err := user.Current(); err == nil {
-				s.User = u.Username
-			}
-			if parent != nil {
-				id := parent.ID
-				s.Parent = &id
-			}
-			for oc, n := range ares.Outcomes {
-				s.Outcomes[oc.String()] = n
-			}
-			s.Partial = ares.Outcomes.NotWhole() > 0
-			s.Consistency = weakest(sources)
-			if o.Inactivity > 0 || len(qinfo.Writers) > 0 || len(res.Hooks) > 0 || qinfo.Hold != nil || len(qinfo.VSSWriters) > 0 {
-				s.Quiesce = qinfo
-			}
-			ws := r.Stats()
-			s.Stats.DataAdded = ws.DataAdded.Load()
-			s.Stats.StoredAdded = ws.StoredAdded.Load()
-			s.Stats.BlobsAdded = ws.Blobs.Load()
-			s.Stats.DurationSecs = time.Since(start).Seconds()
-			if _, err := r.SaveSnapshot(ctx, s); err != nil {
-				return quiesce.Outcome{}, err
-			}
-			saved, problems = s, ares.Problems
-			res.FilesUnchanged = ares.FilesUnchanged
-			return outcomeFor(s), nil
-		},
-		Release: func(context.Context) error {
-			if set == nil {
-				return nil
-			}
-			if err := set.Release(); err != nil {
-				return fmt.Errorf("release snapshot set: %w (stillpoint doctor --cleanup removes what is left)", err)
-			}
-			return nil
-		},
-	}
-	runner := &quiesce.HookRunner{Hooks: o.Hooks, Log: o.OnHook}
-	seq, err := runner.Sequence(ctx, quiesce.HookEnv{RunID: o.RunID, Sources: sortedPaths}, phases)
-	if seq != nil {
-		res.Hooks = seq.Hooks
-		res.Warnings = append(res.Warnings, seq.Warnings()...)
-	}
-	if err != nil {
-		if saved != nil {
-			// the snapshot is saved; only a cleanup step failed after it
-			res.Snapshot, res.Problems = saved, problems
-		}
-		return res, err
-	}
-	res.Snapshot, res.Problems = saved, problems
-	if o.LogDir != "" {
-		path, err := writeFileLog(o.LogDir, saved, problems)
-		if err != nil {
-			res.Warnings = append(res.Warnings, "file log not written: "+err.Error())
-		}
-		res.FileLog = path
-	}
-	if o.Retention != nil {
-		if res.Retention, err = ApplyRetention(ctx, r, saved, *o.Retention); err != nil {
-			return res, fmt.Errorf("retention: %w", err)
-		}
-	}
-	return res, nil
+	return b.sequence(ctx)
 }
 
 // outcomeFor turns a manifest's counts into what hooks are told.
