@@ -137,3 +137,46 @@ func (d *Deadline) SyncRemovals(ctx context.Context, k Kind) error {
 		return SyncRemovals(ctx, d.Backend, k)
 	})
 }
+
+// Retainer implements RetainerWrapper: each object lock call has the
+// deadline of a Stat.
+func (d *Deadline) Retainer() (Retainer, bool) {
+	next, ok := AsRetainer(d.Backend)
+	if !ok {
+		return nil, false
+	}
+	return deadlineRetainer{d: d, next: next}, true
+}
+
+type deadlineRetainer struct {
+	d    *Deadline
+	next Retainer
+}
+
+func (x deadlineRetainer) ObjectLock(ctx context.Context) (ObjectLock, error) {
+	var ol ObjectLock
+	err := x.d.run(ctx, x.d.Base, "object lock of", kindName("repository"), func(ctx context.Context) error {
+		var err error
+		ol, err = x.next.ObjectLock(ctx)
+		return err
+	})
+	return ol, err
+}
+
+func (x deadlineRetainer) RetainWrites(w WriteRetention) { x.next.RetainWrites(w) }
+
+func (x deadlineRetainer) Retention(ctx context.Context, h Handle) (Retention, error) {
+	var ret Retention
+	err := x.d.run(ctx, x.d.Base, "retention of", h, func(ctx context.Context) error {
+		var err error
+		ret, err = x.next.Retention(ctx, h)
+		return err
+	})
+	return ret, err
+}
+
+func (x deadlineRetainer) SetRetention(ctx context.Context, h Handle, ret Retention) error {
+	return x.d.run(ctx, x.d.Base, "set retention of", h, func(ctx context.Context) error {
+		return x.next.SetRetention(ctx, h, ret)
+	})
+}

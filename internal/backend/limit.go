@@ -7,7 +7,7 @@ import (
 
 // Limit wraps a backend and bounds the calls in flight: transfers (Save,
 // Load, LoadInto) and metadata calls (Stat, List, Remove, Create,
-// SyncRemovals) each have their own number of slots. Two pools, because a
+// SyncRemovals, the object lock calls) each have their own number of slots. Two pools, because a
 // Stat or a Remove takes one round trip and no bandwidth: queued behind a
 // dozen pack uploads on a slow link it would wait minutes for nothing,
 // and prune's parallel removals would stall the backup's uploads.
@@ -139,3 +139,47 @@ func (l *Limit) SyncRemovals(ctx context.Context, k Kind) error {
 type kindName string
 
 func (k kindName) String() string { return string(k) }
+
+// Retainer implements RetainerWrapper: each object lock call takes a
+// metadata slot (one small round trip, as a Stat).
+func (l *Limit) Retainer() (Retainer, bool) {
+	next, ok := AsRetainer(l.Backend)
+	if !ok {
+		return nil, false
+	}
+	return limitRetainer{l: l, next: next}, true
+}
+
+type limitRetainer struct {
+	l    *Limit
+	next Retainer
+}
+
+func (x limitRetainer) ObjectLock(ctx context.Context) (ObjectLock, error) {
+	release, err := acquire(ctx, x.l.metadata, "object lock of", kindName("repository"))
+	if err != nil {
+		return ObjectLock{}, err
+	}
+	defer release()
+	return x.next.ObjectLock(ctx)
+}
+
+func (x limitRetainer) RetainWrites(w WriteRetention) { x.next.RetainWrites(w) }
+
+func (x limitRetainer) Retention(ctx context.Context, h Handle) (Retention, error) {
+	release, err := acquire(ctx, x.l.metadata, "retention of", h)
+	if err != nil {
+		return Retention{}, err
+	}
+	defer release()
+	return x.next.Retention(ctx, h)
+}
+
+func (x limitRetainer) SetRetention(ctx context.Context, h Handle, ret Retention) error {
+	release, err := acquire(ctx, x.l.metadata, "set retention of", h)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return x.next.SetRetention(ctx, h, ret)
+}

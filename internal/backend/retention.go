@@ -143,8 +143,20 @@ type Retainer interface {
 	SetRetention(ctx context.Context, h Handle, r Retention) error
 }
 
-// AsRetainer returns b's Retainer, if it has one.
+// RetainerWrapper is implemented by a backend that wraps another (the
+// policy's layers, the meter, the cache): it returns the object lock
+// calls of the backend it wraps passed through its own layer, so that they
+// are retried, bounded, timed and counted as every other request, or
+// false when that backend has none.
+type RetainerWrapper interface {
+	Retainer() (Retainer, bool)
+}
+
+// AsRetainer returns b's Retainer, if it has one, through b's wrappers.
 func AsRetainer(b Backend) (Retainer, bool) {
+	if w, ok := b.(RetainerWrapper); ok {
+		return w.Retainer()
+	}
 	r, ok := b.(Retainer)
 	return r, ok
 }

@@ -218,3 +218,45 @@ func (r *Retry) Create(ctx context.Context) error {
 func (r *Retry) SyncRemovals(ctx context.Context, k Kind) error {
 	return r.do(ctx, "sync", Handle{Kind: k}, func(int) error { return SyncRemovals(ctx, r.Backend, k) })
 }
+
+// Retainer implements RetainerWrapper: the object lock calls are retried
+// as the others. Setting the same retention twice is harmless, so a
+// SetRetention whose answer was lost is simply sent again.
+func (r *Retry) Retainer() (Retainer, bool) {
+	next, ok := AsRetainer(r.Backend)
+	if !ok {
+		return nil, false
+	}
+	return retryRetainer{r: r, next: next}, true
+}
+
+type retryRetainer struct {
+	r    *Retry
+	next Retainer
+}
+
+func (x retryRetainer) ObjectLock(ctx context.Context) (ObjectLock, error) {
+	var ol ObjectLock
+	err := x.r.do(ctx, "object lock", Handle{}, func(int) error {
+		var err error
+		ol, err = x.next.ObjectLock(ctx)
+		return err
+	})
+	return ol, err
+}
+
+func (x retryRetainer) RetainWrites(w WriteRetention) { x.next.RetainWrites(w) }
+
+func (x retryRetainer) Retention(ctx context.Context, h Handle) (Retention, error) {
+	var ret Retention
+	err := x.r.do(ctx, "retention", h, func(int) error {
+		var err error
+		ret, err = x.next.Retention(ctx, h)
+		return err
+	})
+	return ret, err
+}
+
+func (x retryRetainer) SetRetention(ctx context.Context, h Handle, ret Retention) error {
+	return x.r.do(ctx, "set retention", h, func(int) error { return x.next.SetRetention(ctx, h, ret) })
+}

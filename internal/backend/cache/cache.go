@@ -639,3 +639,7 @@ func (c *Cache) Create(ctx context.Context) error {
 func (c *Cache) SyncRemovals(ctx context.Context, k backend.Kind) error {
 	return backend.SyncRemovals(ctx, c.be, k)
 }
+
+// Retainer implements backend.RetainerWrapper: object lock calls go to the
+// store. A retention changes no content, so no copy is affected.
+func (c *Cache) Retainer() (backend.Retainer, bool) { return backend.AsRetainer(c.be) }

@@ -28,6 +28,18 @@ const (
 // Ops lists the operations in the order they are reported.
 var Ops = []string{OpSave, OpLoad, OpStat, OpList, OpRemove}
 
+// The object lock calls (backend.Retainer), counted apart from Ops and
+// present in Counts only once made: reading a retention (S3: a HEAD) and
+// setting one (PutObjectRetention). A bucket's object lock configuration
+// is read as OpRetention of kind Bucket.
+const (
+	OpRetention    = "retention"
+	OpSetRetention = "set-retention"
+)
+
+// Bucket is the kind of the requests about the bucket, not a file.
+const Bucket backend.Kind = "bucket"
+
 // Meter holds the counts. The zero value is not usable: call NewMeter.
 type Meter struct {
 	// PageSize, when above 0, counts a listing as one request per
@@ -175,4 +187,36 @@ func (b *Backend) Create(ctx context.Context) error {
 // SyncRemovals implements backend.RemovalSyncer.
 func (b *Backend) SyncRemovals(ctx context.Context, k backend.Kind) error {
 	return backend.SyncRemovals(ctx, b.Backend, k)
+}
+
+// Retainer implements backend.RetainerWrapper: the object lock calls are
+// counted as well.
+func (b *Backend) Retainer() (backend.Retainer, bool) {
+	next, ok := backend.AsRetainer(b.Backend)
+	if !ok {
+		return nil, false
+	}
+	return retainer{m: b.M, next: next}, true
+}
+
+type retainer struct {
+	m    *Meter
+	next backend.Retainer
+}
+
+func (x retainer) ObjectLock(ctx context.Context) (backend.ObjectLock, error) {
+	x.m.add(Bucket, OpRetention, 1, 0, 0)
+	return x.next.ObjectLock(ctx)
+}
+
+func (x retainer) RetainWrites(w backend.WriteRetention) { x.next.RetainWrites(w) }
+
+func (x retainer) Retention(ctx context.Context, h backend.Handle) (backend.Retention, error) {
+	x.m.add(h.Kind, OpRetention, 1, 0, 0)
+	return x.next.Retention(ctx, h)
+}
+
+func (x retainer) SetRetention(ctx context.Context, h backend.Handle, r backend.Retention) error {
+	x.m.add(h.Kind, OpSetRetention, 1, 0, 0)
+	return x.next.SetRetention(ctx, h, r)
 }

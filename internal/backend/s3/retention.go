@@ -18,10 +18,8 @@ import (
 
 var _ backend.Retainer = (*Backend)(nil)
 
-// retentionRequestTimeout bounds one object lock request: they go around
-// the policy's deadlines (a Retainer is asked directly), and each is one
-// small round trip.
-const retentionRequestTimeout = time.Minute
+// The calls are bounded, retried and counted by the layers above the store
+// (backend.RetainerWrapper), as every other request.
 
 // ObjectLock implements backend.Retainer: whether the bucket was created
 // with object lock, and its default retention rule.
@@ -29,8 +27,6 @@ func (b *Backend) ObjectLock(ctx context.Context) (backend.ObjectLock, error) {
 	if err := b.checkBucket(ctx); err != nil {
 		return backend.ObjectLock{}, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, retentionRequestTimeout)
-	defer cancel()
 	enabled, mode, validity, unit, err := b.client.GetObjectLockConfig(ctx, b.loc.Bucket)
 	if err != nil {
 		resp := minio.ToErrorResponse(err)
@@ -72,8 +68,6 @@ func (b *Backend) retainSave(h backend.Handle, opts *minio.PutObjectOptions) {
 // Retention implements backend.Retainer, from the object's HEAD (which
 // carries the object lock headers to an identity that may read them).
 func (b *Backend) Retention(ctx context.Context, h backend.Handle) (backend.Retention, error) {
-	ctx, cancel := context.WithTimeout(ctx, retentionRequestTimeout)
-	defer cancel()
 	oi, err := b.client.StatObject(ctx, b.loc.Bucket, b.key(h), minio.StatObjectOptions{})
 	if err != nil {
 		return backend.Retention{}, b.fail("retention of", h, b.headError(ctx, err))
@@ -95,8 +89,6 @@ func parseRetention(h backend.Handle, hdr http.Header) (backend.Retention, error
 
 // SetRetention implements backend.Retainer with PutObjectRetention.
 func (b *Backend) SetRetention(ctx context.Context, h backend.Handle, r backend.Retention) error {
-	ctx, cancel := context.WithTimeout(ctx, retentionRequestTimeout)
-	defer cancel()
 	mode := minio.RetentionMode(r.Mode)
 	until := r.Until.UTC()
 	err := b.client.PutObjectRetention(ctx, b.loc.Bucket, b.key(h), minio.PutObjectRetentionOptions{Mode: &mode, RetainUntilDate: &until})
@@ -142,8 +134,6 @@ func (b *Backend) removeVersions(ctx context.Context, h backend.Handle) error {
 }
 
 func (b *Backend) versionRetention(ctx context.Context, key, version string) (backend.Retention, error) {
-	ctx, cancel := context.WithTimeout(ctx, retentionRequestTimeout)
-	defer cancel()
 	mode, until, err := b.client.GetObjectRetention(ctx, b.loc.Bucket, key, version)
 	if err != nil || until == nil {
 		return backend.Retention{}, err
