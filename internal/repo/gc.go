@@ -164,10 +164,23 @@ func (r *Repository) reloadView(ctx context.Context) ([]*IndexLoadError, error) 
 
 // refreshView is called once a lock is durable: from then on, a mark a
 // prune writes is either seen here or waits for this lock (docs/format.md,
-// Prune). It reads the marks, then the index: only the new index files
-// when no pack was marked and no index file removed since the index was
-// loaded, else all of them.
+// Prune). It reads the marks, then lists the index once: it loads only the
+// new index files when no pack was marked and no index file removed since
+// the index was loaded, else all of them. A repository opened with
+// ViewAtLock reads its view here for the first time.
 func (r *Repository) refreshView(ctx context.Context) error {
+	if r.viewPending {
+		bad, err := r.reloadView(ctx)
+		if err != nil {
+			return err
+		}
+		r.viewPending = false
+		r.indexProblems = bad
+		for _, p := range bad {
+			r.note(p.Error() + "; the data it lists is treated as missing (run `stillpoint check`)")
+		}
+		return nil
+	}
 	marks, bad, err := r.readMarks(ctx)
 	if err != nil {
 		return err
@@ -180,13 +193,14 @@ func (r *Repository) refreshView(ctx context.Context) error {
 			}
 		}
 	}
+	listing, err := r.listIndex(ctx)
+	if err != nil {
+		return err
+	}
 	if !full {
-		listed := map[string]bool{}
-		if err := r.be.List(ctx, backend.Indexes, func(fi backend.FileInfo) error {
+		listed := make(map[string]bool, len(listing))
+		for _, fi := range listing {
 			listed[fi.Name] = true
-			return nil
-		}); err != nil {
-			return fmt.Errorf("list index files: %w", err)
 		}
 		for _, n := range r.index.fileNames() {
 			if !listed[n] {
@@ -204,7 +218,7 @@ func (r *Repository) refreshView(ctx context.Context) error {
 	for _, m := range marks {
 		r.index.setMarked(m.Packs)
 	}
-	more, err := r.LoadIndex(ctx)
+	more, err := r.loadIndex(ctx, listing, true)
 	r.indexProblems = append(r.indexProblems, more...)
 	return err
 }

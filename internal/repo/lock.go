@@ -110,8 +110,16 @@ type Lock struct {
 
 // ListLocks returns every lock file.
 func ListLocks(ctx context.Context, be backend.Backend) ([]*LockInfo, error) {
+	return listLocks(ctx, be, "")
+}
+
+// listLocks is ListLocks without the lock named own, which is not read.
+func listLocks(ctx context.Context, be backend.Backend, own string) ([]*LockInfo, error) {
 	var out []*LockInfo
 	err := be.List(ctx, backend.Locks, func(fi backend.FileInfo) error {
+		if fi.Name == own && own != "" {
+			return nil
+		}
 		data, err := backend.ReadAll(ctx, be, backend.Handle{Kind: backend.Locks, Name: fi.Name})
 		if err != nil {
 			if backend.IsNotFound(err) {
@@ -225,14 +233,11 @@ func (l *Lock) Session() string { return l.info.Session }
 // conflict finds a lock that excludes want: an exclusive lock excludes
 // every other, a prune lock another prune's.
 func (r *Repository) conflict(ctx context.Context, want LockInfo, own string) error {
-	locks, err := ListLocks(ctx, r.be)
+	locks, err := listLocks(ctx, r.be, own)
 	if err != nil {
 		return fmt.Errorf("read locks: %w", err)
 	}
 	for _, l := range locks {
-		if l.Name == own {
-			continue
-		}
 		if want.Prune && l.Prune && !l.Exclusive && l.Stale() {
 			// a prune that was killed: its work is in its marks, which
 			// this prune completes; its lock excluded only prunes

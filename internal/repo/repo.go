@@ -29,6 +29,9 @@ type Repository struct {
 	indexProblems []*IndexLoadError
 	marks         []*Mark          // prune marks read with the index
 	markProblems  []*MarkLoadError // marks that could not be read
+	// viewPending: opened with ViewAtLock, the marks and the index are
+	// read by the first Lock
+	viewPending bool
 
 	// writing
 	writeOnce  sync.Once
@@ -123,19 +126,44 @@ func ReadConfig(ctx context.Context, be backend.Backend) (*Config, error) {
 // repository's directory should be.
 func isFileInTheWay(err error) bool { return errors.Is(err, syscall.ENOTDIR) }
 
+// ErrNoRepository is what ReadConfig's error wraps when the location
+// holds no config file, so a repository may be created there.
+var ErrNoRepository = errors.New("no stillpoint repository")
+
 // noRepository says why be holds no repository, and how to make one.
 func noRepository(be backend.Backend, err error) error {
 	if isFileInTheWay(err) {
 		return fmt.Errorf("%s is a file, not a repository: --repo names a repository's directory (`stillpoint init --repo DIR` creates one)", be.Location())
 	}
-	return fmt.Errorf("no stillpoint repository at %s (there is no config file): `stillpoint init --repo DIR` creates one in a new or empty directory", be.Location())
+	return fmt.Errorf("%w at %s (there is no config file): `stillpoint init --repo DIR` creates one in a new or empty directory", ErrNoRepository, be.Location())
 }
 
 // Open opens an existing repository and loads its index.
 func Open(ctx context.Context, be backend.Backend, cred Credential) (*Repository, error) {
-	cfg, err := ReadConfig(ctx, be)
-	if err != nil {
-		return nil, err
+	return OpenWith(ctx, be, cred, OpenOptions{})
+}
+
+// OpenOptions say what OpenWith may skip.
+type OpenOptions struct {
+	// Config is the repository's config when the caller has read it
+	// (ReadConfig): it is not read again.
+	Config *Config
+	// ViewAtLock leaves the prune marks and the index unread: the Lock the
+	// caller must take before it reads or writes a blob reads them, once
+	// the lock is visible (docs/format.md, Prune). It saves listing them
+	// twice. Until then the index is empty and IndexProblems says nothing;
+	// the index files that Lock cannot read are told as notes (OnNote).
+	ViewAtLock bool
+}
+
+// OpenWith opens an existing repository as o says.
+func OpenWith(ctx context.Context, be backend.Backend, cred Credential, o OpenOptions) (*Repository, error) {
+	cfg := o.Config
+	if cfg == nil {
+		var err error
+		if cfg, err = ReadConfig(ctx, be); err != nil {
+			return nil, err
+		}
 	}
 	mk, err := openMasterKey(ctx, be, cred)
 	if err != nil {
@@ -144,6 +172,10 @@ func Open(ctx context.Context, be backend.Backend, cred Credential) (*Repository
 	r, err := newRepository(be, cfg, mk)
 	if err != nil {
 		return nil, err
+	}
+	if o.ViewAtLock {
+		r.viewPending = true
+		return r, nil
 	}
 	// marks first, so that blobs are located in unmarked packs (Prune in
 	// docs/format.md); Lock reads both again once the lock is visible
@@ -227,22 +259,44 @@ func (e *IndexLoadError) Error() string { return fmt.Sprintf("index/%s: %v", e.N
 // index file that is gone by the time it is read was replaced by a prune,
 // which writes the replacement first: the folder is listed again.
 func (r *Repository) LoadIndex(ctx context.Context) ([]*IndexLoadError, error) {
+	return r.loadIndex(ctx, nil, false)
+}
+
+// listIndex lists index/.
+func (r *Repository) listIndex(ctx context.Context) ([]backend.FileInfo, error) {
+	var out []backend.FileInfo
+	if err := r.be.List(ctx, backend.Indexes, func(fi backend.FileInfo) error {
+		out = append(out, fi)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("list index files: %w", err)
+	}
+	return out, nil
+}
+
+// loadIndex is LoadIndex; with listed, its first round takes first, a
+// listing of index/ the caller has just made, rather than list again.
+func (r *Repository) loadIndex(ctx context.Context, first []backend.FileInfo, listed bool) ([]*IndexLoadError, error) {
 	var bad []*IndexLoadError
 	for round := 0; ; round++ {
+		listing := first
+		if !listed || round > 0 {
+			var err error
+			if listing, err = r.listIndex(ctx); err != nil {
+				return nil, err
+			}
+		}
 		var (
 			names []string
 			sizes = map[string]int64{}
 			total int64
 		)
-		if err := r.be.List(ctx, backend.Indexes, func(fi backend.FileInfo) error {
+		for _, fi := range listing {
 			if !r.index.hasFile(fi.Name) {
 				names = append(names, fi.Name)
 				sizes[fi.Name] = fi.Size
 				total += fi.Size
 			}
-			return nil
-		}); err != nil {
-			return nil, fmt.Errorf("list index files: %w", err)
 		}
 		// an index entry takes about 38 bytes of an index file
 		r.index.reserve(int(total / 38))

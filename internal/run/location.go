@@ -187,11 +187,26 @@ func (a Access) keyFilePath(repoID string) (path string, explicit bool) {
 
 // Open opens an existing repository.
 func Open(ctx context.Context, a Access) (*repo.Repository, error) {
-	be, cred, err := a.existing(ctx)
+	be, err := a.Backend()
 	if err != nil {
 		return nil, err
 	}
-	return repo.Open(ctx, be, cred)
+	cfg, err := repo.ReadConfig(ctx, be)
+	if err != nil {
+		return nil, err
+	}
+	return a.open(ctx, be, cfg, repo.OpenOptions{})
+}
+
+// open opens the repository whose config was read, with the credential
+// that opens it.
+func (a Access) open(ctx context.Context, be backend.Backend, cfg *repo.Config, o repo.OpenOptions) (*repo.Repository, error) {
+	cred, err := a.credential(cfg.ID)
+	if err != nil {
+		return nil, err
+	}
+	o.Config = cfg
+	return repo.OpenWith(ctx, be, cred, o)
 }
 
 // existing finds an existing repository's storage and the credential
@@ -253,6 +268,11 @@ func Create(ctx context.Context, a Access, cfg repo.Config) (*repo.Repository, *
 	} else if ok {
 		return nil, nil, fmt.Errorf("%s already holds a repository", be.Location())
 	}
+	return a.create(ctx, be, cfg)
+}
+
+// create makes a repository in be, which holds none.
+func (a Access) create(ctx context.Context, be backend.Backend, cfg repo.Config) (*repo.Repository, *Created, error) {
 	pw, err := a.password()
 	if err != nil {
 		return nil, nil, err
@@ -300,19 +320,23 @@ func writeKeyFile(path string, data []byte) error {
 }
 
 // OpenOrCreate opens the repository, creating it first when its location
-// does not exist yet or is an empty directory.
+// does not exist yet or is an empty directory. The repository's view (its
+// prune marks and index) is read by the Lock that the caller must take
+// before it reads or writes a blob, as a backup does (repo.OpenOptions).
+// Reading the config is the only question asked to learn whether there
+// is a repository: it is read anyway.
 func OpenOrCreate(ctx context.Context, a Access) (*repo.Repository, *Created, error) {
 	be, err := a.Backend()
 	if err != nil {
 		return nil, nil, err
 	}
-	ok, err := repo.Exists(ctx, be)
-	if err != nil {
-		return nil, nil, err
-	}
-	if ok {
-		r, err := Open(ctx, a)
+	cfg, err := repo.ReadConfig(ctx, be)
+	if err == nil {
+		r, err := a.open(ctx, be, cfg, repo.OpenOptions{ViewAtLock: true})
 		return r, nil, err
+	}
+	if !errors.Is(err, repo.ErrNoRepository) {
+		return nil, nil, err
 	}
 	if e, ok := be.(interface {
 		IsEmpty(ctx context.Context) (bool, error)
@@ -324,13 +348,13 @@ func OpenOrCreate(ctx context.Context, a Access) (*repo.Repository, *Created, er
 		if !empty {
 			return nil, nil, fmt.Errorf("%s is not empty and holds no stillpoint repository; choose another --repo", be.Location())
 		}
-		return Create(ctx, a, repo.DefaultConfig)
+		return a.create(ctx, be, repo.DefaultConfig)
 	}
 	entries, err := os.ReadDir(be.Location())
 	if err == nil && len(entries) > 0 && !onlyEmptyDirs(be.Location(), entries) {
 		return nil, nil, fmt.Errorf("%s is not empty and holds no stillpoint repository; choose another --repo", be.Location())
 	}
-	return Create(ctx, a, repo.DefaultConfig)
+	return a.create(ctx, be, repo.DefaultConfig)
 }
 
 // CacheDir holds run logs, the default staging directory and the copies
