@@ -66,6 +66,9 @@ func newRootFor(g *globals) *cobra.Command {
 		Version:       buildinfo.Version(),
 		// `generate --completion` writes the scripts, and its page says so
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+		Example: `  stillpoint backup ~/Documents                  # the first backup creates the repository
+  stillpoint snapshots
+  stillpoint restore latest --target /tmp/restore`,
 	}
 	// --version says what `stillpoint version` says
 	root.SetVersionTemplate(buildinfo.Get().Long())
