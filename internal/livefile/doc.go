@@ -18,10 +18,14 @@
 // it before NewReader: it removes what a crashed run left there (each
 // Reader works in a subdirectory marked with its pid).
 //
-// Lock probing and open-file detection are Linux-only for now. Elsewhere
-// ScanOpenForWrite returns a set whose Note says so, LockedBy returns
-// ErrLockDetectionUnavailable, and files are read with change detection
-// only.
+// On macOS advisory locks (fcntl, flock) are probed as on Linux, but open
+// files are not detected: that takes proc_pidinfo, which
+// golang.org/x/sys/unix does not offer (and there is no cgo here), so
+// ScanOpenForWrite returns a set whose Note says so, a file open for
+// writing is found only by the change check of its read, and stage copies
+// every file. Elsewhere (not Linux, macOS or Windows) LockedBy returns
+// ErrLockDetectionUnavailable as well, and files are read with change
+// detection only.
 //
 // On Windows the view opens files with backup semantics, sharing read,
 // write and delete (package winmeta), after EnableBackupPrivileges at the
