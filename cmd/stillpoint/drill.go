@@ -88,6 +88,7 @@ func runDrill(ctx context.Context, g *globals, f drillFlags, levelSet, readBackS
 		if g.access.Repository == "" && j.Repository != "" {
 			g.access.Repository = j.Repository
 		}
+		g.access.UseJobS3(j.S3)
 		if d := j.Drill; d != nil {
 			opts.Level, _ = drill.ParseLevel(d.Level) // validated by job.Load
 			if opts.Scratch == "" {

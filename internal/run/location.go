@@ -11,6 +11,7 @@ import (
 	"github.com/stillpoint-backup/stillpoint/internal/backend"
 	"github.com/stillpoint-backup/stillpoint/internal/backend/metered"
 	"github.com/stillpoint-backup/stillpoint/internal/backend/s3"
+	"github.com/stillpoint-backup/stillpoint/internal/job"
 	"github.com/stillpoint-backup/stillpoint/internal/repo"
 )
 
@@ -31,13 +32,35 @@ type Access struct {
 }
 
 // S3Options are the settings of an S3 repository beyond its location
-// (README, S3). Credentials come from the AWS variables or the shared
-// credentials file, never from flags.
+// (README, S3), from flags or a job file's s3: section. Credentials come
+// from the AWS variables or the shared credentials file, never from flags.
 type S3Options struct {
 	Region       string // else $STILLPOINT_S3_REGION, $AWS_REGION, $AWS_DEFAULT_REGION
 	Addressing   string // auto, path or virtual; else $STILLPOINT_S3_ADDRESSING
 	CACert       string // PEM file; else $STILLPOINT_S3_CACERT
 	StorageClass string // of data packs; else $STILLPOINT_S3_STORAGE_CLASS
+	// Profile of the shared credentials file; else $AWS_PROFILE. Given,
+	// it is the only source of credentials (the AWS_* keys are not read).
+	Profile string
+	// ConditionalWrite: if-none-match or stat; else $STILLPOINT_S3_CONDITIONAL_WRITE.
+	ConditionalWrite string
+}
+
+// UseJobS3 takes the S3 options that a.S3 leaves empty (the flags) from a
+// job file's s3: section, which in turn wins over the environment.
+func (a *Access) UseJobS3(j job.S3) {
+	o := &a.S3
+	for _, f := range []struct {
+		dst *string
+		job string
+	}{
+		{&o.Region, j.Region}, {&o.Addressing, j.Addressing}, {&o.CACert, j.CACert},
+		{&o.StorageClass, j.StorageClass}, {&o.Profile, j.Profile}, {&o.ConditionalWrite, j.ConditionalWrite},
+	} {
+		if *f.dst == "" {
+			*f.dst = f.job
+		}
+	}
 }
 
 // Environment variables read by stillpoint.
@@ -123,7 +146,8 @@ func (a Access) s3Backend(loc string) (backend.Backend, error) {
 		Addressing:       s3.Addressing(first(a.S3.Addressing, os.Getenv(s3.EnvAddressing))),
 		CACertFile:       first(a.S3.CACert, os.Getenv(s3.EnvCACert)),
 		StorageClass:     first(a.S3.StorageClass, os.Getenv(s3.EnvStorageClass)),
-		ConditionalWrite: s3.ConditionalWrite(os.Getenv(s3.EnvConditionalWrite)),
+		ConditionalWrite: s3.ConditionalWrite(first(a.S3.ConditionalWrite, os.Getenv(s3.EnvConditionalWrite))),
+		Profile:          a.S3.Profile,
 	}
 	b, err := s3.New(l, o)
 	if err != nil {

@@ -87,6 +87,10 @@ type Options struct {
 	// AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), else from the shared
 	// credentials and config files (AWS_PROFILE, AWS_SHARED_CREDENTIALS_FILE).
 	Credentials *credentials.Credentials
+	// Profile, with Credentials nil, takes the credentials from this
+	// profile of the shared credentials file only: a profile named on
+	// purpose is not overridden by AWS_ACCESS_KEY_ID in the environment.
+	Profile string
 	// Transport replaces the HTTP transport (tests put a proxy here); the
 	// default one watches its connections for stalls (netwatch).
 	Transport http.RoundTripper
@@ -130,15 +134,24 @@ func New(loc Location, o Options) (*Backend, error) {
 	}
 	b := &Backend{loc: loc, opts: o}
 	creds := o.Credentials
-	if creds == nil {
+	switch {
+	case creds == nil && o.Profile != "":
+		creds = credentials.New(&credentials.FileAWSCredentials{Profile: o.Profile})
+	case creds == nil:
 		creds = credentials.NewChainCredentials([]credentials.Provider{
 			&credentials.EnvAWS{},
 			&credentials.FileAWSCredentials{},
 		})
 	}
 	v, err := creds.GetWithContext(nil) // nil: the default HTTP client, for providers that ask a server
+	if err != nil && o.Profile != "" {
+		return nil, fmt.Errorf("S3 credentials for %s: profile %q of the shared credentials file (AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials): %w", loc.Endpoint, o.Profile, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("S3 credentials for %s: %w", loc.Endpoint, err)
+	}
+	if (v.AccessKeyID == "" || v.SecretAccessKey == "") && o.Profile != "" {
+		return nil, fmt.Errorf("no S3 credentials for %s in profile %q of the shared credentials file: it needs aws_access_key_id and aws_secret_access_key", loc.Endpoint, o.Profile)
 	}
 	if v.AccessKeyID == "" || v.SecretAccessKey == "" {
 		return nil, fmt.Errorf("no S3 credentials for %s: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary ones), or AWS_PROFILE naming a profile of ~/.aws/credentials", loc.Endpoint)
