@@ -117,6 +117,7 @@ func backupOptions(g *globals, f backupFlags, paths []string, rep *report.Report
 		if g.access.Repository == "" && j.Repository != "" {
 			g.access.Repository = j.Repository
 		}
+		g.access.UseJobS3(j.S3)
 		o, err := run.FromJob(j, staging)
 		if err != nil {
 			return o, err
