@@ -219,19 +219,49 @@ func holdOptions(f backupFlags, base hold.Options) (hold.Options, error) {
 
 func runBackup(ctx context.Context, g *globals, f backupFlags, paths []string) error {
 	rep := g.reporter()
-	if f.jobFile == "" && (f.retries < 0 || f.retries > livefile.MaxRetries) {
-		return &exitError{code: exitUsage, err: fmt.Errorf("--retries %d: use 0 to %d", f.retries, livefile.MaxRetries)}
-	}
-	if _, err := filter.CompileAllFor(pathmap.Native, f.excludes); err != nil {
-		return &exitError{code: exitUsage, err: fmt.Errorf("--exclude: %w", err)}
-	}
-	o, err := backupOptions(g, f, paths, rep)
+	o, err := checkedBackupOptions(g, f, paths, rep)
 	if err != nil {
 		return err
 	}
+	// a backup of nothing stops before it creates a repository, runs hooks
+	// or takes snapshots
+	if err := archiver.CheckRoots(&view.Live{}, sourcePaths(o.Sources)); err != nil {
+		return err
+	}
+	// plan first: a required snapshot that cannot be taken fails before
+	// anything is written, the repository included
+	o.RunID = run.NewRunID()
+	if o.Plan, err = run.PlanSnapshots(o.Sources, o.RunID, o.VSS); err != nil {
+		return err
+	}
+	r, err := openForBackup(ctx, g, rep)
+	if err != nil {
+		return err
+	}
+	stop := reportRun(rep, r, &o)
+	res, err := run.Backup(ctx, r, o)
+	stop()
+	return finishBackup(g, rep, r, res, err, nil)
+}
+
+// checkedBackupOptions are the run's options from the flags or the job
+// file, each checked: a wrong one is a usage error before anything runs.
+// The staging directories are checked and emptied of an earlier run's
+// leftovers.
+func checkedBackupOptions(g *globals, f backupFlags, paths []string, rep *report.Reporter) (run.BackupOptions, error) {
+	if f.jobFile == "" && (f.retries < 0 || f.retries > livefile.MaxRetries) {
+		return run.BackupOptions{}, &exitError{code: exitUsage, err: fmt.Errorf("--retries %d: use 0 to %d", f.retries, livefile.MaxRetries)}
+	}
+	if _, err := filter.CompileAllFor(pathmap.Native, f.excludes); err != nil {
+		return run.BackupOptions{}, &exitError{code: exitUsage, err: fmt.Errorf("--exclude: %w", err)}
+	}
+	o, err := backupOptions(g, f, paths, rep)
+	if err != nil {
+		return o, err
+	}
 	if f.timeStamp != "" {
 		if o.Time, err = time.ParseInLocation(time.DateTime, f.timeStamp, time.Local); err != nil {
-			return &exitError{code: exitUsage, err: fmt.Errorf("--time %q: write the local time as \"2006-01-02 15:04:05\"", f.timeStamp)}
+			return o, &exitError{code: exitUsage, err: fmt.Errorf("--time %q: write the local time as \"2006-01-02 15:04:05\"", f.timeStamp)}
 		}
 	}
 	if len(f.tags) > 0 && f.jobFile != "" { // without a job, backupOptions took them
@@ -242,42 +272,48 @@ func runBackup(ctx context.Context, g *globals, f backupFlags, paths []string) e
 		o.Compression = f.compress
 	}
 	if o.Compression != "" && !slices.Contains(job.CompressionLevels, o.Compression) {
-		return &exitError{code: exitUsage, err: fmt.Errorf("--compression %q: use one of %s", o.Compression, strings.Join(job.CompressionLevels, ", "))}
+		return o, &exitError{code: exitUsage, err: fmt.Errorf("--compression %q: use one of %s", o.Compression, strings.Join(job.CompressionLevels, ", "))}
 	}
-	var sourcePaths []string
-	for _, s := range o.Sources {
-		sourcePaths = append(sourcePaths, s.Path)
-	}
+	all := sourcePaths(o.Sources)
 	for _, s := range o.Sources {
 		if s.OpenFiles.Strategy != livefile.StrategyStage {
 			continue
 		}
-		if err := livefile.CheckStagingDir(s.OpenFiles.StagingDir, sourcePaths); err != nil {
-			return &exitError{code: exitUsage, err: err}
+		if err := livefile.CheckStagingDir(s.OpenFiles.StagingDir, all); err != nil {
+			return o, &exitError{code: exitUsage, err: err}
 		}
 		if _, err := livefile.PurgeStaging(s.OpenFiles.StagingDir); err != nil {
 			rep.Warn(s.OpenFiles.StagingDir, "staging", "leftovers of an earlier run not removed: "+err.Error())
 		}
 	}
-	// a backup of nothing stops before it creates a repository, runs hooks
-	// or takes snapshots
-	if err := archiver.CheckRoots(&view.Live{}, sourcePaths); err != nil {
-		return err
+	return o, nil
+}
+
+func sourcePaths(sources []run.Source) []string {
+	var out []string
+	for _, s := range sources {
+		out = append(out, s.Path)
 	}
-	// plan first: a required snapshot that cannot be taken fails before
-	// anything is written, the repository included
-	o.RunID = run.NewRunID()
-	if o.Plan, err = run.PlanSnapshots(o.Sources, o.RunID, o.VSS); err != nil {
-		return err
-	}
+	return out
+}
+
+// openForBackup opens the repository, creating it on the first backup.
+func openForBackup(ctx context.Context, g *globals, rep *report.Reporter) (*repo.Repository, error) {
 	r, created, err := run.OpenOrCreate(ctx, g.access)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if created != nil {
 		announceCreated(rep, r, created)
 	}
 	warnIndexProblems(rep, r)
+	return r, nil
+}
+
+// reportRun makes o report to rep as the run goes: progress, the files
+// not whole, the hooks, the file log. The function it returns stops the
+// progress display.
+func reportRun(rep *report.Reporter, r *repo.Repository, o *run.BackupOptions) (stop func()) {
 	progress := &archiver.Progress{}
 	o.Progress, o.Scan = progress, rep.Mode != report.Quiet
 	o.LogDir = filepath.Join(run.CacheDir(), r.Config().ID, "logs")
@@ -301,24 +337,28 @@ func runBackup(ctx context.Context, g *globals, f backupFlags, paths []string) e
 			rep.Warn(string(h.Point), "hook", fmt.Sprintf("hook %q failed: %s", h.Command, h.Error))
 		}
 	}
-	stop := rep.Track("backup", func() report.Status {
+	return rep.Track("backup", func() report.Status {
 		return report.Status{
 			FilesDone: progress.FilesDone.Load(), FilesTotal: progress.FilesTotal.Load(),
 			BytesDone: progress.BytesDone.Load(), BytesTotal: progress.BytesTotal.Load(),
 			ScanDone: progress.ScanDone.Load(), Current: progress.Current(),
 		}
 	})
-	res, err := run.Backup(ctx, r, o)
-	stop()
+}
+
+// finishBackup prints the summary of a backup that ended with res and err
+// (retry, when set, says what it did to the job's retry queue) and returns
+// the command's error with its exit code.
+func finishBackup(g *globals, rep *report.Reporter, r *repo.Repository, res *run.BackupResult, err error, retry *retryReport) error {
 	if err != nil {
 		if res != nil && res.Snapshot != nil {
-			printBackupSummary(rep, r.Backend().Location(), res, backupRequests(g, rep))
+			printBackupSummary(rep, r.Backend().Location(), res, backupRequests(g, rep), retry)
 			// not "nothing was recorded": say what failed after the snapshot
 			return &exitError{code: exitFatal, err: fmt.Errorf("snapshot %s was saved, but then: %w", res.Snapshot.ID.Short(), err)}
 		}
 		return err
 	}
-	printBackupSummary(rep, r.Backend().Location(), res, backupRequests(g, rep))
+	printBackupSummary(rep, r.Backend().Location(), res, backupRequests(g, rep), retry)
 	if code := res.ExitCode(); code != exitOK {
 		return &exitError{code: code}
 	}
@@ -347,14 +387,14 @@ func backupRequests(g *globals, rep *report.Reporter) *metered.Counts {
 	return &c
 }
 
-func printBackupSummary(rep *report.Reporter, location string, res *run.BackupResult, requests *metered.Counts) {
+func printBackupSummary(rep *report.Reporter, location string, res *run.BackupResult, requests *metered.Counts, retry *retryReport) {
 	s := res.Snapshot
 	if rep.Mode == report.JSON {
 		problems := res.Problems
 		if problems == nil {
 			problems = []archiver.Problem{}
 		}
-		rep.Event(map[string]any{
+		sum := map[string]any{
 			"type": "summary", "snapshot_id": s.ID.String(), "repository": location,
 			"time": s.Time, "paths": s.Paths, "tags": s.Tags, "stats": s.Stats,
 			"outcomes": s.Outcomes, "partial": s.Partial, "consistency": s.Consistency,
@@ -362,11 +402,22 @@ func printBackupSummary(rep *report.Reporter, location string, res *run.BackupRe
 			"parent": s.Parent, "notes": res.Notes, "warnings": res.Warnings, "file_log": res.FileLog,
 			"quiesce": s.Quiesce, "retention": retentionJSON(res.Retention),
 			"files_unchanged": res.FilesUnchanged, "requests": requests,
-		})
+		}
+		if of, ok := run.IsFollowUp(s); ok {
+			sum["followup_of"] = of
+		}
+		if retry != nil {
+			sum["retry"] = retry.json()
+		}
+		rep.Event(sum)
 		return
 	}
 	st := s.Stats
-	rep.Printf("snapshot %s saved in %s\n", s.ID.Short(), location)
+	if of, ok := run.IsFollowUp(s); ok {
+		rep.Printf("snapshot %s saved in %s (a follow-up of %s)\n", s.ID.Short(), location, of[:8])
+	} else {
+		rep.Printf("snapshot %s saved in %s\n", s.ID.Short(), location)
+	}
 	rep.Printf("  paths:  %s\n", strings.Join(s.Paths, ", "))
 	rep.Printf("  files:  %s\n", filesLine(st, res.FilesUnchanged))
 	rep.Printf("  data:   %s in files, %s read, %s new (%s stored)\n",
@@ -429,6 +480,9 @@ func printBackupSummary(rep *report.Reporter, location string, res *run.BackupRe
 			how = fmt.Sprintf("from a %s snapshot (%s consistency), created in %.1f ms", src.Provider, src.Consistency, src.FreezeMs)
 		}
 		rep.Printf("  source: %s %s\n", src.Path, how)
+	}
+	if retry != nil && retry.Sentence != "" {
+		rep.Printf("  retry:  %s\n", retry.Sentence)
 	}
 	if !s.Partial {
 		rep.Printf("  every file was stored whole\n")

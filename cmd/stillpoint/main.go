@@ -101,6 +101,7 @@ func newRootFor(g *globals) *cobra.Command {
 	root.AddCommand(newCopyCmd(g))
 	root.AddCommand(newDrillCmd(g))
 	root.AddCommand(newCacheCmd(g))
+	root.AddCommand(newRunCmd(g))
 	root.AddCommand(newVersionCmd(g), newGenerateCmd())
 	return root
 }
@@ -197,7 +198,7 @@ func noteStart(root *cobra.Command) *bool {
 // interruptedNote says what a command stopped by a signal leaves behind.
 func interruptedNote(cmd *cobra.Command) string {
 	switch cmd.Name() {
-	case "backup":
+	case "backup", "run":
 		return "no snapshot was written; the data already stored is kept for the next backup, and the repository is consistent"
 	case "init":
 		return "the repository was not created; run init again"
