@@ -25,7 +25,8 @@ func newDoctorCmd(g *globals) *cobra.Command {
 at what consistency level. Then every stillpoint snapshot or staging directory left by
 a run that was killed (on all mounts); --cleanup removes those whose process is gone.
 On Windows also what vssadmin list writers, shadows and providers would show, and for
-each shadow copy provider which PATHs' volumes it can snap.`,
+each shadow copy provider which PATHs' volumes it can snap. On macOS each PATH's volume,
+APFS or not, and its Time Machine local snapshots: which stillpoint left, which are mounted.`,
 		Example: `  stillpoint doctor /srv/app /home
   stillpoint doctor --cleanup                  # remove what killed runs left: snapshots, staging`,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -70,8 +71,9 @@ func runDoctor(_ context.Context, g *globals, paths []string, cleanup bool) erro
 		}
 		removed = append(removed, staged...)
 	}
+	apfs := snapshot.APFSDoctor(paths) // nil off macOS
 	if g.json {
-		rep.Event(map[string]any{"type": "doctor", "paths": dr.Paths, "leftovers": dr.Leftovers, "removed": removed, "vss": dr.VSS})
+		rep.Event(map[string]any{"type": "doctor", "paths": dr.Paths, "leftovers": dr.Leftovers, "removed": removed, "vss": dr.VSS, "apfs": apfs})
 		return nil
 	}
 	for _, p := range dr.Paths {
@@ -98,6 +100,9 @@ func runDoctor(_ context.Context, g *globals, paths []string, cleanup bool) erro
 	}
 	if dr.VSS != nil {
 		printVSS(rep, dr.VSS)
+	}
+	if apfs != nil {
+		printAPFS(rep, apfs)
 	}
 	if len(dr.Leftovers) == 0 {
 		rep.Printf("no leftover snapshots or staging directories\n")
