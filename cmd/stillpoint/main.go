@@ -103,6 +103,7 @@ func newRootFor(g *globals) *cobra.Command {
 	root.AddCommand(newCacheCmd(g))
 	root.AddCommand(newRunCmd(g))
 	root.AddCommand(newVersionCmd(g), newGenerateCmd())
+	root.AddCommand(newServiceCmd(g))
 	return root
 }
 
