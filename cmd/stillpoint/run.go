@@ -33,6 +33,9 @@ files are backed up again: the new snapshot is the last one with them filled in.
 
 Exit codes as for backup: 0 every file stored whole, 3 some were not, 1 nothing
 was recorded.`,
+		Example: `  stillpoint run mail                        # /etc/stillpoint/jobs.d/mail.yaml as root
+  stillpoint run mail --follow-up            # only the files the last runs could not back up
+  stillpoint run ./app.yaml --state-dir /var/tmp/state --json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runJob(cmd.Context(), g, f, args[0])
