@@ -23,6 +23,7 @@ type fakeSource struct {
 	repos    []Repository
 	runNow   []string
 	reposErr error
+	now      time.Time // the start of runs RunNow adds
 }
 
 var _ Source = (*fakeSource)(nil)
@@ -81,7 +82,7 @@ func (f *fakeSource) RunNow(ctx context.Context, job string) (string, error) {
 	}
 	f.runNow = append(f.runNow, job)
 	id := fmt.Sprintf("%s-manual-%d", job, len(f.runNow))
-	r := &RunDetail{RunSummary: RunSummary{ID: id, Job: job, Kind: "backup", Trigger: "manual", Start: time.Now(), Status: StatusRunning, Outcomes: outcome.Counts{}}}
+	r := &RunDetail{RunSummary: RunSummary{ID: id, Job: job, Kind: "backup", Trigger: "manual", Start: f.now, Status: StatusRunning, Outcomes: outcome.Counts{}}}
 	f.runs = append([]*RunDetail{r}, f.runs...)
 	j.Running = &r.RunSummary
 	return id, nil

@@ -120,8 +120,15 @@ func (m *Metrics) RunStarted(job string) {
 }
 
 // RunFinished records a finished run: it ends one run in progress of its
-// job (if RunStarted counted one) and sets the job's last-run values.
+// job (if RunStarted counted one) and sets the job's last-run values. A
+// zero End is now, a zero Start is End.
 func (m *Metrics) RunFinished(r RunMetrics) {
+	if r.End.IsZero() {
+		r.End = time.Now()
+	}
+	if r.Start.IsZero() {
+		r.Start = r.End
+	}
 	m.mu.Lock()
 	if m.runningPerJob[r.Job] > 0 {
 		m.runningPerJob[r.Job]--

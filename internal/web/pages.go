@@ -407,6 +407,7 @@ func relative(t, now time.Time) string {
 }
 
 func humanDuration(d time.Duration) string {
+	d = max(d, 0) // a clock set back
 	switch {
 	case d < time.Second:
 		return fmt.Sprintf("%d ms", d.Milliseconds())

@@ -79,6 +79,7 @@ func newFixture(t *testing.T) *fixture {
 		},
 		runs:  []*RunDetail{last},
 		repos: []Repository{{Name: "main", Repo: r}},
+		now:   now.Add(-2 * time.Second),
 	}
 	s, err := New(src, Options{Metrics: NewMetrics()})
 	if err != nil {
