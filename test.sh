@@ -15,6 +15,8 @@ packages+=(fuse3)
 packages+=(systemd)
 # the Wine tier (scripts/wine-tests): Wine 8.0, and MinGW for the one DLL it lacks
 packages+=(wine64 gcc-mingw-w64-x86-64-win32)
+# the status page test of internal/web drives Debian's chromium headless
+packages+=(chromium)
 
 scripts/install-packages "${packages[@]}"
 
