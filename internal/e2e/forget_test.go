@@ -82,7 +82,8 @@ func TestForgetPrune(t *testing.T) {
 
 	// a dry run prints what prune would do after forget, and does nothing
 	res := e.must(t, 0, "forget", "--keep-last", "1", "--prune", "--dry-run", "--max-unused", "0")
-	for _, w := range []string{"would remove 2 snapshots", "--prune, dry run", "1 snapshots;", "dry run: nothing was changed"} {
+	for _, w := range []string{"keep 1 snapshots:", "REASONS", "last snapshot", "remove 2 snapshots:", "would remove 2 snapshots",
+		"--prune, dry run", "1 snapshots;", "dry run: nothing was changed"} {
 		if !strings.Contains(res.stdout, w) {
 			t.Errorf("forget --dry-run --prune does not say %q: %s", w, res)
 		}

@@ -39,6 +39,11 @@ type Config struct {
 	// that backups also run while no prune does (for the throughput
 	// comparison); 0 runs prunes back to back.
 	PrunePause time.Duration
+	// MinPrunes keeps the loops going past Duration until the prune loop
+	// has run this many prunes (a slow machine runs fewer in the same
+	// time), but not past MaxDuration (default: three times Duration).
+	MinPrunes   int
+	MaxDuration time.Duration
 	// Log gets progress lines; nil discards them.
 	Log func(format string, args ...any)
 }
@@ -70,6 +75,9 @@ func (c *Config) defaults() {
 	}
 	if c.Log == nil {
 		c.Log = func(string, ...any) {}
+	}
+	if c.MaxDuration < c.Duration {
+		c.MaxDuration = 3 * c.Duration
 	}
 }
 
@@ -299,6 +307,7 @@ type soak struct {
 	owner     map[string]int      // snapshot → client
 	removed   map[string]bool     // snapshots forget removed
 	pruning   []span              // [start, end) of each prune command that pruned, and the running one
+	prunes    int                 // prune loop commands that pruned
 }
 
 type span struct{ from, to time.Duration }
@@ -312,8 +321,28 @@ func (s *soak) loops(ctx context.Context) {
 	s.rep.Started = s.start
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	deadline := s.start.Add(s.cfg.Duration)
-	stop := func() bool { return time.Now().After(deadline) || ctx.Err() != nil || s.rep.failed() }
+	deadline, last := s.start.Add(s.cfg.Duration), s.start.Add(s.cfg.MaxDuration)
+	var extended sync.Once
+	stop := func() bool {
+		if ctx.Err() != nil || s.rep.failed() {
+			return true
+		}
+		now := time.Now()
+		if now.Before(deadline) {
+			return false
+		}
+		s.mu.Lock()
+		prunes := s.prunes
+		s.mu.Unlock()
+		if prunes >= s.cfg.MinPrunes || now.After(last) {
+			return true
+		}
+		extended.Do(func() {
+			s.cfg.Log("%s: %d of %d prunes so far: the loops go on until there are %d (at most until %s)",
+				s.since().Round(time.Second), prunes, s.cfg.MinPrunes, s.cfg.MinPrunes, s.cfg.MaxDuration)
+		})
+		return false
+	}
 	var wg sync.WaitGroup
 	for c := range s.cfg.Clients {
 		wg.Go(func() { s.client(ctx, c, stop) })
@@ -521,6 +550,7 @@ func (s *soak) pruneCommand(ctx context.Context, args []string, final bool) (Pru
 	}
 	if !final {
 		if p.Pruned {
+			s.prunes++
 			s.pruning[idx].to = p.Start + p.Wall
 		} else {
 			s.pruning[idx].to = p.Start // forget alone: not a prune
