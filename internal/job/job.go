@@ -15,6 +15,7 @@ import (
 
 	"github.com/stillpoint-backup/stillpoint/internal/hold"
 	"github.com/stillpoint-backup/stillpoint/internal/quiesce"
+	"github.com/stillpoint-backup/stillpoint/internal/schedule"
 )
 
 // Job is one backup run's configuration.
@@ -45,6 +46,19 @@ type Job struct {
 	Drill *Drill
 	// S3 are the options of an S3 repository (s3.go).
 	S3 S3
+
+	// Name names the job in the history, notifications and status page:
+	// name:, else the job file's name without .yaml or .yml.
+	Name string
+	// Schedule is when the daemon runs the job; nil: only when asked.
+	Schedule schedule.Schedule
+	// Jitter delays each scheduled run by a random time in [0, Jitter).
+	Jitter time.Duration
+	// RetryAfter is how long after a run the daemon retries the files it
+	// could not store whole; 0: the daemon's default.
+	RetryAfter time.Duration
+	// Notify, when set, is who hears how runs went (notify.go).
+	Notify *Notify
 
 	// pos maps a key path ("sources[0].retries") to where the file set it;
 	// it also tells which keys the file set at all.

@@ -47,6 +47,7 @@ func TestParseBriefShape(t *testing.T) {
 	}
 	want := &Job{
 		File:       "job.yaml",
+		Name:       "job", // after the file
 		Repository: native("/var/lib/stillpoint/repo"),
 		Sources:    []Source{{Path: native("/srv/app"), Snapshot: "required", OpenFiles: "retry", Retries: 5, Exclude: []string{"*.tmp", "cache/"}}},
 		Quiesce:    Quiesce{Inactivity: 3 * time.Second, MaxWait: time.Minute, OnTimeout: "snap", HoldTimeout: 2 * time.Second},

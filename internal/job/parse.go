@@ -16,7 +16,7 @@ import (
 
 // The keys each mapping accepts.
 var (
-	topKeys     = []string{"version", "repository", "host", "tags", "compression", "staging-dir", "exclude", "snapshot", "open-files", "retries", "sources", "quiesce", "writers", "vss", "hooks", "retention", "drill", "s3"}
+	topKeys     = []string{"version", "repository", "host", "tags", "compression", "staging-dir", "exclude", "snapshot", "open-files", "retries", "sources", "quiesce", "writers", "vss", "hooks", "retention", "drill", "s3", "name", "schedule", "jitter", "retry-after", "notify"}
 	sourceKeys  = []string{"path", "snapshot", "open-files", "retries", "exclude", "staging-dir"}
 	quiesceKeys = []string{"inactivity", "max-wait", "on-timeout", "hold", "hold-timeout", "hold-exclude"}
 	commandKeys = []string{"freeze", "thaw", "timeout", "on-timeout"}
@@ -333,6 +333,10 @@ func (p *parser) top(root *yaml.Node) {
 	}
 	if v, ok := f["s3"]; ok {
 		p.s3(v.val)
+	}
+	p.service(f)
+	if v, ok := f["notify"]; ok {
+		p.notify(v.val)
 	}
 }
 
