@@ -53,6 +53,9 @@ func (s *Server) apiJobs(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, err)
 		return
 	}
+	for i := range jobs {
+		jobs[i].normalize()
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"jobs": nonNil(jobs)})
 }
 
@@ -81,6 +84,10 @@ func (s *Server) apiJob(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, err)
 		return
 	}
+	job.normalize()
+	for i := range runs {
+		runs[i].normalize()
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"job": job, "runs": nonNil(runs)})
 }
 
@@ -94,6 +101,9 @@ func (s *Server) apiRuns(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		writeJSONError(w, err)
 		return
+	}
+	for i := range runs {
+		runs[i].normalize()
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"runs": nonNil(runs)})
 }
@@ -115,6 +125,7 @@ func (s *Server) apiRun(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, err)
 		return
 	}
+	run.normalize()
 	writeJSON(w, http.StatusOK, run)
 }
 

@@ -209,7 +209,7 @@ func (a *auth) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !a.required {
 			if !loopbackHost(r.Host) {
-				http.Error(w, "this server answers only to localhost or a loopback address (configure a token or basic auth to serve other names)", http.StatusMisdirectedRequest)
+				refuse(w, r, http.StatusMisdirectedRequest, "this server answers only to localhost or a loopback address (configure a token or basic auth to serve other names)")
 				return
 			}
 			h.ServeHTTP(w, r)
@@ -217,11 +217,20 @@ func (a *auth) wrap(h http.Handler) http.Handler {
 		}
 		if !a.allowed(r) {
 			w.Header().Set("WWW-Authenticate", `Basic realm="stillpoint", charset="UTF-8"`)
-			http.Error(w, "authentication required", http.StatusUnauthorized)
+			refuse(w, r, http.StatusUnauthorized, "authentication required: a bearer token or basic auth")
 			return
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// refuse answers an API request with a JSON error, any other in plain text.
+func refuse(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	if strings.HasPrefix(r.URL.Path, "/api/") {
+		writeJSON(w, code, apiError{Error: msg, Status: code})
+		return
+	}
+	http.Error(w, msg, code)
 }
 
 func loopbackHost(hostport string) bool {

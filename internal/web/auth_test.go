@@ -132,6 +132,10 @@ func TestTokenAndBasicAuth(t *testing.T) {
 			}
 		}
 	}
+	e := decode[apiError](t, nil, srv.URL+"/api/v1/jobs", 401)
+	if !strings.Contains(e.Error, "authentication required") {
+		t.Errorf("the API's refusal: %+v", e)
+	}
 	req, _ := http.NewRequest("GET", srv.URL+"/", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -53,10 +53,10 @@ type JobStatus struct {
 	LastRun *RunSummary `json:"last_run"`
 	// LastSuccess is the end of the newest run that wrote a snapshot
 	// (status ok or partial); zero when there was none.
-	LastSuccess time.Time `json:"last_success"`
+	LastSuccess time.Time `json:"last_success,omitzero"`
 	// NextRun is when the scheduler runs the job next; zero when it is
 	// not scheduled.
-	NextRun time.Time `json:"next_run"`
+	NextRun time.Time `json:"next_run,omitzero"`
 	// Overdue: a scheduled run was missed or its last success is older
 	// than the schedule allows. The daemon decides; the page marks it.
 	Overdue       bool   `json:"overdue"`
@@ -73,7 +73,7 @@ type PendingRetry struct {
 	Outcome     outcome.Outcome `json:"outcome"` // what the last attempt recorded
 	Reason      string          `json:"reason"`
 	Attempts    int             `json:"attempts"`
-	NextAttempt time.Time       `json:"next_attempt"`
+	NextAttempt time.Time       `json:"next_attempt,omitzero"`
 }
 
 // Run statuses.
@@ -91,7 +91,7 @@ type RunSummary struct {
 	Kind    string    `json:"kind"`    // backup, follow-up, drill
 	Trigger string    `json:"trigger"` // schedule, manual, retry
 	Start   time.Time `json:"start"`
-	End     time.Time `json:"end"` // zero while running
+	End     time.Time `json:"end,omitzero"` // zero while running
 	Status  string    `json:"status"`
 	// Snapshot is the id of the snapshot the run wrote, "" when none.
 	Snapshot   string         `json:"snapshot"`
@@ -150,4 +150,31 @@ type WriterInfo struct {
 	Frozen      bool    `json:"frozen"`
 	Consistency string  `json:"consistency,omitempty"`
 	Error       string  `json:"error,omitempty"`
+}
+
+// The API's lists are [] when empty, never null.
+
+func (j *JobStatus) normalize() {
+	j.Paths = nonNil(j.Paths)
+	j.Pending = nonNil(j.Pending)
+	if j.LastRun != nil {
+		j.LastRun.normalize()
+	}
+	if j.Running != nil {
+		j.Running.normalize()
+	}
+}
+
+func (r *RunSummary) normalize() {
+	if r.Outcomes == nil {
+		r.Outcomes = outcome.Counts{}
+	}
+}
+
+func (r *RunDetail) normalize() {
+	r.RunSummary.normalize()
+	r.Flagged = nonNil(r.Flagged)
+	r.Hooks = nonNil(r.Hooks)
+	r.Writers = nonNil(r.Writers)
+	r.Errors = nonNil(r.Errors)
 }

@@ -267,6 +267,13 @@ func TestAPI(t *testing.T) {
 		t.Errorf("jobs: %+v", jobs.Jobs)
 	}
 
+	// empty lists are [], times not set are left out
+	_, rawJobs, _ := get(t, nil, api+"/jobs")
+	mustContain(t, "the jobs' JSON", rawJobs, `"pending_retries": []`, `"last_run": null`)
+	if strings.Contains(rawJobs, "0001-01-01") {
+		t.Errorf("a zero time in the JSON:\n%s", rawJobs)
+	}
+
 	job := decode[struct {
 		Job  JobStatus
 		Runs []RunSummary
@@ -287,7 +294,7 @@ func TestAPI(t *testing.T) {
 	}
 	// outcomes are keyed by name in the JSON
 	_, raw, _ := get(t, nil, api+"/runs/run-41")
-	mustContain(t, "the run's JSON", raw, `"failed": 1`, `"outcome": "failed"`, `"reason": "locked"`)
+	mustContain(t, "the run's JSON", raw, `"failed": 1`, `"outcome": "failed"`, `"reason": "locked"`, `"errors": []`)
 
 	snaps := decode[struct {
 		Snapshots []SnapshotInfo
