@@ -104,6 +104,7 @@ func newRootFor(g *globals) *cobra.Command {
 	root.AddCommand(newRunCmd(g))
 	root.AddCommand(newVersionCmd(g), newGenerateCmd())
 	root.AddCommand(newServiceCmd(g))
+	root.AddCommand(newHistoryCmd(g))
 	return root
 }
 

@@ -7,15 +7,10 @@ import (
 	"path/filepath"
 )
 
-// Env overrides the default.
-const Env = "STILLPOINT_STATE_DIR"
-
-// Default is $STILLPOINT_STATE_DIR, else /var/lib/stillpoint/state as
-// root, else $XDG_STATE_HOME/stillpoint (~/.local/state/stillpoint).
+// Default is /var/lib/stillpoint/state as root, else
+// $XDG_STATE_HOME/stillpoint (~/.local/state/stillpoint). Commands take
+// --state-dir to choose another.
 func Default() string {
-	if d := os.Getenv(Env); d != "" {
-		return d
-	}
 	if os.Geteuid() == 0 {
 		return "/var/lib/stillpoint/state"
 	}

@@ -7,7 +7,6 @@ import (
 )
 
 func TestDefault(t *testing.T) {
-	t.Setenv(Env, "")
 	t.Setenv("XDG_STATE_HOME", filepath.FromSlash("/x/state"))
 	want := filepath.FromSlash("/x/state/stillpoint")
 	if os.Geteuid() == 0 {
@@ -15,9 +14,5 @@ func TestDefault(t *testing.T) {
 	}
 	if got := Default(); got != want {
 		t.Errorf("Default() = %q, want %q", got, want)
-	}
-	t.Setenv(Env, filepath.FromSlash("/srv/state"))
-	if got := Default(); got != filepath.FromSlash("/srv/state") {
-		t.Errorf("with $%s: %q", Env, got)
 	}
 }
