@@ -20,6 +20,9 @@ func newServiceCmd(g *globals) *cobra.Command {
 		Long: `Install the daemon (stillpoint daemon) as a system service: a systemd unit on Linux
 (Type=notify, watchdog, restarted on failure), a launchd daemon on macOS and a Windows
 service. The service runs every job file in the jobs directory on its schedule.`,
+		Example: `  sudo stillpoint service install
+  stillpoint service unit > stillpoint.service
+  sudo stillpoint service uninstall`,
 		Args: noArgs,
 	}
 	flags := func(c2 *cobra.Command) {
