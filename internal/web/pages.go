@@ -185,8 +185,6 @@ func (s *Server) formRunNow(w http.ResponseWriter, r *http.Request) {
 
 type runView struct {
 	Run *RunDetail
-	// FileURL links a flagged file to its place in the run's snapshot.
-	Snapshot string
 }
 
 func (s *Server) pageRun(w http.ResponseWriter, r *http.Request) {
@@ -195,7 +193,7 @@ func (s *Server) pageRun(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, r, err, "/")
 		return
 	}
-	p := page{Title: "Run " + run.ID, Nav: "jobs", Data: runView{Run: run, Snapshot: run.Snapshot}}
+	p := page{Title: "Run " + run.ID, Nav: "jobs", Data: runView{Run: run}}
 	if run.End.IsZero() {
 		p.Refresh = 10
 	}

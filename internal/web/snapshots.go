@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stillpoint-backup/stillpoint/internal/backend"
 	"github.com/stillpoint-backup/stillpoint/internal/inspect"
 	"github.com/stillpoint-backup/stillpoint/internal/outcome"
 	"github.com/stillpoint-backup/stillpoint/internal/pathmap"
@@ -65,7 +66,8 @@ type Entry struct {
 	LinkTarget string          `json:"link_target,omitempty"`
 }
 
-// listing is a snapshot's repositories and manifests, read for one request.
+// listing is the snapshots of every repository, read for one request,
+// and what could not be read.
 type listing struct {
 	snaps  []SnapshotInfo
 	errors []string
@@ -137,6 +139,18 @@ func (s *Server) findSnapshot(ctx context.Context, ref string) (*found, error) {
 	repos, err := s.src.Repositories(ctx)
 	if err != nil {
 		return nil, err
+	}
+	// the pages link by full id: one manifest read instead of all of them
+	if id, err := repo.ParseID(ref); err == nil {
+		for _, r := range repos {
+			sn, err := r.Repo.LoadSnapshot(ctx, id)
+			if err == nil {
+				return &found{repo: r, snap: sn, rules: pathmap.ForPaths(sn.Paths)}, nil
+			}
+			if !backend.IsNotFound(err) {
+				return nil, fmt.Errorf("repository %s: %w", r.Name, err)
+			}
+		}
 	}
 	var hit *found
 	for _, r := range repos {

@@ -135,6 +135,7 @@ func TestJobsPageShowsStatusOverdueAndRetries(t *testing.T) {
 		`took 1 min 35 s`,
 		`in 10 min 0 s`, // the next retry attempt
 		`<tr class="job overdue">`,
+		`<a href="/runs/run-41#flagged">2 not stored whole</a>`,
 		// a job name is escaped in text and in its link
 		`<a href="/jobs/home%20&amp;%20%3Cdocs%3E" class="job-name">home &amp; &lt;docs&gt;</a>`,
 		`name="csrf" value="`,
@@ -484,5 +485,26 @@ func TestSecurityHeaders(t *testing.T) {
 	code, css, _ := get(t, nil, f.srv.URL+"/static/style.css")
 	if code != 200 || !strings.Contains(css, "table.list") {
 		t.Errorf("style sheet: %d", code)
+	}
+}
+
+func TestBrowseASnapshotOfWindowsPaths(t *testing.T) {
+	r := newTestRepo(t)
+	snap := saveSnapshot(t, r, time.Now(), []string{`C:\Data`}, []testFile{{path: "/C/Data/Report.docx", data: "docx bytes", outcome: outcome.OKSnapshot}})
+	s, err := New(&fakeSource{repos: []Repository{{Name: "win", Repo: r}}}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	id := snap.ID.String()
+	// names compare as NTFS compares them
+	code, body, _ := get(t, nil, srv.URL+browseURL(id, "/c/DATA"))
+	if code != 200 {
+		t.Fatalf("browse: %d\n%s", code, body)
+	}
+	mustContain(t, "the listing", body, `C:\Data`, `>C:</a>`, `href="/snapshots/`+id+`/file/C/Data/Report.docx"`)
+	if code, body, _ := get(t, nil, srv.URL+fileURL(id, "/C/data/report.DOCX")); code != 200 || body != "docx bytes" {
+		t.Errorf("download in other case: %d %q", code, body)
 	}
 }
