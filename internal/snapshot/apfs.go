@@ -196,7 +196,13 @@ func (a *APFS) CreateSet(ctx context.Context, sources []string, label Label) (Sn
 		if why := a.unfit(src, vol); why != "" {
 			return nil, fmt.Errorf("apfs: %s: %s", src, why)
 		}
-		rel, err := relInVolume(src, vol.Mountpoint)
+		// symlinks resolved (/tmp is /private/tmp); firmlinks stay, and
+		// relInVolume maps them
+		real, err := filepath.EvalSymlinks(src)
+		if err != nil {
+			return nil, fmt.Errorf("apfs: %w", err)
+		}
+		rel, err := relInVolume(real, vol.Mountpoint)
 		if err != nil {
 			return nil, err
 		}
