@@ -51,6 +51,8 @@ func TestStatusPageInABrowser(t *testing.T) {
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU,
+		// containers often give /dev/shm a few MiB only
+		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.WindowSize(1400, 900), chromedp.UserDataDir(t.TempDir()))
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	// ends chromium and waits for it, also when the test fails
