@@ -6,12 +6,12 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/stillpoint-backup/stillpoint/internal/archiver"
 	"github.com/stillpoint-backup/stillpoint/internal/hold"
+	"github.com/stillpoint-backup/stillpoint/internal/job"
 	"github.com/stillpoint-backup/stillpoint/internal/livefile"
+	"github.com/stillpoint-backup/stillpoint/internal/repo"
 	"github.com/stillpoint-backup/stillpoint/internal/retryq"
 	"github.com/stillpoint-backup/stillpoint/internal/run"
-	"github.com/stillpoint-backup/stillpoint/internal/view"
 )
 
 type runFlags struct {
@@ -19,6 +19,8 @@ type runFlags struct {
 	stateDir   string
 	followUp   bool
 	retryAfter time.Duration
+
+	retryAfterSet bool // --retry-after was given: it overrides the job's retry-after:
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -38,6 +40,7 @@ was recorded.`,
   stillpoint run ./app.yaml --state-dir /var/tmp/state --json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			f.retryAfterSet = cmd.Flags().Changed("retry-after")
 			return runJob(cmd.Context(), g, f, args[0])
 		},
 	}
@@ -45,7 +48,7 @@ was recorded.`,
 	fl.StringVar(&f.jobsDir, "jobs", run.JobsDir(), "directory of the job files, looked up by name as NAME.yaml")
 	fl.StringVar(&f.stateDir, "state-dir", run.StateDir(), "directory of the jobs' retry queues")
 	fl.BoolVar(&f.followUp, "follow-up", false, "back up only the files queued for retry, now")
-	fl.DurationVar(&f.retryAfter, "retry-after", retryq.DefaultRetryAfter, "wait before a queued file is tried again; doubles with each attempt that fails")
+	fl.DurationVar(&f.retryAfter, "retry-after", retryq.DefaultRetryAfter, "wait before a queued file is tried again; doubles with each attempt that fails (default: the job's retry-after:, else 15m)")
 	return cmd
 }
 
@@ -63,7 +66,15 @@ func runJob(ctx context.Context, g *globals, f runFlags, arg string) error {
 	if err != nil {
 		return err
 	}
-	name := run.JobName(path)
+	// the job's name: and retry-after: as the daemon reads them, so both
+	// share one queue and one backoff
+	name, retryAfter := run.JobName(path), f.retryAfter
+	if j, _, err := job.Load(path); err == nil {
+		name = j.Name
+		if !f.retryAfterSet && j.RetryAfter > 0 {
+			retryAfter = j.RetryAfter
+		}
+	}
 	q, err := retryq.Open(f.stateDir, name)
 	if err != nil {
 		return err
@@ -71,52 +82,26 @@ func runJob(ctx context.Context, g *globals, f runFlags, arg string) error {
 	if note := q.Damaged(); note != "" {
 		rep.Warn(q.Path(), "retry-queue", note)
 	}
-	planned := o.Sources
-	var files []run.RetryFile
-	if f.followUp {
-		for _, e := range q.Entries() {
-			files = append(files, run.RetryFile{Path: e.Path, Counted: e.Outcome})
-		}
-		if len(files) == 0 {
-			rep.Event(map[string]any{"type": "summary", "job": name, "follow_up": true, "queued": 0, "queue": q.Path()})
-			rep.Printf("job %s: no file is queued for retry\n", name)
-			return nil
-		}
-		planned = run.FollowUpSources(o.Sources, files)
-	} else if err := archiver.CheckRoots(&view.Live{}, sourcePaths(o.Sources)); err != nil {
+	jr := run.JobRun{Name: name, Options: o, Queue: q, FollowUp: f.followUp,
+		Policy:  retryq.Policy{RetryAfter: retryAfter},
+		Open:    func(ctx context.Context) (*repo.Repository, error) { return openForBackup(ctx, g, rep) },
+		Prepare: func(r *repo.Repository, o *run.BackupOptions) func() { return reportRun(rep, r, o) },
+	}
+	res, err := run.RunJob(ctx, jr)
+	if errors.Is(err, run.ErrNothingQueued) {
+		rep.Event(map[string]any{"type": "summary", "job": name, "follow_up": true, "queued": 0, "queue": q.Path()})
+		rep.Printf("job %s: no file is queued for retry\n", name)
+		return nil
+	}
+	if res.Repository == nil {
 		return err
 	}
-	o.RunID = run.NewRunID()
-	if o.Plan, err = run.PlanSnapshots(planned, o.RunID, o.VSS); err != nil {
-		return err
-	}
-	r, err := openForBackup(ctx, g, rep)
-	if err != nil {
-		return err
-	}
-	stop := reportRun(rep, r, &o)
-	var res *run.BackupResult
-	if f.followUp {
-		res, err = run.FollowUp(ctx, r, o, nil, files)
-	} else {
-		res, err = run.Backup(ctx, r, o)
-	}
-	stop()
 	var retry *retryReport
-	if res != nil && res.Snapshot != nil {
-		tried := res.Snapshot.Paths
-		if f.followUp {
-			tried = run.FollowUpPaths(files)
-		}
-		now := time.Now()
-		ch, qerr := q.Update(now, tried, retryq.FromProblems(res.Problems), retryq.Policy{RetryAfter: f.retryAfter})
-		if qerr != nil {
-			res.Warnings = append(res.Warnings, "retry queue not updated: "+qerr.Error())
-		}
-		retry = &retryReport{Job: name, Queue: q.Path(), FollowUp: f.followUp, Change: ch,
-			Sentence: run.RetrySentence(ch, now, f.followUp), Left: q.Len(), Next: q.NextAttempt()}
+	if rt := res.Retry; rt != nil {
+		retry = &retryReport{Job: name, Queue: q.Path(), FollowUp: f.followUp, Change: rt.Change,
+			Sentence: rt.Sentence, Left: rt.Left, Next: rt.Next}
 	}
-	return finishBackup(g, rep, r, res, err, retry)
+	return finishBackup(g, rep, res.Repository, res.Backup, err, retry)
 }
 
 // retryReport is what a run did to its job's retry queue, for the summary.
