@@ -53,8 +53,12 @@ type config struct {
 	inactivity, maxWait  time.Duration
 	warmupMin, warmupMax time.Duration
 	baseline             time.Duration
-	timeout              time.Duration
-	toolWait             time.Duration
+	// paired: before each backup, the writer runs this long alone, so
+	// that every backup's stalls have a window of the writer alone, in
+	// the same cell and the same moment's load, to be compared with
+	paired   time.Duration
+	timeout  time.Duration
+	toolWait time.Duration
 }
 
 // A mode is one way of backing up the live data.
@@ -165,6 +169,7 @@ func parseConfig(args []string) (*config, error) {
 	fs.DurationVar(&c.inactivity, "inactivity", 500*time.Millisecond, "quiesce.inactivity of the inactivity mode")
 	fs.DurationVar(&c.maxWait, "max-wait", 5*time.Second, "quiesce.max-wait of the inactivity mode")
 	fs.DurationVar(&c.baseline, "baseline", 10*time.Second, "how long the writers' latency is measured without a backup")
+	fs.DurationVar(&c.paired, "paired", 0, "before each backup, measure the writer alone for this long (0: no paired windows)")
 	fs.DurationVar(&c.timeout, "timeout", 15*time.Minute, "limit of each backup and restore")
 	fs.DurationVar(&c.toolWait, "tool-wait", 0, "wait this long for -restic/-kopia binaries still being built")
 	if err := fs.Parse(args); err != nil {
@@ -264,6 +269,7 @@ type backupRun struct {
 	silent     bool
 	unflagged  bool // torn, nothing flagged, but no promise broken (see classify)
 	ops        []op // the writer's ops during the backup
+	alone      []op // with -paired: its ops in the window right before
 	consistent string
 	// byCrash: torn, and stillpoint recorded the source as only
 	// crash-consistent (see classify): flagged, not silent
@@ -721,6 +727,12 @@ func (h *harness) oneBackup(ctx context.Context, wl workload, m mode, e *wlEnv, 
 	pr.resume()
 	defer pr.pause()
 	time.Sleep(h.warmup())
+	var a0, a1 time.Time
+	if h.cfg.paired > 0 {
+		a0 = time.Now()
+		sleepCtx(ctx, h.cfg.paired)
+		a1 = time.Now()
+	}
 	bctx, cancel := context.WithTimeout(ctx, h.cfg.timeout)
 	t0 := time.Now()
 	br, berr := tool.backup(bctx, e.src)
@@ -730,6 +742,9 @@ func (h *harness) oneBackup(ctx context.Context, wl workload, m mode, e *wlEnv, 
 	pr.pause()
 	ops, oerr := w.ops()
 	r.ops = inWindow(ops, t0, t1)
+	if h.cfg.paired > 0 {
+		r.alone = inWindow(ops, a0, a1)
+	}
 	r.backup, r.toSnapshot, r.consistent = t1.Sub(t0), br.toSnapshot, br.consistency
 	r.heldMs, r.holdMsg, r.wait = br.heldMs, br.holdMsg, br.wait
 	switch {

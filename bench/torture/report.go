@@ -135,6 +135,9 @@ longest stall = the slowest single operation, or the longest pause.
 	for _, c := range h.cells {
 		b.WriteString(c.row())
 	}
+	if cfg.paired > 0 {
+		b.WriteString(h.pairedTable())
+	}
 	var details []string
 	for _, c := range h.cells {
 		shown := 0
@@ -270,6 +273,48 @@ func (c *cell) row() string {
 	}
 	return fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %d | %s | %s | %s | %s | %s |\n",
 		c.wl, label, pit, torn, silent, unflagged, flagged, n.errors, recordedText(recorded), bk, snap, hd, lat)
+}
+
+// pairedTable compares, per cell, the writer's latency during the backups
+// with its latency in the window of -paired right before each of them:
+// the same writer, cell and load, without a backup.
+func (h *harness) pairedTable() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `
+Paired: before each backup the writer ran %s alone; *alone* is its latency over
+those windows, *backup* over the backups, in the same cell. Latencies in ms. The goal
+of issue 11: longest stall during a backup at most 100 ms, p99 at most 2× alone.
+
+| workload | mode | alone ops | alone p99 | alone longest | backup ops | backup p99 | backup longest | p99 ÷ alone | longest ≤ 100 | p99 ≤ 2× |
+|---|---|--:|--:|--:|--:|--:|--:|--:|:-:|:-:|
+`, h.cfg.paired)
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d.Microseconds())/1000) }
+	yes := func(ok bool) string {
+		if ok {
+			return "yes"
+		}
+		return "**no**"
+	}
+	for _, c := range h.cells {
+		if c.mode.name == "baseline" || c.skipped != "" {
+			continue
+		}
+		var alone, during []op
+		for _, r := range c.runs {
+			if r.err == "" {
+				alone, during = append(alone, r.alone...), append(during, r.ops...)
+			}
+		}
+		a, d := statsOf(alone), statsOf(during)
+		if a.n == 0 || d.n == 0 {
+			fmt.Fprintf(&b, "| %s | %s | %d | | | %d | | | | | |\n", c.wl, c.mode.title, a.n, d.n)
+			continue
+		}
+		ratio := float64(d.p99) / float64(max(a.p99, time.Microsecond))
+		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %d | %s | %s | %.1f | %s | %s |\n", c.wl, c.mode.title,
+			a.n, ms(a.p99), ms(a.max), d.n, ms(d.p99), ms(d.max), ratio, yes(d.max <= 100*time.Millisecond), yes(d.p99 <= 2*a.p99))
+	}
+	return b.String()
 }
 
 // recordedText names the consistencies recorded in a cell: "crash", or
