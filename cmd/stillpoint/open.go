@@ -23,7 +23,11 @@ func openRepo(ctx context.Context, g *globals) (*repo.Repository, error) {
 // (a lock that append-only credentials cannot remove) to rep.
 func warnIndexProblems(rep *report.Reporter, r *repo.Repository) {
 	r.OnNote(func(msg string) { rep.Warn("", "note", msg) })
-	for _, p := range r.IndexProblems() {
+	damaged := func(p *repo.IndexLoadError) {
 		rep.Warn("index/"+p.Name, "damaged", p.Err.Error()+"; the data it lists is treated as missing (run `stillpoint check`)")
 	}
+	for _, p := range r.IndexProblems() {
+		damaged(p)
+	}
+	r.OnIndexProblem(damaged)
 }

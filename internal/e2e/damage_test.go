@@ -295,6 +295,22 @@ func TestDamagedRepository(t *testing.T) {
 		d.restoreDamaged(t, s2, src, want2, inPack)
 	})
 
+	// a backup reads the index only once its lock is visible: a damaged
+	// index file found then is still named, as every other command names it
+	t.Run("DamagedIndexSeenByBackup", func(t *testing.T) {
+		d := e.copyRepo(t)
+		rel, _ := filepath.Rel(e.repo, idx2[len(idx2)-1])
+		if err := os.WriteFile(filepath.Join(d.repo, rel), []byte("not an index file at all"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		res := d.run(t, "backup", src)
+		name := filepath.Base(rel)
+		warning := "warning: index/" + name + ": "
+		if strings.Count(res.stderr, warning) != 1 || !strings.Contains(res.stderr, "treated as missing") {
+			t.Errorf("the backup does not warn once that index/%s is damaged:\n%s", name, res)
+		}
+	})
+
 	t.Run("MissingIndex", func(t *testing.T) {
 		d := e.copyRepo(t)
 		sort.Strings(idx1)

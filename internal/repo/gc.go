@@ -177,6 +177,10 @@ func (r *Repository) refreshView(ctx context.Context) error {
 		r.viewPending = false
 		r.indexProblems = bad
 		for _, p := range bad {
+			if r.onIndexProblem != nil {
+				r.onIndexProblem(p)
+				continue
+			}
 			r.note(p.Error() + "; the data it lists is treated as missing (run `stillpoint check`)")
 		}
 		return nil

@@ -26,9 +26,10 @@ type Repository struct {
 	comp   *compressor
 	index  *Index
 
-	indexProblems []*IndexLoadError
-	marks         []*Mark          // prune marks read with the index
-	markProblems  []*MarkLoadError // marks that could not be read
+	indexProblems  []*IndexLoadError
+	onIndexProblem func(*IndexLoadError)
+	marks          []*Mark          // prune marks read with the index
+	markProblems   []*MarkLoadError // marks that could not be read
 	// viewPending: opened with ViewAtLock, the marks and the index are
 	// read by the first Lock
 	viewPending bool
@@ -193,6 +194,11 @@ func OpenWith(ctx context.Context, be backend.Backend, cred Credential, o OpenOp
 // IndexProblems lists the index files Open could not read. Their blobs
 // look missing until `check` has named the damage.
 func (r *Repository) IndexProblems() []*IndexLoadError { return r.indexProblems }
+
+// OnIndexProblem sets what is told of a damaged index file found once the
+// view is read at the lock (OpenOptions.ViewAtLock), where IndexProblems
+// was still empty for the caller; without it the problem is a note.
+func (r *Repository) OnIndexProblem(fn func(*IndexLoadError)) { r.onIndexProblem = fn }
 
 // AddKey adds another way to open the repository.
 func (r *Repository) AddKey(ctx context.Context, cred Credential) error {
