@@ -105,6 +105,7 @@ func newRootFor(g *globals) *cobra.Command {
 	root.AddCommand(newVersionCmd(g), newGenerateCmd())
 	root.AddCommand(newServiceCmd(g))
 	root.AddCommand(newHistoryCmd(g))
+	root.AddCommand(newDaemonCmd(g))
 	return root
 }
 
