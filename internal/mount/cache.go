@@ -84,6 +84,17 @@ func (c *Cache) Get(ctx context.Context, id repo.ID) ([]byte, error) {
 	return p.data, p.err
 }
 
+// Peek returns blob id's plaintext when the cache holds it, without
+// loading it or making it more recent.
+func (c *Cache) Peek(id repo.ID) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.entries[id]; ok {
+		return e.Value.(*cached).data, true
+	}
+	return nil, false
+}
+
 // Prefetch loads blob id in the background unless it is cached or loading.
 func (c *Cache) Prefetch(id repo.ID) {
 	c.mu.Lock()

@@ -155,6 +155,31 @@ func (c *Content) ReadAt(ctx context.Context, cache *Cache, dst []byte, off int6
 	return int(done), nil
 }
 
+// Fill copies the whole content into dst (Size bytes), each blob that is
+// not a hole from load, which may reuse its buffers from one call to the
+// next: each blob is copied before the next is asked for.
+func (c *Content) Fill(dst []byte, load func(id repo.ID) ([]byte, error)) error {
+	if int64(len(dst)) != c.Size() {
+		return fmt.Errorf("fill %d bytes of a file of %d", len(dst), c.Size())
+	}
+	for i, id := range c.ids {
+		part := dst[c.start(i):c.ends[i]]
+		if c.hole[i] {
+			clear(part)
+			continue
+		}
+		data, err := load(id)
+		if err != nil {
+			return err
+		}
+		if len(data) != len(part) {
+			return fmt.Errorf("blob %s has %d bytes, the index says %d", id.Short(), len(data), len(part))
+		}
+		copy(part, data)
+	}
+	return nil
+}
+
 // errNoData is lseek's ENXIO: no data (or hole) at or after the offset.
 var errNoData = errors.New("no data at or after the offset")
 

@@ -274,3 +274,89 @@ func TestWindowLoaderReadsNeighboursAtOnce(t *testing.T) {
 		t.Errorf("an unknown blob: %v", err)
 	}
 }
+
+// The scratch path reads the same bytes as LoadBlob while reusing its
+// buffers, and windows dropped from the list lend their buffers to new
+// ones without changing what the kept windows hold.
+func TestWindowLoaderScratchAndReusedWindows(t *testing.T) {
+	r := newRepo(t)
+	ctx := context.Background()
+	var ids []repo.ID
+	var want [][]byte
+	// compressible and random blobs, spread over more windows than are kept
+	for i := range 800 {
+		data := randomBytes(uint64(i), 20000+i)
+		if i%4 == 0 {
+			data = bytes.Repeat(data[:100], 200+i%7) // compressed
+		}
+		want = append(want, data)
+		ids = append(ids, r.Hash(data))
+		if _, err := r.SaveBlob(ctx, repo.DataBlob, ids[i], data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w := NewWindowLoader(r)
+	var s Scratch
+	for round := range 2 {
+		for i, id := range ids {
+			got, err := w.LoadBlobScratch(ctx, id, &s)
+			if err != nil || !bytes.Equal(got, want[i]) {
+				t.Fatalf("round %d, blob %d by scratch: %v (equal %v)", round, i, err, bytes.Equal(got, want[i]))
+			}
+			kept, err := w.LoadBlob(ctx, ids[(i+400)%len(ids)])
+			if err != nil || !bytes.Equal(kept, want[(i+400)%len(ids)]) {
+				t.Fatalf("round %d, blob %d: %v", round, (i+400)%len(ids), err)
+			}
+		}
+	}
+	if w.PackReads() <= windowKeep {
+		t.Fatalf("%d windows read: the test means to drop some", w.PackReads())
+	}
+	// the blobs of the windows kept, in any order, are still right
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for _, i := range rnd.Perm(len(ids)) {
+		got, err := w.LoadBlobScratch(ctx, ids[i], &s)
+		if err != nil || !bytes.Equal(got, want[i]) {
+			t.Fatalf("blob %d in random order: %v (equal %v)", i, err, bytes.Equal(got, want[i]))
+		}
+	}
+	// a blob LoadBlob returned is the caller's: loading others changes nothing
+	first, err := w.LoadBlob(ctx, ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids[1:] {
+		if _, err := w.LoadBlobScratch(ctx, id, &s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(first, want[0]) {
+		t.Fatal("a blob returned by LoadBlob changed when others were read")
+	}
+}
+
+func TestFillMatchesReadAt(t *testing.T) {
+	r := newRepo(t)
+	data := randomBytes(5, 300<<10)
+	clear(data[100<<10 : 200<<10]) // one blob of zeros: a hole
+	n := store(t, r, data, 100<<10, 100<<10, 100<<10)
+	c, err := NewContent(r, NewHoles(r.Hash), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := bytes.Repeat([]byte{0xff}, len(data))
+	loads := 0
+	err = c.Fill(got, func(id repo.ID) ([]byte, error) { loads++; return r.LoadBlob(context.Background(), id) })
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("Fill: %v (equal %v)", err, bytes.Equal(got, data))
+	}
+	if loads != 2 {
+		t.Errorf("%d blobs loaded, want 2 (the hole is not)", loads)
+	}
+	if err := c.Fill(got[:10], nil); err == nil {
+		t.Error("Fill into a buffer of the wrong size did not fail")
+	}
+}

@@ -18,7 +18,9 @@ import (
 type filesystem struct {
 	r            Repo
 	cache        *Cache
+	windows      *WindowLoader // the cache's loader
 	holes        *Holes
+	pusher       *pusher // nil: nothing is pushed into the kernel's cache
 	refreshEvery time.Duration
 	warn         func(string)
 	started      time.Time

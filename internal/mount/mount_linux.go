@@ -54,8 +54,10 @@ func Serve(ctx context.Context, r Repo, dir string, opts Options) error {
 	if warn == nil {
 		warn = func(string) {}
 	}
-	fsys := &filesystem{r: r, cache: NewCache(NewWindowLoader(r), opts.CacheSize), holes: NewHoles(r.Hash),
+	windows := NewWindowLoader(r)
+	fsys := &filesystem{r: r, cache: NewCache(windows, opts.CacheSize), windows: windows, holes: NewHoles(r.Hash),
 		refreshEvery: opts.RefreshEvery, warn: warn, started: time.Now()}
+	fsys.pusher = newPusher(fsys)
 	if err := fsys.load(ctx); err != nil {
 		return fmt.Errorf("read the snapshots: %w", err)
 	}
@@ -86,6 +88,9 @@ func Serve(ctx context.Context, r Repo, dir string, opts Options) error {
 	if err != nil {
 		return mountError(dir, err)
 	}
+	pushCtx, stopPush := context.WithCancel(context.Background())
+	defer stopPush()
+	go fsys.pusher.run(pushCtx)
 	if opts.Ready != nil {
 		opts.Ready()
 	}

@@ -38,6 +38,9 @@ type treeDir struct {
 
 	mu     sync.Mutex
 	loaded *repo.Tree
+
+	pushMu sync.Mutex
+	pushes *dirPush // nil until a file of the directory is read
 }
 
 var (
@@ -128,7 +131,7 @@ func (d *treeDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	case repo.NodeDir:
 		ops = &treeDir{fsys: d.fsys, snap: d.snap, node: n, tree: n.Subtree, seed: d.seed}
 	case repo.NodeFile:
-		f := &fileNode{fsys: d.fsys, node: n}
+		f := &fileNode{fsys: d.fsys, node: n, dir: d}
 		ops = f
 		var a fuse.AttrOut
 		f.Getattr(ctx, nil, &a)
@@ -225,6 +228,10 @@ type fileNode struct {
 	fs.Inode
 	fsys *filesystem
 	node *repo.Node
+	dir  *treeDir // the directory it was first found in
+
+	push   atomic.Uint32 // pushNone, pushQueued, pushDone
+	pushAt atomic.Int32  // 1 + its place in dir's push order; 0: none
 
 	mu      sync.Mutex
 	content *Content
@@ -286,6 +293,8 @@ func (f *fileNode) Read(ctx context.Context, _ fs.FileHandle, dest []byte, off i
 	ahead := off > 0 && f.next.Swap(off+int64(len(dest))) == off
 	if off == 0 {
 		f.next.Store(int64(len(dest)))
+		f.push.Store(pushDone) // the kernel reads it itself
+		f.dir.touched(f, true)
 	}
 	n, err := c.ReadAt(ctx, f.fsys.cache, dest, off, ahead)
 	if err != nil && err != io.EOF {
@@ -325,6 +334,9 @@ func (f *fileNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint
 }
 
 func (f *fileNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	// cp -a lists every file's attributes after reading it: the sign that
+	// it moves on through the directory
+	f.dir.touched(f, false)
 	return listXattrs(listedXattrs(f.node), dest)
 }
 

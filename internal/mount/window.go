@@ -16,6 +16,7 @@ import (
 const (
 	windowSize = 256 << 10
 	windowKeep = 32 // windows kept (8 MiB), most recent first
+	windowFree = 4  // buffers of dropped windows kept for the next ones
 )
 
 // Packs is what a window loader needs of a repository.
@@ -32,7 +33,8 @@ type WindowLoader struct {
 
 	mu      sync.Mutex
 	windows []*window
-	reads   int64 // pack reads, for tests
+	free    [][]byte // buffers of dropped windows
+	reads   int64    // pack reads, for tests
 }
 
 type window struct {
@@ -47,43 +49,78 @@ func NewWindowLoader(r Packs) *WindowLoader { return &WindowLoader{r: r} }
 
 // LoadBlob reads, decrypts, decompresses and verifies a blob.
 func (w *WindowLoader) LoadBlob(ctx context.Context, id repo.ID) ([]byte, error) {
+	return w.load(ctx, id, &Scratch{}, true)
+}
+
+// Scratch holds the buffers of a reader that does not keep the blobs it
+// reads, for LoadBlobScratch to reuse.
+type Scratch struct{ sealed, plain []byte }
+
+// LoadBlobScratch is LoadBlob into s: a small blob's plaintext lies in s's
+// buffers and is valid until s is used again.
+func (w *WindowLoader) LoadBlobScratch(ctx context.Context, id repo.ID, s *Scratch) ([]byte, error) {
+	return w.load(ctx, id, s, false)
+}
+
+func (w *WindowLoader) load(ctx context.Context, id repo.ID, s *Scratch, keep bool) ([]byte, error) {
 	bi, ok := w.r.LookupBlob(id)
 	if !ok || bi.Length >= windowSize/2 {
 		return w.r.LoadBlob(ctx, id) // the same error, or a blob worth its own read
 	}
 	start, end := int64(bi.Offset), int64(bi.Offset)+int64(bi.Length)
-	win := w.find(bi.Pack, start, end)
-	if win == nil {
+	// Blob decrypts in place: it gets its own copy of the sealed bytes
+	pr, ok := w.copyOut(bi.Pack, start, end, &s.sealed)
+	if !ok {
 		size, ok := w.r.Index().PackSize(bi.Pack)
 		if !ok || size < end {
 			return w.r.LoadBlob(ctx, id)
 		}
 		from := start - start%windowSize
 		to := min(max(from+windowSize, end), size)
-		pr := w.r.OpenPack(bi.Pack)
-		data, err := pr.ReadRange(ctx, from, to-from)
-		if err != nil {
+		pr = w.r.OpenPack(bi.Pack)
+		data := w.buffer(int(to - from))
+		if err := pr.ReadRangeInto(ctx, from, data); err != nil {
 			return nil, &repo.BlobError{ID: id, Pack: bi.Pack, Err: err}
 		}
-		win = &window{pack: bi.Pack, start: from, data: data, open: pr}
-		w.add(win)
+		s.sealed = append(s.sealed[:0], data[start-from:end-from]...)
+		w.add(&window{pack: bi.Pack, start: from, data: data, open: pr})
 	}
-	// Blob decrypts in place: it gets its own copy of the sealed bytes
-	sealed := append([]byte(nil), win.data[start-win.start:end-win.start]...)
-	return win.open.Blob(bi, sealed)
+	if keep {
+		return pr.Blob(bi, s.sealed)
+	}
+	if n := repo.DecompressBuf(int(bi.RawLen)); cap(s.plain) < n {
+		s.plain = make([]byte, 0, n)
+	}
+	return pr.BlobInto(bi, s.sealed, s.plain)
 }
 
-func (w *WindowLoader) find(pack repo.ID, start, end int64) *window {
+// copyOut copies the sealed bytes [start, end) of pack into *dst when a
+// window holds them, and returns the pack's reader. The copy is made under
+// the lock, so that a window's buffer may be reused once it is dropped.
+func (w *WindowLoader) copyOut(pack repo.ID, start, end int64, dst *[]byte) (*repo.PackReader, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for i, win := range w.windows {
 		if win.pack == pack && start >= win.start && end <= win.start+int64(len(win.data)) {
 			copy(w.windows[1:i+1], w.windows[:i])
 			w.windows[0] = win
-			return win
+			*dst = append((*dst)[:0], win.data[start-win.start:end-win.start]...)
+			return win.open, true
 		}
 	}
-	return nil
+	return nil, false
+}
+
+// buffer is n bytes for a window, from a dropped one when there is one.
+func (w *WindowLoader) buffer(n int) []byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if k := len(w.free); k > 0 && cap(w.free[k-1]) >= n {
+		b := w.free[k-1][:n]
+		w.free = w.free[:k-1]
+		return b
+	}
+	return make([]byte, n, max(n, windowSize))
 }
 
 func (w *WindowLoader) add(win *window) {
@@ -92,6 +129,8 @@ func (w *WindowLoader) add(win *window) {
 	w.reads++
 	if len(w.windows) < windowKeep {
 		w.windows = append(w.windows, nil)
+	} else if old := w.windows[len(w.windows)-1]; len(w.free) < windowFree {
+		w.free = append(w.free, old.data)
 	}
 	copy(w.windows[1:], w.windows)
 	w.windows[0] = win
