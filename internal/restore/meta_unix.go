@@ -38,17 +38,14 @@ func (rs *restorer) special(dst string, n *repo.Node) error {
 // in that order: chown clears setuid bits and xattrs touch ctime, not mtime.
 // A node recorded on Windows (it has attributes: every Windows file has
 // one) keeps the restoring user as owner and gets winmeta.UnixMode; what
-// else it had is said in one note at the end.
+// else it had is said in one note at the end. Directories and special
+// files get theirs by path; regular files through their descriptor
+// (setMetaFD).
 func (rs *restorer) setMeta(p string, n *repo.Node) error {
 	dst := rs.dest(p)
 	var errs []error
-	fromWindows := n.Attrs != 0
-	mode := n.Mode & 07777
-	if fromWindows {
-		mode = winmeta.UnixMode(n.Attrs, n.Type == repo.NodeDir)
-		rs.foreign.noteWindowsNode(p, n)
-	}
-	if rs.privileged && !fromWindows {
+	mode, chown := rs.unixMeta(p, n)
+	if chown {
 		if err := os.Lchown(dst, int(n.UID), int(n.GID)); err != nil {
 			errs = append(errs, fmt.Errorf("chown: %w", err))
 		}
@@ -68,6 +65,45 @@ func (rs *restorer) setMeta(p string, n *repo.Node) error {
 		errs = append(errs, fmt.Errorf("set times: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// setMetaFD is setMeta for a regular file open as fd, in the same order:
+// no path is looked up again.
+func (rs *restorer) setMetaFD(fd int, p string, n *repo.Node) error {
+	var errs []error
+	mode, chown := rs.unixMeta(p, n)
+	if chown {
+		if err := unix.Fchown(fd, int(n.UID), int(n.GID)); err != nil {
+			errs = append(errs, fmt.Errorf("chown: %w", err))
+		}
+	}
+	if err := unix.Fchmod(fd, mode); err != nil {
+		errs = append(errs, fmt.Errorf("chmod: %w", err))
+	}
+	for _, x := range n.Xattrs {
+		if err := unix.Fsetxattr(fd, x.Name, x.Value, 0); err != nil && !errors.Is(err, unix.ENOTSUP) {
+			errs = append(errs, fmt.Errorf("xattr %s: %w", x.Name, err))
+		}
+	}
+	ts := [2]unix.Timespec{unix.NsecToTimespec(n.Mtime), unix.NsecToTimespec(n.Mtime)}
+	if err := futimens(fd, rs.dest(p), &ts); err != nil {
+		errs = append(errs, fmt.Errorf("set times: %w", err))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s: %w", rs.dest(p), errors.Join(errs...))
+	}
+	return nil
+}
+
+// unixMeta is the mode to set on n and whether to set its owner.
+func (rs *restorer) unixMeta(p string, n *repo.Node) (mode uint32, chown bool) {
+	fromWindows := n.Attrs != 0
+	mode = n.Mode & 07777
+	if fromWindows {
+		mode = winmeta.UnixMode(n.Attrs, n.Type == repo.NodeDir)
+		rs.foreign.noteWindowsNode(p, n)
+	}
+	return mode, rs.privileged && !fromWindows
 }
 
 func (rs *restorer) platformStart() { rs.privileged = rs.isRoot }

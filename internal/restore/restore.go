@@ -3,15 +3,22 @@
 // so sparse files stay sparse; hard links are restored as links.
 //
 // It works in three passes: walk the trees, creating directories, special
-// files and every regular file (empty, at its final size); then read the
-// packs one after another, each span once, decrypting each blob once and
-// writing it to every file that holds it; then set directory metadata,
-// deepest first. Reading by pack rather than by file is what makes a
-// restore of many small files fast.
+// files and empty files, and planning where every blob of the other files
+// goes; then read the packs, in the order the plan first needs them, each
+// span once, decrypting each blob once and writing it to every file that
+// holds it; then set directory metadata, deepest first. Reading by pack
+// rather than by file is what makes a restore of many small files fast.
+//
+// A regular file costs as few system calls as its content allows: it is
+// created (O_CREAT|O_EXCL, relative to an open directory on Unix) when its
+// first blob is written, the blobs of one file that follow each other in a
+// pack go out in one write, and owner, mode, extended attributes and times
+// are set through the open descriptor before the one close. A file whose
+// content could not be read whole keeps mode 0600 and the time of the
+// restore, so it never passes for the file it should have been.
 package restore
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -105,16 +112,18 @@ type restorer struct {
 	res    Result
 	links  map[[2]uint64]string // (device, inode) -> first restored path
 	dirs   []dirMeta
-	packs  map[repo.ID][]blobUse
 	isRoot bool
 
-	// files are created by several goroutines while the walk goes on: each
-	// creation is a few system calls that wait on the filesystem
-	creators chan struct{}
-	created  sync.WaitGroup
-	madeDirs sync.Map     // target directories known to exist
-	planned  atomic.Int64 // blob writes in packs, not yet done
-	foreign  foreignNotes // metadata of another platform that was not set
+	// the plan of the batch: which blobs go where, and the packs in the
+	// order the walk first needed them (backups write a file's blobs in
+	// order, so a big file is written front to back)
+	packs     map[repo.ID][]blobUse
+	packOrder []repo.ID
+	planned   int    // blob writes in packs, not yet done
+	linkQueue []link // hard links to make once their first path is written
+	walkDirs  dirFDs // directories the walk creates empty files in
+
+	foreign foreignNotes // metadata of another platform that was not set
 	// privileged: owners can be set (root on Unix; SeRestorePrivilege and
 	// SeSecurityPrivilege held on Windows)
 	privileged bool
@@ -131,8 +140,22 @@ type fileState struct {
 	path    string // original path
 	node    *repo.Node
 	pending atomic.Int32 // blobs still to write
-	failed  atomic.Bool
+	failed  atomic.Bool  // some content could not be restored
+	skipped atomic.Bool  // it existed at the target and is kept
+	holes   atomic.Bool  // an all-zero blob was left as a hole
+
+	mu      sync.Mutex // held while the file is created or opened
+	created bool
 }
+
+// link is a hard link to make: dst gets the inode of first.
+type link struct {
+	first, dst, path string
+	node             *repo.Node
+}
+
+// errSkipped stops the writes of a file that is kept as it is.
+var errSkipped = errors.New("kept")
 
 // blobUse is one place a blob goes: file f at offset.
 type blobUse struct {
@@ -162,14 +185,13 @@ func Run(ctx context.Context, r Repo, root repo.ID, opts Options) (*Result, erro
 		opts.BatchWrites = DefaultBatchWrites
 	}
 	rs := &restorer{r: r, opts: opts, ctx: ctx, links: map[[2]uint64]string{}, packs: map[repo.ID][]blobUse{}, isRoot: os.Geteuid() == 0}
+	rs.walkDirs.rs = rs
+	defer rs.walkDirs.close()
 	if err := os.MkdirAll(opts.Target, 0o700); err != nil {
 		return nil, targetError(opts.Target, err)
 	}
-	rs.creators = make(chan struct{}, opts.Workers)
 	rs.platformStart()
-	err := rs.walk("/", root, false)
-	rs.created.Wait()
-	if err != nil {
+	if err := rs.walk("/", root, false, false); err != nil {
 		return &rs.res, err
 	}
 	rs.writePacks()
@@ -220,9 +242,11 @@ func (rs *restorer) dest(orig string) string {
 	return filepath.Join(rs.opts.Target, filepath.FromSlash(orig))
 }
 
-// walk restores the entries of a directory tree. Files are handed to the
-// workers; hard links wait until their first path is written.
-func (rs *restorer) walk(dir string, treeID repo.ID, included bool) error {
+// walk restores the entries of a directory tree. Regular files are
+// planned, and written when the packs are read; hard links wait until
+// their first path is written. fresh says the walk made the target
+// directory itself, so that nothing can be in the way of a file there.
+func (rs *restorer) walk(dir string, treeID repo.ID, included, fresh bool) error {
 	tree, err := rs.r.LoadTree(rs.ctx, treeID)
 	if err != nil {
 		rs.event(Event{Path: dir, Kind: "error", Message: fmt.Sprintf("cannot read directory: %v", err)})
@@ -239,7 +263,8 @@ func (rs *restorer) walk(dir string, treeID repo.ID, included bool) error {
 			continue
 		}
 		if isDir {
-			if err := os.MkdirAll(rs.dest(p), 0o700); err != nil {
+			made, err := rs.makeDir(p)
+			if err != nil {
 				rs.event(Event{Path: p, Kind: "error", Message: err.Error()})
 				continue
 			}
@@ -251,7 +276,7 @@ func (rs *restorer) walk(dir string, treeID repo.ID, included bool) error {
 				rs.opts.Progress.Dirs.Add(1)
 			}
 			if !n.Subtree.IsNull() {
-				if err := rs.walk(p, n.Subtree, take); err != nil {
+				if err := rs.walk(p, n.Subtree, take, made); err != nil {
 					return err
 				}
 			}
@@ -260,49 +285,45 @@ func (rs *restorer) walk(dir string, treeID repo.ID, included bool) error {
 		if !take {
 			continue
 		}
-		if err := rs.ensureDir(dir); err != nil {
-			rs.event(Event{Path: p, Kind: "error", Message: err.Error()})
-			continue
-		}
-		if n.Type != repo.NodeFile || n.Links > 1 {
-			// a hard link needs its first path to exist when it is made
-			rs.restoreNode(p, n)
-			continue
-		}
-		rs.creators <- struct{}{}
-		rs.created.Add(1)
-		go func() {
-			defer func() { <-rs.creators; rs.created.Done() }()
-			rs.restoreNode(p, n)
-		}()
-		if rs.planned.Load() >= int64(rs.opts.BatchWrites) {
-			rs.created.Wait()
+		rs.restoreNode(p, n, fresh)
+		if rs.planned >= rs.opts.BatchWrites {
 			rs.writePacks()
 		}
 	}
 	return nil
 }
 
-// ensureDir makes the target directory of original directory dir, once.
-func (rs *restorer) ensureDir(dir string) error {
-	if _, ok := rs.madeDirs.Load(dir); ok {
-		return nil
+// makeDir makes the target directory of original directory p; made says
+// it did not exist before.
+func (rs *restorer) makeDir(p string) (made bool, err error) {
+	dst := rs.dest(p)
+	err = os.Mkdir(dst, 0o700)
+	if err == nil {
+		return true, nil
 	}
-	if err := os.MkdirAll(rs.dest(dir), 0o700); err != nil {
-		return err
+	if errors.Is(err, fs.ErrExist) {
+		if fi, serr := os.Stat(dst); serr == nil && fi.IsDir() {
+			return false, nil
+		}
 	}
-	rs.madeDirs.Store(dir, true)
-	return nil
+	// what is in the way, in MkdirAll's words
+	return false, os.MkdirAll(dst, 0o700)
 }
 
-func (rs *restorer) restoreNode(p string, n *repo.Node) {
+// restoreNode restores one entry that is not a directory. In a directory
+// the walk made (fresh), a regular file is not looked for first: its
+// creation fails if something is there after all, and the overwrite
+// policy is applied then.
+func (rs *restorer) restoreNode(p string, n *repo.Node, fresh bool) {
 	if n.Type == repo.NodeFile && (n.Outcome == outcome.Failed || n.Outcome == outcome.SkippedOpen) && len(n.Content) == 0 && n.Size == 0 {
 		rs.event(Event{Path: p, Kind: "warning", Message: fmt.Sprintf("not restored: it was not backed up (%s: %s)", n.Outcome, n.Reason)})
 		return
 	}
 	dst := rs.dest(p)
-	if exists, skip := rs.checkExisting(p, dst, n); exists && skip {
-		return
+	if !fresh || n.Type != repo.NodeFile {
+		if exists, skip := rs.checkExisting(p, dst, n); exists && skip {
+			return
+		}
 	}
 	if n.Type == repo.NodeFile && n.Links > 1 {
 		key := [2]uint64{n.Device, n.Inode}
@@ -313,12 +334,9 @@ func (rs *restorer) restoreNode(p string, n *repo.Node) {
 		}
 		rs.mu.Unlock()
 		if seen {
-			// the first path may still be being written; a link shares its inode
-			if err := os.Link(first, dst); err != nil {
-				rs.event(Event{Path: p, Kind: "error", Message: fmt.Sprintf("hard link: %v", err)})
-				return
-			}
-			rs.count(n)
+			// the first path is written when the packs are read: the
+			// link is made after that
+			rs.linkQueue = append(rs.linkQueue, link{first: first, dst: dst, path: p, node: n})
 			return
 		}
 	}
@@ -391,20 +409,21 @@ func (rs *restorer) checkExisting(p, dst string, n *repo.Node) (exists, skip boo
 	return true, false
 }
 
-// createFile makes the file at its final size (holes where nothing is
-// written keep a sparse file sparse) and plans the writes of its blobs.
-func (rs *restorer) createFile(p string, n *repo.Node) {
-	f, err := os.OpenFile(rs.dest(p), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err == nil {
-		err = f.Truncate(int64(n.Size))
-		if cerr := f.Close(); err == nil {
-			err = cerr
+// makeLinks makes the hard links whose first paths are written.
+func (rs *restorer) makeLinks() {
+	for _, l := range rs.linkQueue {
+		if err := os.Link(l.first, l.dst); err != nil {
+			rs.event(Event{Path: l.path, Kind: "error", Message: fmt.Sprintf("hard link: %v", err)})
+			continue
 		}
+		rs.count(l.node)
 	}
-	if err != nil {
-		rs.event(Event{Path: p, Kind: "error", Message: err.Error()})
-		return
-	}
+	rs.linkQueue = rs.linkQueue[:0]
+}
+
+// createFile plans the writes of a file's blobs. A file without content
+// is made at once.
+func (rs *restorer) createFile(p string, n *repo.Node) {
 	fs := &fileState{path: p, node: n}
 	var off int64
 	uses := make([]blobUse, 0, len(n.Content))
@@ -422,36 +441,68 @@ func (rs *restorer) createFile(p string, n *repo.Node) {
 		return
 	}
 	if len(uses) == 0 {
-		rs.finishFile(fs)
+		o, err := rs.openOut(&rs.walkDirs, fs)
+		if err == nil {
+			rs.finishFile(o, fs)
+		} else if !errors.Is(err, errSkipped) {
+			rs.event(Event{Path: p, Kind: "error", Message: err.Error()})
+		}
 		return
 	}
 	fs.pending.Store(int32(len(uses)))
-	rs.mu.Lock()
 	for _, u := range uses {
+		if _, ok := rs.packs[u.bi.Pack]; !ok {
+			rs.packOrder = append(rs.packOrder, u.bi.Pack)
+		}
 		rs.packs[u.bi.Pack] = append(rs.packs[u.bi.Pack], u)
 	}
-	rs.mu.Unlock()
-	rs.planned.Add(int64(len(uses)))
+	rs.planned += len(uses)
 }
 
-func (rs *restorer) finishFile(fs *fileState) {
-	if err := rs.setMeta(fs.path, fs.node); err != nil {
+// openOut opens a file to write its content, creating it the first time.
+// When something is in the way, the overwrite policy decides: errSkipped
+// says the file is kept.
+func (rs *restorer) openOut(d *dirFDs, fs *fileState) (*outFile, error) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.skipped.Load() {
+		return nil, errSkipped
+	}
+	if fs.created {
+		return d.open(fs, false)
+	}
+	o, err := d.open(fs, true)
+	if errors.Is(err, os.ErrExist) {
+		if _, skip := rs.checkExisting(fs.path, rs.dest(fs.path), fs.node); skip {
+			fs.skipped.Store(true)
+			return nil, errSkipped
+		}
+		o, err = d.open(fs, true)
+	}
+	if err != nil {
+		return nil, err
+	}
+	fs.created = true
+	return o, nil
+}
+
+// finishFile sets the size (a file that ends in a hole, or whose content
+// was not all restored), then the metadata of a whole file, and closes it.
+func (rs *restorer) finishFile(o *outFile, fs *fileState) {
+	if err := rs.finishOut(o, fs); err != nil {
 		rs.event(Event{Path: fs.path, Kind: "error", Message: err.Error()})
 	}
-	rs.count(fs.node)
+	if !fs.failed.Load() {
+		rs.count(fs.node)
+	}
 }
 
 // writePacks reads every pack the planned writes need, once, and writes
-// their blobs. No file may be planned meanwhile.
+// their blobs; then it makes the hard links waiting for them. No file may
+// be planned meanwhile.
 func (rs *restorer) writePacks() {
-	packs := rs.packs
-	rs.packs = map[repo.ID][]blobUse{}
-	rs.planned.Store(0)
-	ids := make([]repo.ID, 0, len(packs))
-	for id := range packs {
-		ids = append(ids, id)
-	}
-	sort.Slice(ids, func(i, j int) bool { return bytes.Compare(ids[i][:], ids[j][:]) < 0 })
+	packs, order := rs.packs, rs.packOrder
+	rs.packs, rs.packOrder, rs.planned = map[repo.ID][]blobUse{}, nil, 0
 	work := make(chan repo.ID)
 	var wg sync.WaitGroup
 	for range rs.opts.Workers {
@@ -459,13 +510,14 @@ func (rs *restorer) writePacks() {
 		go func() {
 			defer wg.Done()
 			w := &packWriter{rs: rs}
+			w.dirs.rs = rs
 			for id := range work {
 				w.pack(id, packs[id])
 			}
 			w.close()
 		}()
 	}
-	for _, id := range ids {
+	for _, id := range order {
 		if rs.ctx.Err() != nil {
 			break
 		}
@@ -473,37 +525,62 @@ func (rs *restorer) writePacks() {
 	}
 	close(work)
 	wg.Wait()
+	rs.makeLinks()
 }
 
+// maxRun bounds what is gathered for one write: the blobs of a file that
+// follow each other in a pack are written at once, up to this much.
+const maxRun = 4 << 20
+
 // packWriter writes the blobs of packs, keeping the last file open since
-// consecutive blobs of a pack mostly belong to one file.
+// consecutive blobs of a pack, and the next pack, mostly belong to one file.
 type packWriter struct {
-	rs      *restorer
-	open    *os.File
-	openFor *fileState
+	rs     *restorer
+	dirs   dirFDs
+	out    *outFile
+	outFor *fileState
 	// reused for every pack: a fresh 8 MiB buffer per pack costs its
 	// zeroing and the garbage collector's work
 	span, plain []byte
+
+	// the run: blobs of file runFor from runOff on, not written yet; a
+	// lone blob stays where it was decrypted (runOne), a second one
+	// copies both into run
+	runFor  *fileState
+	runOff  int64
+	runLen  int64
+	runOne  []byte
+	run     []byte
+	runUses []blobUse
 }
 
-func (w *packWriter) file(fs *fileState) (*os.File, error) {
-	if w.openFor == fs {
-		return w.open, nil
+// file is the open file fs, opened (or created) when it is not.
+func (w *packWriter) file(fs *fileState) (*outFile, error) {
+	if w.outFor == fs {
+		return w.out, nil
 	}
-	w.close()
-	f, err := os.OpenFile(w.rs.dest(fs.path), os.O_WRONLY, 0)
+	w.closeOut()
+	o, err := w.rs.openOut(&w.dirs, fs)
 	if err != nil {
 		return nil, err
 	}
-	w.open, w.openFor = f, fs
-	return f, nil
+	w.out, w.outFor = o, fs
+	return o, nil
+}
+
+// closeOut closes the open file; it is not finished (another worker, or
+// a later pack, finishes it).
+func (w *packWriter) closeOut() {
+	if w.out != nil {
+		w.out.close()
+		w.out, w.outFor = nil, nil
+	}
 }
 
 func (w *packWriter) close() {
-	if w.open != nil {
-		w.open.Close()
-		w.open, w.openFor = nil, nil
-	}
+	w.flush()
+	w.closeOut()
+	w.dirs.close()
 }
 
 func (w *packWriter) pack(id repo.ID, uses []blobUse) {
@@ -530,26 +607,65 @@ func (w *packWriter) pack(id repo.ID, uses []blobUse) {
 		have     bool
 	)
 	for _, u := range uses {
+		if w.runFor != nil {
+			if w.runFor != u.f || w.runOff+w.runLen != u.offset || w.runLen+int64(u.bi.RawLen) > maxRun {
+				w.flush()
+			} else if w.runOne != nil {
+				// the next blob may be decrypted over it
+				w.run = append(w.run[:0], w.runOne...)
+				w.runOne = nil
+			}
+		}
 		if !have || plainOf != u.bi.ID {
 			plain, plainErr = w.blob(pr, u.bi, span, start, err)
 			plainOf, have = u.bi.ID, true
 		}
 		if plainErr != nil {
-			w.done(u, plainErr)
+			w.done(u, fmt.Errorf("content damaged, file is incomplete: %w", plainErr))
 			continue
 		}
-		if !allZero(plain) {
-			f, ferr := w.file(u.f)
-			if ferr == nil {
-				_, ferr = f.WriteAt(plain, u.offset)
-			}
-			if ferr != nil {
-				w.done(u, ferr)
-				continue
-			}
+		if allZero(plain) {
+			// a hole: the file is given its size when it is finished
+			u.f.holes.Store(true)
+			rs.opts.Progress.Bytes.Add(int64(len(plain)))
+			w.done(u, nil)
+			continue
 		}
-		rs.opts.Progress.Bytes.Add(int64(len(plain)))
-		w.done(u, nil)
+		if w.runFor == nil {
+			w.runFor, w.runOff, w.runLen, w.runOne = u.f, u.offset, 0, plain
+		} else {
+			w.run = append(w.run, plain...)
+		}
+		w.runLen += int64(len(plain))
+		w.runUses = append(w.runUses, u)
+	}
+	w.flush()
+}
+
+// flush writes the run and counts its blobs.
+func (w *packWriter) flush() {
+	fs := w.runFor
+	if fs == nil {
+		return
+	}
+	data := w.runOne
+	if data == nil {
+		data = w.run
+	}
+	o, err := w.file(fs)
+	if err == nil {
+		err = o.writeAt(data, w.runOff)
+		if err != nil {
+			err = fmt.Errorf("cannot write the file: %w", err)
+		}
+	}
+	uses := w.runUses
+	w.runFor, w.runOne, w.run, w.runUses = nil, nil, w.run[:0], w.runUses[:0]
+	for _, u := range uses {
+		if err == nil {
+			w.rs.opts.Progress.Bytes.Add(int64(u.bi.RawLen))
+		}
+		w.done(u, err)
 	}
 }
 
@@ -571,18 +687,25 @@ func (w *packWriter) blob(pr *repo.PackReader, bi repo.BlobInfo, span []byte, st
 // done counts one blob of a file; the last one finishes the file.
 func (w *packWriter) done(u blobUse, err error) {
 	fs := u.f
-	if err != nil && fs.failed.CompareAndSwap(false, true) {
-		w.rs.event(Event{Path: fs.path, Kind: "error", Message: fmt.Sprintf("content damaged, file is incomplete: %v", err)})
+	if err != nil && !errors.Is(err, errSkipped) && fs.failed.CompareAndSwap(false, true) {
+		w.rs.event(Event{Path: fs.path, Kind: "error", Message: err.Error()})
 	}
 	if fs.pending.Add(-1) != 0 {
 		return
 	}
-	if w.openFor == fs {
-		w.close()
+	if fs.skipped.Load() {
+		return
 	}
-	if !fs.failed.Load() {
-		w.rs.finishFile(fs)
+	// the last write may have been another worker's, or a hole
+	o, err := w.file(fs)
+	if err != nil {
+		if !errors.Is(err, errSkipped) && fs.failed.CompareAndSwap(false, true) {
+			w.rs.event(Event{Path: fs.path, Kind: "error", Message: err.Error()})
+		}
+		return
 	}
+	w.out, w.outFor = nil, nil
+	w.rs.finishFile(o, fs)
 }
 
 func allZero(b []byte) bool {

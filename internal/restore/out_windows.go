@@ -1,0 +1,57 @@
+package restore
+
+import (
+	"errors"
+	"os"
+)
+
+// outFile is a regular file open for its content.
+type outFile struct{ f *os.File }
+
+// dirFDs is the Unix writers' cache of open directories; on Windows
+// files are opened by their paths.
+type dirFDs struct{ rs *restorer }
+
+func (d *dirFDs) close() {}
+
+// open opens the target of f for writing; create makes it, and fails
+// (fs.ErrExist) when something is there.
+func (d *dirFDs) open(f *fileState, create bool) (*outFile, error) {
+	flags := os.O_WRONLY
+	if create {
+		flags |= os.O_CREATE | os.O_EXCL
+	}
+	file, err := os.OpenFile(d.rs.dest(f.path), flags, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	return &outFile{f: file}, nil
+}
+
+func (o *outFile) writeAt(b []byte, off int64) error {
+	_, err := o.f.WriteAt(b, off)
+	return err
+}
+
+func (o *outFile) close() { o.f.Close() }
+
+// finishOut gives the file its size when it ends in a hole (or its content
+// was not all written), closes it, then sets the metadata of a whole file
+// by its path (attributes and the security descriptor come last).
+func (rs *restorer) finishOut(o *outFile, f *fileState) error {
+	var errs []error
+	if f.holes.Load() || f.failed.Load() {
+		if err := o.f.Truncate(int64(f.node.Size)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := o.f.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	if !f.failed.Load() && len(errs) == 0 {
+		if err := rs.setMeta(f.path, f.node); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
