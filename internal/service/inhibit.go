@@ -1,10 +1,9 @@
 package service
 
 import (
-	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os/exec"
 	"strings"
 	"time"
@@ -36,23 +35,17 @@ func (c commandInhibitor) Inhibit(why string) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return nil, err
-	}
+	// read only once the helper has exited: Wait copies it all first
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("keep the machine awake: %w", err)
 	}
-	msg := make(chan string, 1)
-	go func() {
-		b, _ := io.ReadAll(bufio.NewReader(stderr))
-		msg <- strings.TrimSpace(string(b))
-	}()
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	select {
 	case err := <-exited:
-		text := <-msg
+		text := strings.TrimSpace(stderr.String())
 		if err == nil {
 			err = errors.New("exited at once")
 		}
