@@ -425,7 +425,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 // at least every MaxSleep, still turns, and the scheduler answers.
 func (d *Daemon) alive() bool {
 	turned := time.Unix(0, d.loopTurned.Load())
-	if time.Since(turned) > 3*d.opts.MaxSleep+time.Minute {
+	if time.Since(turned) > 2*d.opts.MaxSleep+10*time.Second {
 		return false
 	}
 	d.sched.Status()

@@ -272,6 +272,10 @@ func hookStep(h quiesce.HookResult) history.Step {
 	return st
 }
 
+// heldBy joins a file's reason and holder in the history, which keeps one
+// reason per file.
+const heldBy = ", held by "
+
 // problemReason is the reason and the holder of a file not stored whole.
 func problemReason(p archiver.Problem) string {
 	r := p.Reason
@@ -279,7 +283,7 @@ func problemReason(p archiver.Problem) string {
 		r = p.Error
 	}
 	if p.Holder != "" {
-		r = strings.TrimPrefix(r+", held by "+p.Holder, ", ")
+		r += heldBy + p.Holder
 	}
 	return r
 }
@@ -334,7 +338,7 @@ func summaryLine(rec *history.Run, res *run.JobResult, err error) string {
 		}
 	}
 	if s := retrySentence(rec); s != "" {
-		fmt.Fprintf(&b, "; %s", s)
+		fmt.Fprintf(&b, "; retry queue: %s", s)
 	}
 	if err != nil {
 		fmt.Fprintf(&b, ": %v", err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/stillpoint-backup/stillpoint/internal/history"
@@ -223,7 +224,8 @@ func runDetail(r *history.Run) *web.RunDetail {
 		QuietWaitSecs: r.QuietWait.Seconds(), Errors: append([]string{}, r.Errors...)}
 	for _, f := range r.Flagged {
 		oc, _ := outcome.Parse(f.Outcome)
-		d.Flagged = append(d.Flagged, web.FlaggedFile{Path: f.Path, Outcome: oc, Reason: f.Reason,
+		reason, holder, _ := strings.Cut(f.Reason, heldBy)
+		d.Flagged = append(d.Flagged, web.FlaggedFile{Path: f.Path, Outcome: oc, Reason: reason, Holder: holder,
 			Queued: oc == outcome.Failed || oc == outcome.SkippedOpen})
 	}
 	for _, s := range r.Steps {
