@@ -492,3 +492,29 @@ func scrape(t *testing.T, m *web.Metrics) map[string]float64 {
 	}
 	return out
 }
+
+// A suspend (the wall clock jumps, the monotonic one does not) past a
+// follow-up's time: the loop notices within MaxSleep and runs it once.
+func TestFollowUpAfterSuspendRunsOnce(t *testing.T) {
+	h := newHarness(t, map[string]string{"mail": jobBody("%s", "schedule: every 6h\nretry-after: 10m\n")})
+	h.runs.setFailing(filepath.Join(h.src, "x"))
+	h.start(t)
+	eventually(t, "the first run", func() bool { return h.runs.count() == 1 })
+	h.idle(t, "mail")
+	h.clock.Jump(time.Hour)
+	time.Sleep(50 * time.Millisecond)
+	if n := h.runs.count(); n != 1 {
+		t.Fatalf("%d runs before any timer fired", n)
+	}
+	h.clock.Advance(time.Minute) // MaxSleep: the loops wake and compare wall times
+	eventually(t, "the follow-up after the suspend", func() bool { return h.runs.count() == 2 })
+	h.idle(t, "mail")
+	if jr := h.runs.last(); !jr.FollowUp {
+		t.Fatalf("the run after the suspend is not a follow-up: %+v", jr)
+	}
+	h.clock.Advance(time.Minute)
+	time.Sleep(50 * time.Millisecond)
+	if n := h.runs.count(); n != 2 {
+		t.Errorf("%d runs: the follow-up ran again", n)
+	}
+}
