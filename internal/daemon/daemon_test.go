@@ -331,7 +331,7 @@ func TestRunReachesHistoryMetricsNotifyAndQueueAndFollowUpRunsAtNextAttempt(t *t
 	}
 	jobs, err := source{h.d}.Jobs(ctx)
 	if err != nil || len(jobs) != 1 || len(jobs[0].Pending) != 1 || jobs[0].Pending[0].Path != locked ||
-		jobs[0].LastRun == nil || jobs[0].LastRun.Error != "unable to back up 1 file (next attempt within 2 minutes)" {
+		jobs[0].LastRun == nil || jobs[0].LastRun.Retry != "unable to back up 1 file (next attempt within 2 minutes)" || jobs[0].LastRun.Error != "" {
 		t.Fatalf("status page's jobs: %+v %v", jobs, err)
 	}
 	m := scrape(t, h.d.Metrics())
@@ -363,6 +363,9 @@ func TestRunReachesHistoryMetricsNotifyAndQueueAndFollowUpRunsAtNextAttempt(t *t
 	if fu.Kind != history.FollowUp || fu.Trigger != "retry" || fu.Status != history.Success || fu.RetriedFiles != 1 ||
 		retrySentence(fu) != "1 file backed up on retry" {
 		t.Fatalf("follow-up in the history: %+v (%q)", fu, retrySentence(fu))
+	}
+	if runs, err := (source{h.d}).Runs(ctx, "mail", 1); err != nil || len(runs) != 1 || runs[0].Kind != "follow-up" || runs[0].Retry != "1 file backed up on retry" {
+		t.Errorf("the follow-up on the status page: %+v %v", runs, err)
 	}
 	if m := scrape(t, h.d.Metrics()); m["stillpoint_pending_retries"] != 0 {
 		t.Errorf("pending retries after the follow-up: %v", m["stillpoint_pending_retries"])

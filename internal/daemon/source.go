@@ -208,13 +208,10 @@ func runSummary(r *history.Run) web.RunSummary {
 			s.Outcomes[oc] = int64(n)
 		}
 	}
-	switch {
-	case len(r.Errors) > 0:
+	if len(r.Errors) > 0 {
 		s.Error = r.Errors[0]
-	case r.Status == history.Partial:
-		// the files not stored whole, and when they are tried again
-		s.Error = retrySentence(r)
 	}
+	s.Retry = retrySentence(r)
 	return s
 }
 

@@ -130,6 +130,7 @@ type apiJob struct {
 		Kind     string           `json:"kind"`
 		Status   string           `json:"status"`
 		Error    string           `json:"error"`
+		Retry    string           `json:"retry"`
 		Outcomes map[string]int64 `json:"outcomes"`
 	} `json:"last_run"`
 	Running *struct {
@@ -262,7 +263,7 @@ func TestDaemonQueuesLockedFileAndFollowUpStoresIt(t *testing.T) {
 	var j apiJob
 	waitFor(t, "the first run in the API", func() bool { j = d.job(t, "mailjob"); return j.LastRun != nil })
 	if len(j.Pending) != 1 || j.Pending[0].Path != mail || j.Pending[0].Reason == "" || j.LastRun.Status != "partial" ||
-		!strings.Contains(j.LastRun.Error, "unable to back up 1 file (next attempt within 1 minute)") {
+		j.LastRun.Retry != "unable to back up 1 file (next attempt within 1 minute)" || j.LastRun.Error != "" {
 		t.Fatalf("the job after its first run: %+v", j)
 	}
 	release()
@@ -284,8 +285,8 @@ func TestDaemonQueuesLockedFileAndFollowUpStoresIt(t *testing.T) {
 	if got, _ := os.ReadFile(filepath.Join(dst, mail)); string(got) != "mail, locked at first" {
 		t.Errorf("restore latest: mail.box is %q", got)
 	}
-	if j = d.job(t, "mailjob"); len(j.Pending) != 0 {
-		t.Errorf("pending after the follow-up: %+v", j.Pending)
+	if j = d.job(t, "mailjob"); len(j.Pending) != 0 || j.LastRun.Kind != "follow-up" || j.LastRun.Retry != "1 file backed up on retry" {
+		t.Errorf("the job after the follow-up: %+v", j)
 	}
 
 	// the metrics of the last run are the history's

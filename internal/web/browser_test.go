@@ -1,91 +1,23 @@
 package web
 
 import (
-	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/stillpoint-backup/stillpoint/internal/testutil/ci"
+	"github.com/stillpoint-backup/stillpoint/internal/testutil/browser"
 )
-
-// chromium finds Debian's chromium; without it the test skips, except in CI.
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if ci.Enabled() {
-		t.Fatal("chromium is not installed (test.sh installs Debian's chromium)")
-	}
-	t.Skip("chromium is not installed")
-	return ""
-}
-
-// artifacts is where screenshots go: $STILLPOINT_ARTIFACTS, else the test's temp dir.
-func artifacts(t *testing.T) string {
-	dir := os.Getenv("STILLPOINT_ARTIFACTS")
-	if dir == "" {
-		return t.TempDir()
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
 
 // TestStatusPageInABrowser drives the pages in a headless chromium: the
 // status page shows the job, the run page its flagged file and why, and
 // "run now" starts a run that the job page then shows.
 func TestStatusPageInABrowser(t *testing.T) {
-	bin := chromium(t)
 	f := newFixture(t)
-	out := artifacts(t)
-
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU,
-		// containers often give /dev/shm a few MiB only
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.WindowSize(1400, 900), chromedp.UserDataDir(t.TempDir()))
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	// ends chromium and waits for it, also when the test fails
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	defer cancel()
-	// the first Run starts the browser: it gets no deadline of its own
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	ctx, cancelTimeout := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancelTimeout()
-
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
-		}
-		return s
-	}
-	shot := func(name string) {
-		t.Helper()
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot: %v", err)
-		}
-		p := filepath.Join(out, name)
-		if err := os.WriteFile(p, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("screenshot: %s", p)
-	}
+	ctx := browser.New(t, 2*time.Minute) // ended before the server closes
+	text := func(sel string) string { t.Helper(); return browser.Text(t, ctx, sel) }
+	shot := func(name string) { t.Helper(); browser.Screenshot(t, ctx, name) }
 
 	if err := chromedp.Do(ctx, chromedp.Navigate(f.srv.URL+"/"), chromedp.WaitVisible(chromedp.CSS("tr.job"))); err != nil {
 		t.Fatal(err)

@@ -100,6 +100,11 @@ type RunSummary struct {
 	BytesAdded int64          `json:"bytes_added"`
 	// Error is why the run failed, or the first error of a partial one.
 	Error string `json:"error,omitempty"`
+	// Retry is what the run did with the job's retry queue: "unable to
+	// back up 3 files (next attempt within 15 minutes)" after a full run,
+	// "3 files backed up on retry" after a follow-up; "" when it had
+	// nothing to say. It is not an error.
+	Retry string `json:"retry,omitempty"`
 }
 
 // Duration is the run's wall time so far.

@@ -31,6 +31,9 @@ type fixture struct {
 	now  time.Time
 }
 
+// retryWords is the retry sentence of the fixture's last run.
+const retryWords = "unable to back up 1 file (next attempt within 10 minutes)"
+
 // oddNames are file names a page must show and link to unchanged.
 var oddNames = []string{
 	"<img src=x onerror=alert(1)>.txt",
@@ -60,7 +63,8 @@ func newFixture(t *testing.T) *fixture {
 	}
 	last := &RunDetail{
 		RunSummary: RunSummary{ID: "run-41", Job: "db", Kind: "backup", Trigger: "schedule", Start: now.Add(-time.Hour), End: now.Add(-time.Hour + 95*time.Second),
-			Status: StatusPartial, Snapshot: snap.ID.String(), Outcomes: outcome.Counts{outcome.OK: 1, outcome.Changed: 1, outcome.Failed: 1}, BytesRead: 4096, BytesAdded: 1024},
+			Status: StatusPartial, Snapshot: snap.ID.String(), Outcomes: outcome.Counts{outcome.OK: 1, outcome.Changed: 1, outcome.Failed: 1}, BytesRead: 4096, BytesAdded: 1024,
+			Retry: retryWords},
 		Consistency: "file",
 		Flagged: []FlaggedFile{
 			{Path: "/srv/db/data.db", Outcome: outcome.Failed, Reason: outcome.ReasonLocked, Message: "locked by another process", Holder: "sqlite3[4242]", Queued: true},
@@ -136,6 +140,7 @@ func TestJobsPageShowsStatusOverdueAndRetries(t *testing.T) {
 		`in 10 min 0 s`, // the next retry attempt
 		`<tr class="job overdue">`,
 		`<a href="/runs/run-41#flagged">2 not stored whole</a>`,
+		`<div class="sub retry">`+retryWords+`</div>`,
 		// a job name is escaped in text and in its link
 		`<a href="/jobs/home%20&amp;%20%3Cdocs%3E" class="job-name">home &amp; &lt;docs&gt;</a>`,
 		`name="csrf" value="`,
@@ -156,13 +161,21 @@ func TestJobAndRunPagesShowFlaggedFilesAndWhy(t *testing.T) {
 		`<span class="badge outcome-failed">failed</span>`, `<span class="badge pending">queued</span>`,
 		`/srv/db/log.txt`, "size changed",
 		"pg_dump -f /srv/db/dump.sql", "freeze 42 ms", "quiet wait 3.0 s",
-		`href="/snapshots/`+f.snap.ID.String()+`/browse/"`)
+		`href="/snapshots/`+f.snap.ID.String()+`/browse/"`,
+		`<dt>Retry</dt><dd class="retry">`+retryWords+`</dd>`)
+	if strings.Contains(body, `<ul class="errors">`) {
+		t.Error("the run page shows the retry sentence among the errors")
+	}
 
 	code, body, _ = get(t, nil, f.srv.URL+"/jobs/db")
 	if code != 200 {
 		t.Fatalf("GET job: %d\n%s", code, body)
 	}
-	mustContain(t, "the job page", body, `<a href="/runs/run-41">run-41</a>`, "/srv/db/data.db", `<td class="num">2</td>`, "the 09:25 run did not start", "4.0 KiB")
+	mustContain(t, "the job page", body, `<a href="/runs/run-41">run-41</a>`, "/srv/db/data.db", `<td class="num">2</td>`, "the 09:25 run did not start", "4.0 KiB",
+		`<div class="sub retry">`+retryWords+`</div>`)
+	if strings.Contains(body, `error-text">`+retryWords) {
+		t.Error("the job page shows the retry sentence as an error")
+	}
 
 	for _, u := range []string{"/runs/nope", "/jobs/nope"} {
 		if code, body, _ := get(t, nil, f.srv.URL+u); code != 404 || !strings.Contains(body, "not found") {
@@ -295,7 +308,7 @@ func TestAPI(t *testing.T) {
 	}
 	// outcomes are keyed by name in the JSON
 	_, raw, _ := get(t, nil, api+"/runs/run-41")
-	mustContain(t, "the run's JSON", raw, `"failed": 1`, `"outcome": "failed"`, `"reason": "locked"`, `"errors": []`)
+	mustContain(t, "the run's JSON", raw, `"retry": "`+retryWords+`"`, `"failed": 1`, `"outcome": "failed"`, `"reason": "locked"`, `"errors": []`)
 
 	snaps := decode[struct {
 		Snapshots []SnapshotInfo
