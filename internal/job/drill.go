@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stillpoint-backup/stillpoint/internal/schedule"
 	"gopkg.in/yaml.v3"
 )
 
@@ -21,6 +22,9 @@ type Drill struct {
 	// next 1/M of the packs, so M drills read them all.
 	ReadBack int
 	Verify   []Verifier
+	// Schedule is when the daemon drills the job's newest snapshot, on
+	// its own timer; nil: only when asked (stillpoint drill --job).
+	Schedule schedule.Schedule
 }
 
 // Verifier is one application check of the restored data.
@@ -55,7 +59,7 @@ const (
 var (
 	DrillLevels      = []string{"check", "read", "restore"}
 	VerifierKinds    = []string{"sqlite", "postgres", "mysql", "git", "command"}
-	drillKeys        = []string{"level", "scratch", "read-back", "verify"}
+	drillKeys        = []string{"level", "scratch", "read-back", "verify", "schedule"}
 	verifierKeys     = append(append([]string{}, VerifierKinds...), "mariadb", "path", "query", "database", "user", "timeout")
 	verifierHints    = map[string]string{"sqlite": "the database file, e.g. /srv/app/app.db", "postgres": "the data directory, e.g. /srv/pg/data", "mysql": "the data directory, e.g. /var/lib/mysql", "git": "a repository or a directory holding repositories, e.g. /srv/repos", "command": `a shell command line, e.g. "/usr/local/bin/check-app --quick"`}
 	verifierExamples = map[string]string{"sqlite": "/srv/app/app.db", "postgres": "/srv/pg/data", "mysql": "/var/lib/mysql", "git": "/srv/repos", "command": "/srv/app"}
@@ -79,6 +83,16 @@ func (p *parser) drill(n *yaml.Node) {
 	}
 	if v, ok := f["verify"]; ok {
 		d.Verify = p.verifiers(v.val)
+	}
+	if v, ok := f["schedule"]; ok {
+		hint := `when the daemon drills, e.g. "0 4 * * 0" (Sundays at 04:00), @weekly or "every 24h"`
+		if s, ok := p.str(v.val, "drill.schedule", hint); ok {
+			sched, err := schedule.Parse(s)
+			if err != nil {
+				p.errorf(v.val, "drill.schedule", hint, "%v", err)
+			}
+			d.Schedule = sched
+		}
 	}
 	p.set("drill", resolve(n))
 	p.job.Drill = d

@@ -52,6 +52,16 @@ drill:
 	if err != nil || j.Drill.Level != "read" {
 		t.Errorf("defaults without verifiers: %+v, %v", j.Drill, err)
 	}
+	if j.Drill.Schedule != nil {
+		t.Errorf("a drill without schedule: is scheduled: %v", j.Drill.Schedule)
+	}
+	j, _, err = Parse("job.yaml", []byte(nativeYAML("sources: [/srv]\ndrill:\n  level: read\n  schedule: \"0 4 * * 0\"\n")))
+	if err != nil || j.Drill.Schedule == nil || j.Drill.Schedule.String() != "0 4 * * 0" {
+		t.Fatalf("drill.schedule: %+v, %v", j.Drill, err)
+	}
+	if next := j.Drill.Schedule.Next(time.Date(2026, 3, 2, 9, 0, 0, 0, time.Local)); next.Weekday() != time.Sunday || next.Hour() != 4 {
+		t.Errorf("the drill's next time %v, want a Sunday at 04:00", next)
+	}
 	if j, _, _ := Parse("job.yaml", []byte(nativeYAML("sources: [/srv]\n"))); j.Drill != nil {
 		t.Errorf("no drill section: %+v", j.Drill)
 	}
@@ -79,6 +89,9 @@ func TestDrillErrors(t *testing.T) {
 		{"drill:\n  verify:\n    - command: ''", []string{"drill.verify[0].command: the command is empty"}},
 		{"drill:\n  verify:\n    - command: check\n      path: rel", []string{`drill.verify[0].path: the path "rel" is not absolute`}},
 		{"drill:\n  verify:\n    - sqlite: [a]", []string{"drill.verify[0].sqlite: must be a text value"}},
+		{"drill:\n  schedule: every banana", []string{"job.yaml:3:13: drill.schedule:", `e.g. "0 4 * * 0"`}},
+		{"drill:\n  schedule: \"0 4 * *\"", []string{"job.yaml:3:13: drill.schedule: \"0 4 * *\" is not a cron schedule"}},
+		{"drill: {schedule: [weekly]}", []string{"drill.schedule: must be a text value, not a list"}},
 	} {
 		_, _, err := Parse("job.yaml", []byte(nativeYAML("sources: [/srv]\n"+c.yaml+"\n")))
 		if err == nil {
