@@ -68,17 +68,21 @@ func (rs *restorer) setMeta(p string, n *repo.Node) error {
 }
 
 // setMetaFD is setMeta for a regular file open as fd, in the same order:
-// no path is looked up again.
-func (rs *restorer) setMetaFD(fd int, p string, n *repo.Node) error {
+// no path is looked up again, and what its creation set already (the
+// owner, the mode) is not set again.
+func (rs *restorer) setMetaFD(fd int, f *fileState) error {
+	p, n := f.path, f.node
 	var errs []error
 	mode, chown := rs.unixMeta(p, n)
-	if chown {
+	if chown && f.made&setOwner == 0 {
 		if err := unix.Fchown(fd, int(n.UID), int(n.GID)); err != nil {
 			errs = append(errs, fmt.Errorf("chown: %w", err))
 		}
 	}
-	if err := unix.Fchmod(fd, mode); err != nil {
-		errs = append(errs, fmt.Errorf("chmod: %w", err))
+	if f.made&setMode == 0 {
+		if err := unix.Fchmod(fd, mode); err != nil {
+			errs = append(errs, fmt.Errorf("chmod: %w", err))
+		}
 	}
 	for _, x := range n.Xattrs {
 		if err := unix.Fsetxattr(fd, x.Name, x.Value, 0); err != nil && !errors.Is(err, unix.ENOTSUP) {
@@ -98,15 +102,65 @@ func (rs *restorer) setMetaFD(fd int, p string, n *repo.Node) error {
 // unixMeta is the mode to set on n and whether to set its owner.
 func (rs *restorer) unixMeta(p string, n *repo.Node) (mode uint32, chown bool) {
 	fromWindows := n.Attrs != 0
-	mode = n.Mode & 07777
 	if fromWindows {
-		mode = winmeta.UnixMode(n.Attrs, n.Type == repo.NodeDir)
 		rs.foreign.noteWindowsNode(p, n)
 	}
-	return mode, rs.privileged && !fromWindows
+	return nodeMode(n), rs.privileged && !fromWindows
 }
 
-func (rs *restorer) platformStart() { rs.privileged = rs.isRoot }
+// nodeMode is the permission bits n is restored with.
+func nodeMode(n *repo.Node) uint32 {
+	if n.Attrs != 0 { // recorded on Windows
+		return winmeta.UnixMode(n.Attrs, n.Type == repo.NodeDir)
+	}
+	return n.Mode & 07777
+}
+
+// creation is the mode to create regular file f with, and what that sets
+// right already. In a plain directory (dirState) a file gets the mode it
+// is created with, less the umask, and the restoring user's ids: when
+// that is what it should have, neither is set again. Only a mode with
+// the owner's write bit is given at creation, so the file can be opened
+// again to write, and none with set-id or sticky bits, which a chown
+// after it would clear.
+func (rs *restorer) creation(f *fileState) (mode uint32, set uint8) {
+	if !f.plain || !rs.umaskKnown {
+		return 0o600, 0
+	}
+	n := f.node
+	mode = nodeMode(n)
+	if mode&07000 == 0 && mode&0o200 != 0 && mode&^rs.umask == mode {
+		set |= setMode
+	} else {
+		mode = 0o600
+	}
+	if n.Attrs == 0 && n.UID == rs.uid && n.GID == rs.gid {
+		set |= setOwner
+	}
+	return mode, set
+}
+
+// platformState is what a Unix restore knows of its process.
+type platformState struct {
+	// privileged: owners can be set (root)
+	privileged bool
+	umask      uint32 // the process's, when known (Linux)
+	umaskKnown bool
+	uid, gid   uint32 // the restoring user's
+}
+
+// What a file's creation set right already (fileState.made).
+const (
+	setOwner uint8 = madeFile << (1 + iota)
+	setMode
+)
+
+func (rs *restorer) platformStart() {
+	rs.privileged = rs.isRoot
+	rs.uid, rs.gid = uint32(os.Geteuid()), uint32(os.Getegid())
+	rs.umask, rs.umaskKnown = processUmask()
+	rs.targetPlain = rs.umaskKnown && plainDir(rs.opts.Target)
+}
 
 // noteWindowsNode records what of a Windows node's metadata this platform
 // (not Windows) cannot set back.

@@ -75,6 +75,13 @@ func (rs *restorer) writeStream(dst string, s repo.Stream) error {
 	return f.Close()
 }
 
+// platformState is what a Windows restore knows of its process.
+type platformState struct {
+	// privileged: SeRestorePrivilege and SeSecurityPrivilege are held, so
+	// owners and every part of a security descriptor can be set
+	privileged bool
+}
+
 // platformStart enables SeRestorePrivilege (any owner, any file) and
 // SeSecurityPrivilege (SACLs). Without them, the parts of security
 // descriptors the user may not set are said in the note at the end, not

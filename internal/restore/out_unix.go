@@ -66,16 +66,18 @@ func (d *dirFDs) close() {
 // (fs.ErrExist) when something is there.
 func (d *dirFDs) open(f *fileState, create bool) (*outFile, error) {
 	flags := unix.O_WRONLY | unix.O_CLOEXEC
+	mode := uint32(0o600)
 	if create {
 		flags |= unix.O_CREAT | unix.O_EXCL
+		mode, f.made = d.rs.creation(f)
 	}
 	dir, name := path.Split(f.path)
 	dfd := d.at(dir)
 	fd, err := retryEINTR(func() (int, error) {
 		if dfd < 0 {
-			return unix.Open(d.rs.dest(f.path), flags, 0o600)
+			return unix.Open(d.rs.dest(f.path), flags, mode)
 		}
-		return unix.Openat(dfd, name, flags, 0o600)
+		return unix.Openat(dfd, name, flags, mode)
 	})
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: d.rs.dest(f.path), Err: err}
@@ -111,8 +113,13 @@ func (rs *restorer) finishOut(o *outFile, f *fileState) error {
 		}
 	}
 	if !f.failed.Load() {
-		if err := rs.setMetaFD(o.fd, f.path, f.node); err != nil {
+		if err := rs.setMetaFD(o.fd, f); err != nil {
 			errs = append(errs, err)
+		}
+	} else if f.made&setMode != 0 {
+		// not the file it should be: not its mode either
+		if err := unix.Fchmod(o.fd, 0o600); err != nil {
+			errs = append(errs, &fs.PathError{Op: "chmod", Path: rs.dest(f.path), Err: err})
 		}
 	}
 	if err := unix.Close(o.fd); err != nil {

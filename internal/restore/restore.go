@@ -117,16 +117,15 @@ type restorer struct {
 	// the plan of the batch: which blobs go where, and the packs in the
 	// order the walk first needed them (backups write a file's blobs in
 	// order, so a big file is written front to back)
-	packs     map[repo.ID][]blobUse
-	packOrder []repo.ID
-	planned   int    // blob writes in packs, not yet done
-	linkQueue []link // hard links to make once their first path is written
-	walkDirs  dirFDs // directories the walk creates empty files in
+	packs       map[repo.ID][]blobUse
+	packOrder   []repo.ID
+	planned     int    // blob writes in packs, not yet done
+	linkQueue   []link // hard links to make once their first path is written
+	walkDirs    dirFDs // directories the walk creates empty files in
+	targetPlain bool   // the target is plain (dirState)
 
 	foreign foreignNotes // metadata of another platform that was not set
-	// privileged: owners can be set (root on Unix; SeRestorePrivilege and
-	// SeSecurityPrivilege held on Windows)
-	privileged bool
+	platformState
 }
 
 // DefaultBatchWrites bounds the blob writes planned before the packs are
@@ -144,9 +143,15 @@ type fileState struct {
 	skipped atomic.Bool  // it existed at the target and is kept
 	holes   atomic.Bool  // an all-zero blob was left as a hole
 
-	mu      sync.Mutex // held while the file is created or opened
-	created bool
+	plain bool       // in a plain directory (dirState)
+	mu    sync.Mutex // held while the file is created or opened
+	// made: madeFile once it is created, with what its creation set
+	// right already (Unix: setOwner, setMode)
+	made uint8
 }
+
+// madeFile marks a file created (fileState.made).
+const madeFile uint8 = 1
 
 // link is a hard link to make: dst gets the inode of first.
 type link struct {
@@ -191,7 +196,7 @@ func Run(ctx context.Context, r Repo, root repo.ID, opts Options) (*Result, erro
 		return nil, targetError(opts.Target, err)
 	}
 	rs.platformStart()
-	if err := rs.walk("/", root, false, false); err != nil {
+	if err := rs.walk("/", root, false, dirState{plain: rs.targetPlain}); err != nil {
 		return &rs.res, err
 	}
 	rs.writePacks()
@@ -242,11 +247,21 @@ func (rs *restorer) dest(orig string) string {
 	return filepath.Join(rs.opts.Target, filepath.FromSlash(orig))
 }
 
+// dirState is what the restore knows of a target directory.
+type dirState struct {
+	// fresh: the walk made it, so nothing can be in the way of a file there
+	fresh bool
+	// plain: a file made there gets the restoring user's ids and the
+	// mode it is created with, less the umask: it has no set-group-id bit
+	// and no default ACL. Known of the target (platformStart) and so of
+	// the directories the walk makes below it, which inherit both.
+	plain bool
+}
+
 // walk restores the entries of a directory tree. Regular files are
 // planned, and written when the packs are read; hard links wait until
-// their first path is written. fresh says the walk made the target
-// directory itself, so that nothing can be in the way of a file there.
-func (rs *restorer) walk(dir string, treeID repo.ID, included, fresh bool) error {
+// their first path is written.
+func (rs *restorer) walk(dir string, treeID repo.ID, included bool, ds dirState) error {
 	tree, err := rs.r.LoadTree(rs.ctx, treeID)
 	if err != nil {
 		rs.event(Event{Path: dir, Kind: "error", Message: fmt.Sprintf("cannot read directory: %v", err)})
@@ -276,7 +291,8 @@ func (rs *restorer) walk(dir string, treeID repo.ID, included, fresh bool) error
 				rs.opts.Progress.Dirs.Add(1)
 			}
 			if !n.Subtree.IsNull() {
-				if err := rs.walk(p, n.Subtree, take, made); err != nil {
+				sub := dirState{fresh: made, plain: made && ds.plain}
+				if err := rs.walk(p, n.Subtree, take, sub); err != nil {
 					return err
 				}
 			}
@@ -285,7 +301,7 @@ func (rs *restorer) walk(dir string, treeID repo.ID, included, fresh bool) error
 		if !take {
 			continue
 		}
-		rs.restoreNode(p, n, fresh)
+		rs.restoreNode(p, n, ds)
 		if rs.planned >= rs.opts.BatchWrites {
 			rs.writePacks()
 		}
@@ -314,13 +330,13 @@ func (rs *restorer) makeDir(p string) (made bool, err error) {
 // the walk made (fresh), a regular file is not looked for first: its
 // creation fails if something is there after all, and the overwrite
 // policy is applied then.
-func (rs *restorer) restoreNode(p string, n *repo.Node, fresh bool) {
+func (rs *restorer) restoreNode(p string, n *repo.Node, ds dirState) {
 	if n.Type == repo.NodeFile && (n.Outcome == outcome.Failed || n.Outcome == outcome.SkippedOpen) && len(n.Content) == 0 && n.Size == 0 {
 		rs.event(Event{Path: p, Kind: "warning", Message: fmt.Sprintf("not restored: it was not backed up (%s: %s)", n.Outcome, n.Reason)})
 		return
 	}
 	dst := rs.dest(p)
-	if !fresh || n.Type != repo.NodeFile {
+	if !ds.fresh || n.Type != repo.NodeFile {
 		if exists, skip := rs.checkExisting(p, dst, n); exists && skip {
 			return
 		}
@@ -352,7 +368,7 @@ func (rs *restorer) restoreNode(p string, n *repo.Node, fresh bool) {
 	}
 	switch {
 	case n.Type == repo.NodeFile:
-		rs.createFile(p, n)
+		rs.createFile(p, n, ds.plain)
 	default:
 		if err := rs.special(dst, n); err != nil {
 			rs.event(Event{Path: p, Kind: "error", Message: err.Error()})
@@ -423,8 +439,8 @@ func (rs *restorer) makeLinks() {
 
 // createFile plans the writes of a file's blobs. A file without content
 // is made at once.
-func (rs *restorer) createFile(p string, n *repo.Node) {
-	fs := &fileState{path: p, node: n}
+func (rs *restorer) createFile(p string, n *repo.Node, plain bool) {
+	fs := &fileState{path: p, node: n, plain: plain}
 	var off int64
 	uses := make([]blobUse, 0, len(n.Content))
 	for _, id := range n.Content {
@@ -468,7 +484,7 @@ func (rs *restorer) openOut(d *dirFDs, fs *fileState) (*outFile, error) {
 	if fs.skipped.Load() {
 		return nil, errSkipped
 	}
-	if fs.created {
+	if fs.made&madeFile != 0 {
 		return d.open(fs, false)
 	}
 	o, err := d.open(fs, true)
@@ -482,7 +498,7 @@ func (rs *restorer) openOut(d *dirFDs, fs *fileState) (*outFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	fs.created = true
+	fs.made |= madeFile
 	return o, nil
 }
 

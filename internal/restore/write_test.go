@@ -300,3 +300,48 @@ func TestOverwritePolicies(t *testing.T) {
 		}
 	}
 }
+
+// Modes come back whatever the umask takes away, also of a read-only file
+// big enough to be opened again for each pack; and, as root, in a target
+// whose set-group-id bit gives new files its group, the owners recorded
+// (a file is created with the mode and owner it should have only where
+// that is sure to hold).
+func TestModesAndOwnersWhereCreationDiffers(t *testing.T) {
+	old := unix.Umask(0o027)
+	defer unix.Umask(old)
+	src := filepath.Join(t.TempDir(), "src")
+	must(t, os.MkdirAll(filepath.Join(src, "d"), 0o755))
+	modes := map[string]os.FileMode{"d/0664": 0o664, "d/0444-big": 0o444, "d/0700": 0o700, "d/0777": 0o777, "0640": 0o640, "d/sticky": os.ModeSticky | 0o644, "d/setgid": os.ModeSetgid | 0o755}
+	for name, mode := range modes {
+		data := []byte(name)
+		if strings.HasSuffix(name, "-big") {
+			data = pseudoRandom(3<<20, 7)
+		}
+		p := filepath.Join(src, name)
+		must(t, os.WriteFile(p, data, 0o600))
+		must(t, os.Chmod(p, mode))
+	}
+	r, tree := backupSmallPacks(t, src)
+	targets := []string{t.TempDir()}
+	if os.Geteuid() == 0 {
+		sgid := t.TempDir()
+		must(t, os.Chown(sgid, 0, 5678))
+		must(t, os.Chmod(sgid, os.ModeSetgid|0o755))
+		targets = append(targets, sgid)
+	}
+	for _, dst := range targets {
+		rr, err := restore.Run(context.Background(), r, tree, restore.Options{Target: dst})
+		must(t, err)
+		if rr.Errors != 0 || rr.Files != int64(len(modes)) {
+			t.Fatalf("%d files, events %+v", rr.Files, rr.Events)
+		}
+		for name, mode := range modes {
+			var st, want unix.Stat_t
+			must(t, unix.Stat(filepath.Join(src, name), &want))
+			must(t, unix.Stat(filepath.Join(dst, src, name), &st))
+			if st.Mode != want.Mode || st.Uid != want.Uid || st.Gid != want.Gid {
+				t.Errorf("%s (%v): mode %o uid %d gid %d, want %o %d %d", name, mode, st.Mode, st.Uid, st.Gid, want.Mode, want.Uid, want.Gid)
+			}
+		}
+	}
+}

@@ -10,3 +10,9 @@ import "golang.org/x/sys/unix"
 func futimens(_ int, dst string, ts *[2]unix.Timespec) error {
 	return unix.UtimesNanoAt(unix.AT_FDCWD, dst, ts[:], unix.AT_SYMLINK_NOFOLLOW)
 }
+
+// processUmask is not known here without setting it for a moment.
+func processUmask() (uint32, bool) { return 0, false }
+
+// plainDir is only known on Linux.
+func plainDir(string) bool { return false }
