@@ -53,9 +53,10 @@ type config struct {
 	inactivity, maxWait  time.Duration
 	warmupMin, warmupMax time.Duration
 	baseline             time.Duration
-	// paired: before each backup, the writer runs this long alone, so
-	// that every backup's stalls have a window of the writer alone, in
-	// the same cell and the same moment's load, to be compared with
+	// paired: before each backup, a window of the writer alone this long
+	// (started and stopped as for a backup), so that every backup's
+	// stalls have the writer alone at the same moment's load to be
+	// compared with
 	paired   time.Duration
 	timeout  time.Duration
 	toolWait time.Duration
@@ -169,7 +170,7 @@ func parseConfig(args []string) (*config, error) {
 	fs.DurationVar(&c.inactivity, "inactivity", 500*time.Millisecond, "quiesce.inactivity of the inactivity mode")
 	fs.DurationVar(&c.maxWait, "max-wait", 5*time.Second, "quiesce.max-wait of the inactivity mode")
 	fs.DurationVar(&c.baseline, "baseline", 10*time.Second, "how long the writers' latency is measured without a backup")
-	fs.DurationVar(&c.paired, "paired", 0, "before each backup, measure the writer alone for this long (0: no paired windows)")
+	fs.DurationVar(&c.paired, "paired", 0, "before each backup, run the writer this long alone, for a paired comparison (0: no paired windows)")
 	fs.DurationVar(&c.timeout, "timeout", 15*time.Minute, "limit of each backup and restore")
 	fs.DurationVar(&c.toolWait, "tool-wait", 0, "wait this long for -restic/-kopia binaries still being built")
 	if err := fs.Parse(args); err != nil {
@@ -188,6 +189,9 @@ func parseConfig(args []string) (*config, error) {
 			"burst-min":       func() { c.burstMin = 800 * time.Millisecond },
 			"burst-max":       func() { c.burstMax = 1500 * time.Millisecond },
 			"max-wait":        func() { c.maxWait = 1500 * time.Millisecond },
+			// bank-gaps idles 205–240 ms after each transfer: several
+			// quiet periods, and races, fit in one max-wait
+			"inactivity": func() { c.inactivity = 200 * time.Millisecond },
 		}
 		for name, f := range quick {
 			if !set[name] {
@@ -269,7 +273,7 @@ type backupRun struct {
 	silent     bool
 	unflagged  bool // torn, nothing flagged, but no promise broken (see classify)
 	ops        []op // the writer's ops during the backup
-	alone      []op // with -paired: its ops in the window right before
+	alone      []op // with -paired: the writer's ops in the alone window before
 	consistent string
 	// byCrash: torn, and stillpoint recorded the source as only
 	// crash-consistent (see classify): flagged, not silent
@@ -718,6 +722,14 @@ func setupSynced(ctx context.Context, wl workload, e *wlEnv) error {
 // while it writes, stop it (and pause the pressure), restore, verify.
 func (h *harness) oneBackup(ctx context.Context, wl workload, m mode, e *wlEnv, tool backupTool, pr *pressure, i int, dir string) backupRun {
 	var r backupRun
+	if h.cfg.paired > 0 {
+		alone, err := h.aloneWindow(ctx, wl, e, pr, i)
+		if err != nil {
+			r.err = "writer alone: " + err.Error()
+			return r
+		}
+		r.alone = alone
+	}
 	w, err := wl.start(ctx, e, i)
 	if err != nil {
 		r.err = "writer: " + err.Error()
@@ -727,12 +739,6 @@ func (h *harness) oneBackup(ctx context.Context, wl workload, m mode, e *wlEnv, 
 	pr.resume()
 	defer pr.pause()
 	time.Sleep(h.warmup())
-	var a0, a1 time.Time
-	if h.cfg.paired > 0 {
-		a0 = time.Now()
-		sleepCtx(ctx, h.cfg.paired)
-		a1 = time.Now()
-	}
 	bctx, cancel := context.WithTimeout(ctx, h.cfg.timeout)
 	t0 := time.Now()
 	br, berr := tool.backup(bctx, e.src)
@@ -742,9 +748,6 @@ func (h *harness) oneBackup(ctx context.Context, wl workload, m mode, e *wlEnv, 
 	pr.pause()
 	ops, oerr := w.ops()
 	r.ops = inWindow(ops, t0, t1)
-	if h.cfg.paired > 0 {
-		r.alone = inWindow(ops, a0, a1)
-	}
 	r.backup, r.toSnapshot, r.consistent = t1.Sub(t0), br.toSnapshot, br.consistency
 	r.heldMs, r.holdMsg, r.wait = br.heldMs, br.holdMsg, br.wait
 	switch {
@@ -783,6 +786,33 @@ func (h *harness) oneBackup(ctx context.Context, wl workload, m mode, e *wlEnv, 
 	}
 	return r
 }
+
+// aloneWindow runs the application for a window as the backup's, warmup
+// and all, but without a backup: -paired long. What it times is the
+// writer alone, in the same cell, right before the backup it is paired
+// with. The data it writes is the next window's starting point, as any
+// window's is.
+func (h *harness) aloneWindow(ctx context.Context, wl workload, e *wlEnv, pr *pressure, i int) ([]op, error) {
+	w, err := wl.start(ctx, e, pairedWindow+i)
+	if err != nil {
+		return nil, err
+	}
+	pr.resume()
+	defer pr.pause()
+	time.Sleep(h.warmup())
+	t0 := time.Now()
+	sleepCtx(ctx, h.cfg.paired)
+	t1 := time.Now()
+	if err := w.stop(); err != nil {
+		return nil, err
+	}
+	ops, err := w.ops()
+	return inWindow(ops, t0, t1), err
+}
+
+// pairedWindow numbers the latency logs of the alone windows apart from
+// the backups'.
+const pairedWindow = 1000
 
 // classify decides whether a torn restore of a stillpoint mode broke a
 // promise stillpoint made (silent), was torn in a way stillpoint's record
@@ -838,6 +868,9 @@ func (r backupRun) summary() string {
 	}
 	st := statsOf(r.ops)
 	s += fmt.Sprintf(", writer %d ops, longest %s", st.n, st.max.Round(time.Microsecond))
+	if len(r.alone) > 0 {
+		s += fmt.Sprintf(" (alone %s)", statsOf(r.alone).max.Round(time.Microsecond))
+	}
 	if len(r.flagged) > 0 {
 		s += ", flagged " + strings.Join(r.flagged, ", ")
 	}
