@@ -48,3 +48,6 @@ func plainDir(dir string) bool {
 	_, err := unix.Getxattr(dir, "system.posix_acl_default", nil)
 	return errors.Is(err, unix.ENODATA) || errors.Is(err, unix.ENOTSUP)
 }
+
+// pwritev writes bs at off in one system call.
+func pwritev(fd int, bs [][]byte, off int64) (int, error) { return unix.Pwritev(fd, bs, off) }

@@ -16,3 +16,7 @@ func processUmask() (uint32, bool) { return 0, false }
 
 // plainDir is only known on Linux.
 func plainDir(string) bool { return false }
+
+// pwritev writes the first of bs at off (not every Unix has pwritev;
+// writeAt calls again for the rest).
+func pwritev(fd int, bs [][]byte, off int64) (int, error) { return unix.Pwrite(fd, bs[0], off) }

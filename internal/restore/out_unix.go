@@ -85,17 +85,24 @@ func (d *dirFDs) open(f *fileState, create bool) (*outFile, error) {
 	return &outFile{fd: fd}, nil
 }
 
-// writeAt writes all of b at off.
-func (o *outFile) writeAt(b []byte, off int64) error {
-	for len(b) > 0 {
-		n, err := retryEINTR(func() (int, error) { return unix.Pwrite(o.fd, b, off) })
+// writeAt writes the slices of bs one after another from off on.
+func (o *outFile) writeAt(bs [][]byte, off int64) error {
+	for len(bs) > 0 {
+		n, err := retryEINTR(func() (int, error) { return pwritev(o.fd, bs, off) })
 		if err != nil {
 			return err
 		}
 		if n == 0 {
 			return errors.New("short write")
 		}
-		b, off = b[n:], off+int64(n)
+		off += int64(n)
+		for len(bs) > 0 && n >= len(bs[0]) {
+			n -= len(bs[0])
+			bs = bs[1:]
+		}
+		if n > 0 {
+			bs = append([][]byte{bs[0][n:]}, bs[1:]...)
+		}
 	}
 	return nil
 }

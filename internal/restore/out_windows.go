@@ -28,9 +28,15 @@ func (d *dirFDs) open(f *fileState, create bool) (*outFile, error) {
 	return &outFile{f: file}, nil
 }
 
-func (o *outFile) writeAt(b []byte, off int64) error {
-	_, err := o.f.WriteAt(b, off)
-	return err
+// writeAt writes the slices of bs one after another from off on.
+func (o *outFile) writeAt(bs [][]byte, off int64) error {
+	for _, b := range bs {
+		if _, err := o.f.WriteAt(b, off); err != nil {
+			return err
+		}
+		off += int64(len(b))
+	}
+	return nil
 }
 
 func (o *outFile) close() { o.f.Close() }

@@ -31,6 +31,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"unsafe"
 
 	"github.com/stillpoint-backup/stillpoint/internal/bufs"
 	"github.com/stillpoint-backup/stillpoint/internal/filter"
@@ -546,7 +547,7 @@ func (rs *restorer) writePacks() {
 
 // maxRun bounds what is gathered for one write: the blobs of a file that
 // follow each other in a pack are written at once, up to this much.
-const maxRun = 4 << 20
+const maxRun = 8 << 20
 
 // packWriter writes the blobs of packs, keeping the last file open since
 // consecutive blobs of a pack, and the next pack, mostly belong to one file.
@@ -559,15 +560,17 @@ type packWriter struct {
 	// zeroing and the garbage collector's work
 	span, plain []byte
 
-	// the run: blobs of file runFor from runOff on, not written yet; a
-	// lone blob stays where it was decrypted (runOne), a second one
-	// copies both into run
-	runFor  *fileState
-	runOff  int64
-	runLen  int64
-	runOne  []byte
-	run     []byte
-	runUses []blobUse
+	// the run: blobs of file runFor from runOff on, not written yet, as
+	// they lie where they were decrypted (a stored blob that was not
+	// compressed is decrypted in place, in span), so gathering them costs
+	// no copy and no memory. Only the last may be in plain (runInPlain),
+	// which the next decompressed blob overwrites.
+	runFor     *fileState
+	runOff     int64
+	runLen     int64
+	run        [][]byte
+	runInPlain bool
+	runUses    []blobUse
 }
 
 // file is the open file fs, opened (or created) when it is not.
@@ -623,16 +626,12 @@ func (w *packWriter) pack(id repo.ID, uses []blobUse) {
 		have     bool
 	)
 	for _, u := range uses {
-		if w.runFor != nil {
-			if w.runFor != u.f || w.runOff+w.runLen != u.offset || w.runLen+int64(u.bi.RawLen) > maxRun {
-				w.flush()
-			} else if w.runOne != nil {
-				// the next blob may be decrypted over it
-				w.run = append(w.run[:0], w.runOne...)
-				w.runOne = nil
-			}
+		decrypt := !have || plainOf != u.bi.ID
+		if w.runFor != nil && (w.runFor != u.f || w.runOff+w.runLen != u.offset ||
+			w.runLen+int64(u.bi.RawLen) > maxRun || decrypt && w.runInPlain) {
+			w.flush()
 		}
-		if !have || plainOf != u.bi.ID {
+		if decrypt {
 			plain, plainErr = w.blob(pr, u.bi, span, start, err)
 			plainOf, have = u.bi.ID, true
 		}
@@ -648,14 +647,23 @@ func (w *packWriter) pack(id repo.ID, uses []blobUse) {
 			continue
 		}
 		if w.runFor == nil {
-			w.runFor, w.runOff, w.runLen, w.runOne = u.f, u.offset, 0, plain
-		} else {
-			w.run = append(w.run, plain...)
+			w.runFor, w.runOff, w.runLen = u.f, u.offset, 0
 		}
+		w.run = append(w.run, plain)
+		w.runInPlain = within(plain, w.plain)
 		w.runLen += int64(len(plain))
 		w.runUses = append(w.runUses, u)
 	}
 	w.flush()
+}
+
+// within says whether b lies in buf's array.
+func within(b, buf []byte) bool {
+	if len(b) == 0 || cap(buf) == 0 {
+		return false
+	}
+	p, start := uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(unsafe.Pointer(unsafe.SliceData(buf)))
+	return p >= start && p < start+uintptr(cap(buf))
 }
 
 // flush writes the run and counts its blobs.
@@ -664,19 +672,16 @@ func (w *packWriter) flush() {
 	if fs == nil {
 		return
 	}
-	data := w.runOne
-	if data == nil {
-		data = w.run
-	}
 	o, err := w.file(fs)
 	if err == nil {
-		err = o.writeAt(data, w.runOff)
+		err = o.writeAt(w.run, w.runOff)
 		if err != nil {
 			err = fmt.Errorf("cannot write the file: %w", err)
 		}
 	}
 	uses := w.runUses
-	w.runFor, w.runOne, w.run, w.runUses = nil, nil, w.run[:0], w.runUses[:0]
+	clear(w.run) // let the buffers go
+	w.runFor, w.run, w.runInPlain, w.runUses = nil, w.run[:0], false, w.runUses[:0]
 	for _, u := range uses {
 		if err == nil {
 			w.rs.opts.Progress.Bytes.Add(int64(u.bi.RawLen))

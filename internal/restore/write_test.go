@@ -345,3 +345,52 @@ func TestModesAndOwnersWhereCreationDiffers(t *testing.T) {
 		}
 	}
 }
+
+// Blobs gathered into one write come back in order and whole: compressed
+// ones (decompressed into a buffer the next one reuses), blobs stored as
+// they were, and one blob used again and again in one file.
+func TestGatheredWrites(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	must(t, os.MkdirAll(src, 0o755))
+	var text bytes.Buffer
+	for i := 0; text.Len() < 3<<20; i++ {
+		text.WriteString(strings.Repeat("log line ", i%17+1) + string(rune('a'+i%26)) + "\n")
+	}
+	block := pseudoRandom(300<<10, 9) // longer than the largest chunk: cut alike each time
+	var repeated, mixed []byte
+	for i := range 12 {
+		repeated = append(repeated, block...)
+		mixed = append(mixed, text.Bytes()[i<<16:(i+1)<<16]...)
+		mixed = append(mixed, pseudoRandom(200<<10, 20+i)...)
+	}
+	files := map[string][]byte{"text": text.Bytes(), "repeated": repeated, "mixed": mixed}
+	for name, data := range files {
+		must(t, os.WriteFile(filepath.Join(src, name), data, 0o644))
+	}
+	r, tree := backupSmallPacks(t, src)
+	if n := findNode(t, r, tree, filepath.Join(src, "repeated")); len(n.Content) < 12 {
+		t.Fatalf("repeated: %d blobs", len(n.Content))
+	} else if uniq := map[repo.ID]bool{}; true {
+		for _, id := range n.Content {
+			uniq[id] = true
+		}
+		if len(uniq) > len(n.Content)/2 {
+			t.Fatalf("repeated: %d distinct blobs of %d; the test wants blobs used again", len(uniq), len(n.Content))
+		}
+	}
+	for _, workers := range []int{1, 4} {
+		dst := t.TempDir()
+		rr, err := restore.Run(context.Background(), r, tree, restore.Options{Target: dst, Workers: workers})
+		must(t, err)
+		if rr.Errors != 0 || rr.Files != 3 {
+			t.Fatalf("%d files, events %+v", rr.Files, rr.Events)
+		}
+		for name, data := range files {
+			got, err := os.ReadFile(filepath.Join(dst, src, name))
+			must(t, err)
+			if !bytes.Equal(got, data) {
+				t.Errorf("workers %d: %s restored wrong", workers, name)
+			}
+		}
+	}
+}
