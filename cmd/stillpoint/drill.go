@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/stillpoint-backup/stillpoint/internal/drill"
 	"github.com/stillpoint-backup/stillpoint/internal/job"
-	"github.com/stillpoint-backup/stillpoint/internal/pathmap"
 	"github.com/stillpoint-backup/stillpoint/internal/repo"
 	"github.com/stillpoint-backup/stillpoint/internal/report"
 	"github.com/stillpoint-backup/stillpoint/internal/run"
@@ -89,18 +88,13 @@ func runDrill(ctx context.Context, g *globals, f drillFlags, levelSet, readBackS
 			g.access.Repository = j.Repository
 		}
 		g.access.UseJobS3(j.S3)
-		if d := j.Drill; d != nil {
-			opts.Level, _ = drill.ParseLevel(d.Level) // validated by job.Load
-			if opts.Scratch == "" {
-				opts.Scratch = d.Scratch
-			}
-			if !readBackSet {
-				opts.ReadBack = d.ReadBack
-			}
-			for _, v := range d.Verify {
-				opts.Verifiers = append(opts.Verifiers, drill.Spec{Kind: v.Kind, Path: v.Path, Command: v.Command,
-					Query: v.Query, Database: v.Database, User: v.User, Timeout: v.Timeout})
-			}
+		jo := drill.FromJob(j)
+		opts.Level, opts.Verifiers = jo.Level, jo.Verifiers
+		if opts.Scratch == "" {
+			opts.Scratch = jo.Scratch
+		}
+		if !readBackSet {
+			opts.ReadBack = jo.ReadBack
 		}
 	}
 	if levelSet {
@@ -133,24 +127,16 @@ func runDrill(ctx context.Context, g *globals, f drillFlags, levelSet, readBackS
 		return err
 	}
 	opts.Host, _ = os.Hostname()
-	opts.CursorFile = filepath.Join(run.CacheDir(), "drill", r.Config().ID+".read-back")
+	opts.CursorFile = drill.CursorFile(run.CacheDir(), r.Config().ID)
 	opts.Progress = rep.Step
-	lock, err := r.Lock(ctx, false, "drill")
-	if err != nil {
-		return err
-	}
-	defer lock.Unlock()
-	res, err := drill.Run(ctx, r, s, opts)
-	if err != nil && res == nil {
+	res, err := drill.RunAndStore(ctx, r, s, opts)
+	if res == nil {
 		if errors.Is(err, drill.ErrNoSpace) {
 			return &exitError{code: exitFatal, err: err}
 		}
 		return err
 	}
 	cleanupErr := err // the drill ran, but its scratch directory could not be removed
-	if err := r.SaveDrill(ctx, res); err != nil {
-		return fmt.Errorf("the drill ran (ok: %v) but its result could not be stored: %w", res.OK, err)
-	}
 	code := exitOK
 	if !res.OK {
 		code = exitFatal
@@ -178,24 +164,7 @@ func drillSnapshot(snaps []*repo.Snapshot, j *job.Job, ref string) (*repo.Snapsh
 	if ref != "" || j == nil {
 		return findSnapshot(snaps, firstNonEmpty(ref, "latest"))
 	}
-	host := j.Host
-	if host == "" {
-		host, _ = os.Hostname()
-	}
-	var paths []string
-	for _, src := range j.Sources {
-		p, err := pathmap.Native.ToRepo(filepath.Clean(src.Path))
-		if err != nil {
-			p = src.Path
-		}
-		paths = append(paths, p)
-	}
-	for i := len(snaps) - 1; i >= 0; i-- {
-		if s := snaps[i]; s.Host == host && pathmap.SamePaths(s.Paths, paths) {
-			return s, nil
-		}
-	}
-	return nil, fmt.Errorf("no snapshot of host %s with the paths of job %s (%s): back it up first, or name a SNAPSHOT", host, j.File, strings.Join(paths, ", "))
+	return drill.JobSnapshot(snaps, j)
 }
 
 func firstNonEmpty(s ...string) string {

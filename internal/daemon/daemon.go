@@ -17,6 +17,7 @@ import (
 	"github.com/stillpoint-backup/stillpoint/internal/history"
 	"github.com/stillpoint-backup/stillpoint/internal/job"
 	"github.com/stillpoint-backup/stillpoint/internal/notify"
+	"github.com/stillpoint-backup/stillpoint/internal/repo"
 	"github.com/stillpoint-backup/stillpoint/internal/retryq"
 	"github.com/stillpoint-backup/stillpoint/internal/run"
 	"github.com/stillpoint-backup/stillpoint/internal/schedule"
@@ -74,6 +75,12 @@ type Daemon struct {
 	requests map[string]*activeRun // the next manual start of a job, by job
 	finished map[string]int64      // run id → history id, for the pages
 	repos    map[string]web.Repository
+	drilling map[string]*activeRun // drills in progress, by job
+
+	// drillTurn is held by the one drill that runs
+	drillTurn chan struct{}
+	// drillFn drills a job's newest snapshot; drillNewest but in tests
+	drillFn func(ctx context.Context, js *jobState) (*repo.Snapshot, *repo.DrillResult, error)
 
 	pokeFollow chan struct{}
 	loopTurned atomic.Int64 // unix nanos of the follow-up loop's last turn
@@ -93,6 +100,8 @@ type jobState struct {
 	// reschedule: the schedule changed while the job ran; the scheduler
 	// takes the new one when the run ends.
 	reschedule bool
+	// lastDrill is the job's newest drill in the history; nil: none
+	lastDrill *history.Run
 }
 
 // activeRun is a run in progress, for the pages.
@@ -140,7 +149,8 @@ func New(o Options) (*Daemon, error) {
 	}
 	d := &Daemon{opts: o, clock: o.Clock, log: o.Log, hist: hist, metrics: web.NewMetrics(),
 		jobs: map[string]*jobState{}, running: map[string]*activeRun{}, requests: map[string]*activeRun{},
-		finished: map[string]int64{}, repos: map[string]web.Repository{}, pokeFollow: make(chan struct{}, 1)}
+		finished: map[string]int64{}, repos: map[string]web.Repository{}, pokeFollow: make(chan struct{}, 1),
+		drilling: map[string]*activeRun{}, drillTurn: make(chan struct{}, 1), drillFn: drillNewest}
 	d.sched = schedule.New(d.runScheduled, schedule.Options{Clock: o.Clock, MaxSleep: o.MaxSleep, OnEvent: d.onEvent})
 	if err := d.load(context.Background()); err != nil {
 		hist.Close()
@@ -219,6 +229,7 @@ func (d *Daemon) load(ctx context.Context) error {
 		if _, ok := loaded[name]; !ok {
 			d.log.Printf("job %s removed", name)
 			d.sched.Remove(name)
+			d.sched.Remove(drillEntry(name))
 			delete(d.jobs, name)
 		}
 	}
@@ -228,7 +239,7 @@ func (d *Daemon) load(ctx context.Context) error {
 		if old != nil && old.sum == sum {
 			continue // unchanged
 		}
-		js, err := d.newJobState(j)
+		js, err := d.newJobState(ctx, j)
 		if err != nil {
 			d.bad = append(d.bad, &LoadError{File: j.File, Err: err})
 			d.log.Printf("job %s not used: %v", name, err)
@@ -249,6 +260,9 @@ func (d *Daemon) load(ctx context.Context) error {
 			d.log.Printf("job %s loaded from %s (%s)", name, j.File, scheduleWords(j))
 		case js != old:
 			js.followAt = old.followAt
+			if js.lastDrill == nil {
+				js.lastDrill = old.lastDrill
+			}
 			if sameSchedule(old.job, j) {
 				// the scheduler keeps its times
 			} else if d.running[name] != nil {
@@ -259,6 +273,7 @@ func (d *Daemon) load(ctx context.Context) error {
 			d.log.Printf("job %s reloaded from %s (%s)", name, j.File, scheduleWords(j))
 		}
 		d.jobs[name] = js
+		d.scheduleDrill(name, js)
 		d.metrics.SetPendingRetries(name, js.queue.Len())
 		if js.followAt.IsZero() {
 			d.planFollowUp(name, js, d.clock.Now(), false)
@@ -272,7 +287,7 @@ func (d *Daemon) load(ctx context.Context) error {
 	return nil
 }
 
-func (d *Daemon) newJobState(j *job.Job) (*jobState, error) {
+func (d *Daemon) newJobState(ctx context.Context, j *job.Job) (*jobState, error) {
 	q, err := retryq.Open(d.opts.StateDir, j.Name)
 	if err != nil {
 		return nil, err
@@ -280,7 +295,15 @@ func (d *Daemon) newJobState(j *job.Job) (*jobState, error) {
 	if note := q.Damaged(); note != "" {
 		d.log.Printf("job %s: %s", j.Name, note)
 	}
-	return &jobState{job: j, queue: q, access: jobAccess(d.opts.Access, j), notify: notify.New(notify.FromJob(j.Notify))}, nil
+	js := &jobState{job: j, queue: q, access: jobAccess(d.opts.Access, j), notify: notify.New(notify.FromJob(j.Notify))}
+	if j.Drill != nil && j.Drill.Schedule != nil {
+		if last, err := d.lastOf(ctx, j.Name, true); err == nil {
+			js.lastDrill = last
+		} else if !errors.Is(err, history.ErrNotFound) {
+			return nil, err
+		}
+	}
+	return js, nil
 }
 
 func fileSum(path string) [sha256.Size]byte {
@@ -306,7 +329,7 @@ func (d *Daemon) schedule(ctx context.Context, js *jobState) error {
 	if sj.Schedule == nil {
 		sj.Schedule, sj.Jitter = never{}, 0
 	}
-	if last, err := d.hist.Last(ctx, sj.Name); err == nil {
+	if last, err := d.lastOf(ctx, sj.Name, false); err == nil {
 		sj.LastStart = last.Start
 	} else if !errors.Is(err, history.ErrNotFound) {
 		return err

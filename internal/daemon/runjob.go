@@ -32,6 +32,9 @@ var errNoSnapshot = errors.New("no snapshot was written")
 // follow-up, recorded in the history, the metrics and the queue, and
 // told to the job's channels.
 func (d *Daemon) runScheduled(ctx context.Context, t schedule.Trigger) error {
+	if strings.HasSuffix(t.Job, drillSuffix) {
+		return d.runDrill(ctx, t)
+	}
 	d.mu.Lock()
 	js := d.jobs[t.Job]
 	ar := d.requests[t.Job]

@@ -25,14 +25,15 @@ var _ web.Source = source{}
 func (src source) Jobs(ctx context.Context) ([]web.JobStatus, error) {
 	d := src.d
 	type snap struct {
-		js  *jobState
-		run *activeRun
+		js        *jobState
+		run       *activeRun
+		lastDrill *history.Run
 	}
 	d.mu.Lock()
 	names := d.names()
 	snaps := make([]snap, len(names))
 	for i, n := range names {
-		snaps[i] = snap{d.jobs[n], d.running[n]}
+		snaps[i] = snap{d.jobs[n], d.running[n], d.jobs[n].lastDrill}
 	}
 	d.mu.Unlock()
 	out := make([]web.JobStatus, 0, len(names))
@@ -51,11 +52,18 @@ func (src source) Jobs(ctx context.Context) ([]web.JobStatus, error) {
 				j.OverdueReason = "no run has succeeded since " + st.LastSuccess.Local().Format(time.DateTime)
 			}
 		}
-		if last, err := d.hist.Last(ctx, name); err == nil {
+		if last, err := d.lastOf(ctx, name, false); err == nil {
 			rs := runSummary(last)
 			j.LastRun = &rs
 		} else if !errors.Is(err, history.ErrNotFound) {
 			return nil, err
+		}
+		if ds, ok := d.sched.JobStatus(drillEntry(name)); ok {
+			j.DrillSchedule, j.NextDrill = ds.Schedule, ds.NextRun
+		}
+		if s.lastDrill != nil {
+			rs := runSummary(s.lastDrill)
+			j.LastDrill = &rs
 		}
 		if ok, err := d.hist.LastSuccess(ctx, name); err == nil {
 			j.LastSuccess = ok.End
@@ -78,12 +86,14 @@ func (src source) Runs(ctx context.Context, job string, limit int) ([]web.RunSum
 	d := src.d
 	d.mu.Lock()
 	_, loaded := d.jobs[job]
-	ar := d.running[job]
+	active := []*activeRun{d.running[job], d.drilling[job]}
 	d.mu.Unlock()
 	var out []web.RunSummary
-	if ar != nil {
-		out = append(out, activeSummary(job, ar))
-		limit--
+	for _, ar := range active {
+		if ar != nil && limit > 0 {
+			out = append(out, activeSummary(job, ar))
+			limit--
+		}
 	}
 	runs, err := d.hist.List(ctx, job, max(limit, 1))
 	if err != nil {
@@ -107,11 +117,13 @@ func (src source) Runs(ctx context.Context, job string, limit int) ([]web.RunSum
 func (src source) Run(ctx context.Context, id string) (*web.RunDetail, error) {
 	d := src.d
 	d.mu.Lock()
-	for job, ar := range d.running {
-		if ar.id == id {
-			d.mu.Unlock()
-			return &web.RunDetail{RunSummary: activeSummary(job, ar), Flagged: []web.FlaggedFile{},
-				Hooks: []web.HookResult{}, Writers: []web.WriterInfo{}, Errors: []string{}}, nil
+	for _, active := range []map[string]*activeRun{d.running, d.drilling} {
+		for job, ar := range active {
+			if ar.id == id {
+				d.mu.Unlock()
+				return &web.RunDetail{RunSummary: activeSummary(job, ar), Flagged: []web.FlaggedFile{},
+					Hooks: []web.HookResult{}, Writers: []web.WriterInfo{}, Errors: []string{}, Checks: []web.DrillCheck{}}, nil
+			}
 		}
 	}
 	hid, ok := d.finished[id]
@@ -218,7 +230,7 @@ func runSummary(r *history.Run) web.RunSummary {
 func runDetail(r *history.Run) *web.RunDetail {
 	d := &web.RunDetail{RunSummary: runSummary(r), Flagged: []web.FlaggedFile{}, Hooks: []web.HookResult{},
 		Writers: []web.WriterInfo{}, FreezeMs: float64(r.FreezeWindow) / float64(time.Millisecond),
-		QuietWaitSecs: r.QuietWait.Seconds(), Errors: append([]string{}, r.Errors...)}
+		QuietWaitSecs: r.QuietWait.Seconds(), Errors: append([]string{}, r.Errors...), Checks: []web.DrillCheck{}}
 	for _, f := range r.Flagged {
 		oc, _ := outcome.Parse(f.Outcome)
 		reason, holder, _ := strings.Cut(f.Reason, heldBy)
@@ -232,6 +244,8 @@ func runDetail(r *history.Run) *web.RunDetail {
 		case "writer":
 			d.Writers = append(d.Writers, web.WriterInfo{Name: s.Name, HeldMs: float64(s.Freeze) / float64(time.Millisecond),
 				Frozen: s.Status == "frozen", Error: s.Message})
+		case stepDrill:
+			d.Checks = append(d.Checks, web.DrillCheck{Name: s.Name, OK: s.Status == "ok", Message: s.Message})
 		}
 	}
 	return d

@@ -31,6 +31,10 @@ type Metrics struct {
 	pending       *prometheus.GaugeVec
 	freezeSeconds *prometheus.GaugeVec
 	quietWaitSecs *prometheus.GaugeVec
+	drills        *prometheus.CounterVec
+	lastDrill     *prometheus.GaugeVec
+	lastDrillOK   *prometheus.GaugeVec
+	drillPassed   *prometheus.GaugeVec
 	mu            sync.Mutex
 	runningPerJob map[string]int
 }
@@ -85,10 +89,19 @@ func NewMetrics() *Metrics {
 			Help: "Time the newest run's snapshot set took to create (the writers' freeze window)."}, job),
 		quietWaitSecs: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "stillpoint_last_run_quiet_wait_seconds",
 			Help: "Write-inactivity wait of the job's newest run before its snapshot."}, job),
+		drills: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "stillpoint_drills_total",
+			Help: "Finished restore drills by status (ok: every check passed, failed)."}, []string{"job", "status"}),
+		lastDrill: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "stillpoint_last_drill_timestamp_seconds",
+			Help: "End of the job's newest restore drill, Unix time."}, job),
+		lastDrillOK: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "stillpoint_last_drill_success_timestamp_seconds",
+			Help: "End of the job's newest restore drill whose every check passed, Unix time."}, job),
+		drillPassed: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "stillpoint_last_drill_passed",
+			Help: "1 when every check of the job's newest restore drill passed, 0 when one failed or it could not run."}, job),
 		runningPerJob: map[string]int{},
 	}
 	m.reg.MustRegister(m.up, m.inProgress, m.runs, m.lastSuccess, m.lastEnd, m.lastOK, m.lastDuration,
 		m.readBytes, m.addedBytes, m.lastFiles, m.files, m.pending, m.freezeSeconds, m.quietWaitSecs,
+		m.drills, m.lastDrill, m.lastDrillOK, m.drillPassed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.up.Set(1)
 	return m
@@ -157,6 +170,38 @@ func (m *Metrics) RunFinished(r RunMetrics) {
 	m.pending.WithLabelValues(r.Job).Set(float64(r.PendingRetries))
 	m.freezeSeconds.WithLabelValues(r.Job).Set(r.FreezeMs / 1000)
 	m.quietWaitSecs.WithLabelValues(r.Job).Set(r.QuietWaitSecs)
+}
+
+// DrillMetrics is what one finished restore drill adds to the metrics.
+type DrillMetrics struct {
+	Job        string
+	Start, End time.Time
+	Passed     bool // every check passed
+}
+
+// DrillFinished records a finished drill: it ends one run in progress of
+// its job (if RunStarted counted one) and sets the job's drill values,
+// leaving its backups' alone. A zero End is now.
+func (m *Metrics) DrillFinished(r DrillMetrics) {
+	if r.End.IsZero() {
+		r.End = time.Now()
+	}
+	m.mu.Lock()
+	if m.runningPerJob[r.Job] > 0 {
+		m.runningPerJob[r.Job]--
+	}
+	m.inProgress.WithLabelValues(r.Job).Set(float64(m.runningPerJob[r.Job]))
+	m.mu.Unlock()
+	end := float64(r.End.UnixNano()) / 1e9
+	m.lastDrill.WithLabelValues(r.Job).Set(end)
+	if r.Passed {
+		m.drills.WithLabelValues(r.Job, StatusOK).Inc()
+		m.lastDrillOK.WithLabelValues(r.Job).Set(end)
+		m.drillPassed.WithLabelValues(r.Job).Set(1)
+	} else {
+		m.drills.WithLabelValues(r.Job, StatusFailed).Inc()
+		m.drillPassed.WithLabelValues(r.Job).Set(0)
+	}
 }
 
 // SetPendingRetries sets the size of job's retry queue between runs.

@@ -172,3 +172,36 @@ func TestMetricsAreNotInTheDefaultRegistry(t *testing.T) {
 		t.Errorf("a second Metrics sees the first one's run: %v", v)
 	}
 }
+
+// A drill sets the drill gauges of its job and leaves its backups' alone.
+func TestDrillMetrics(t *testing.T) {
+	m := NewMetrics()
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	t0 := time.Date(2026, 3, 14, 4, 0, 0, 0, time.UTC)
+	m.RunFinished(RunMetrics{Job: "db", Start: t0.Add(-time.Hour), End: t0.Add(-time.Hour + time.Minute), Status: StatusOK})
+	m.RunStarted("db")
+	m.DrillFinished(DrillMetrics{Job: "db", Start: t0, End: t0.Add(time.Minute), Passed: true})
+	m.RunStarted("db")
+	m.DrillFinished(DrillMetrics{Job: "db", Start: t0.Add(time.Hour), End: t0.Add(time.Hour + time.Minute), Passed: false})
+	fams := scrape(t, srv.URL)
+	want := map[string]float64{
+		"stillpoint_last_drill_timestamp_seconds":         float64(t0.Add(time.Hour + time.Minute).Unix()),
+		"stillpoint_last_drill_success_timestamp_seconds": float64(t0.Add(time.Minute).Unix()),
+		"stillpoint_last_drill_passed":                    0,
+		"stillpoint_runs_in_progress":                     0,
+		"stillpoint_last_success_timestamp_seconds":       float64(t0.Add(-time.Hour + time.Minute).Unix()),
+		"stillpoint_last_run_success":                     1,
+	}
+	for name, v := range want {
+		if got := value(fams, name, "job", "db"); got != v {
+			t.Errorf("%s = %v, want %v", name, got, v)
+		}
+	}
+	if ok, failed := value(fams, "stillpoint_drills_total", "job", "db", "status", "ok"), value(fams, "stillpoint_drills_total", "job", "db", "status", "failed"); ok != 1 || failed != 1 {
+		t.Errorf("drills_total ok %v failed %v, want 1 and 1", ok, failed)
+	}
+	if n := value(fams, "stillpoint_runs_total", "job", "db", "status", "ok"); n != 1 {
+		t.Errorf("runs_total{ok} = %v: a drill was counted as a backup run", n)
+	}
+}

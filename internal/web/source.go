@@ -65,6 +65,13 @@ type JobStatus struct {
 	Running *RunSummary `json:"running"`
 	// Pending are the files queued for a retry between runs.
 	Pending []PendingRetry `json:"pending_retries"`
+	// DrillSchedule is the job's drill.schedule: as written, "" when the
+	// daemon does not drill it; NextDrill when it drills it next.
+	DrillSchedule string    `json:"drill_schedule,omitempty"`
+	NextDrill     time.Time `json:"next_drill,omitzero"`
+	// LastDrill is the newest finished drill (kind drill: status ok when
+	// every check passed, else failed), nil before the first.
+	LastDrill *RunSummary `json:"last_drill"`
 }
 
 // PendingRetry is one file in a job's retry queue.
@@ -127,6 +134,16 @@ type RunDetail struct {
 	FreezeMs      float64  `json:"freeze_ms"`
 	QuietWaitSecs float64  `json:"quiet_wait_secs"`
 	Errors        []string `json:"errors"`
+	// Checks are a drill's checks in the order they ran: the repository
+	// check, the restore, then each verifier; [] for a backup.
+	Checks []DrillCheck `json:"checks"`
+}
+
+// DrillCheck is one check of a drill.
+type DrillCheck struct {
+	Name    string `json:"name"` // check, restore, sqlite, postgres, mysql, git, command
+	OK      bool   `json:"ok"`
+	Message string `json:"message"` // what it verified, or why it failed
 }
 
 // FlaggedFile is a file a run did not store whole, and why.
@@ -168,6 +185,9 @@ func (j *JobStatus) normalize() {
 	if j.Running != nil {
 		j.Running.normalize()
 	}
+	if j.LastDrill != nil {
+		j.LastDrill.normalize()
+	}
 }
 
 func (r *RunSummary) normalize() {
@@ -182,4 +202,5 @@ func (r *RunDetail) normalize() {
 	r.Hooks = nonNil(r.Hooks)
 	r.Writers = nonNil(r.Writers)
 	r.Errors = nonNil(r.Errors)
+	r.Checks = nonNil(r.Checks)
 }

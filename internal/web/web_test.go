@@ -521,3 +521,47 @@ func TestBrowseASnapshotOfWindowsPaths(t *testing.T) {
 		t.Errorf("download in other case: %d %q", code, body)
 	}
 }
+
+// A job's drill: its schedule and last drill on the job page and in the
+// API; the drill's run page lists its checks, the failed one with why,
+// and no files section.
+func TestDrillOnTheJobAndRunPages(t *testing.T) {
+	f := newFixture(t)
+	drill := &RunDetail{
+		RunSummary: RunSummary{ID: "run-43", Job: "db", Kind: "drill", Trigger: "scheduled", Start: f.now.Add(-20 * time.Minute), End: f.now.Add(-19 * time.Minute),
+			Status: StatusFailed, Snapshot: f.snap.ID.String(), Outcomes: outcome.Counts{}, Error: "sqlite /srv/db/data.db: database disk image is malformed"},
+		Checks: []DrillCheck{{Name: "check", OK: true, Message: "structure of 1 snapshots verified"},
+			{Name: "restore", OK: true, Message: "9 files, 200 B restored and verified against their hashes"},
+			{Name: "sqlite", OK: false, Message: "/srv/db/data.db: database disk image is malformed"}},
+	}
+	f.src.mu.Lock()
+	f.src.runs = append([]*RunDetail{drill}, f.src.runs...)
+	j := f.src.job("db")
+	j.DrillSchedule, j.NextDrill, j.LastDrill = "0 4 * * 0", f.now.Add(2*time.Hour), &drill.RunSummary
+	f.src.mu.Unlock()
+
+	_, body, _ := get(t, nil, f.srv.URL+"/jobs/db")
+	mustContain(t, "the job page", body, `<dt>Drill</dt>`, `<a href="/runs/run-43">`, `<span class="badge status-failed">failed</span>`,
+		"database disk image is malformed", "0 4 * * 0, next", "in 2 h 0 min")
+	_, body, _ = get(t, nil, f.srv.URL+"/runs/run-43")
+	mustContain(t, "the drill's page", body, `<h2 id="checks">Drill checks</h2>`, `<td>sqlite</td><td><span class="badge status-failed">failed</span></td><td class="reason">/srv/db/data.db: database disk image is malformed</td>`,
+		"restored and verified against their hashes")
+	if strings.Contains(body, "Files not stored whole") {
+		t.Error("the drill's page has a section of files not stored whole")
+	}
+	_, body, _ = get(t, nil, f.srv.URL+"/runs/run-41")
+	if strings.Contains(body, "Drill checks") {
+		t.Error("a backup's page has a drill checks section")
+	}
+
+	job := decode[struct{ Job JobStatus }](t, nil, f.srv.URL+"/api/v1/jobs/db", 200)
+	if ld := job.Job.LastDrill; ld == nil || ld.ID != "run-43" || ld.Status != StatusFailed || job.Job.DrillSchedule != "0 4 * * 0" || !job.Job.NextDrill.Equal(f.now.Add(2*time.Hour)) {
+		t.Errorf("the job's drill in the API: %+v", job.Job)
+	}
+	run := decode[RunDetail](t, nil, f.srv.URL+"/api/v1/runs/run-43", 200)
+	if len(run.Checks) != 3 || run.Checks[2].OK || run.Checks[2].Name != "sqlite" || !run.Checks[0].OK {
+		t.Errorf("the drill's checks in the API: %+v", run.Checks)
+	}
+	_, raw, _ := get(t, nil, f.srv.URL+"/api/v1/runs/run-41")
+	mustContain(t, "a backup's JSON", raw, `"checks": []`)
+}
