@@ -39,8 +39,8 @@ func TestHistoryCommand(t *testing.T) {
 	runs := []*history.Run{
 		{Job: "app", Kind: history.Full, Start: t0, End: t0.Add(95 * time.Second), Status: history.Partial, Snapshot: "4f2a9c01deadbeef",
 			Outcomes: map[string]int{"ok": 1200, "changed": 1, "failed": 1},
-			Flagged: []history.File{{Path: "/srv/app/log", Outcome: "changed"}, {Path: "/srv/app/lock", Outcome: "failed", Reason: "locked"}},
-			Steps:   []history.Step{{Kind: "writer", Name: "sqlite /srv/app/app.db", Status: "frozen", Freeze: 38 * time.Millisecond}}},
+			Flagged:  []history.File{{Path: "/srv/app/log", Outcome: "changed"}, {Path: "/srv/app/lock", Outcome: "failed", Reason: "locked"}},
+			Steps:    []history.Step{{Kind: "writer", Name: "sqlite /srv/app/app.db", Status: "frozen", Freeze: 38 * time.Millisecond}}},
 		{Job: "db", Kind: history.Full, Start: t0.Add(time.Hour), End: t0.Add(time.Hour + 3*time.Second), Status: history.Failed,
 			Errors: []string{"repository /mnt/backup: no such file or directory"}},
 		{Job: "app", Kind: history.FollowUp, Start: t0.Add(2 * time.Hour), End: t0.Add(2*time.Hour + time.Second), Status: history.Success,

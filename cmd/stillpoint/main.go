@@ -73,7 +73,7 @@ func newRootFor(g *globals) *cobra.Command {
 	// --version says what `stillpoint version` says
 	root.SetVersionTemplate(buildinfo.Get().Long())
 	pf := root.PersistentFlags()
-	pf.StringVarP(&g.access.Repository, "repo", "r", "", "repository path or s3:https://HOST/BUCKET[/PREFIX] (default $"+run.EnvRepository+", else "+run.DefaultRepository()+")")
+	pf.StringVarP(&g.access.Repository, "repo", "r", "", "repository path or s3:https://HOST/BUCKET/PREFIX (the prefix optional); default: $"+run.EnvRepository+", else "+run.DefaultRepository())
 	pf.StringVar(&g.access.PasswordFile, "password-file", "", "read the repository password from this file (or set $"+run.EnvPassword+")")
 	pf.StringVar(&g.access.KeyFile, "key-file", "", "repository key file (default: the one created with the repository, in "+run.KeyDir()+")")
 	pf.StringVar(&g.access.S3.Region, "s3-region", "", "S3 region of the bucket (default $STILLPOINT_S3_REGION, $AWS_REGION)")
