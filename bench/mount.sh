@@ -98,7 +98,7 @@ mkdir -p "$W/bin" "$W/logs"
 
 if [[ -n $SP_BIN ]]; then
 	SP=$SP_BIN
-	SP_VERSION="($SP_BIN)"
+	SP_VERSION="($(basename "$SP_BIN"))" # its name only: no path of this machine in the results
 else
 	log "building stillpoint"
 	(cd "$REPO_ROOT" && go build -o "$W/bin/stillpoint" ./cmd/stillpoint) >"$W/logs/build.log" 2>&1 || { cat "$W/logs/build.log" >&2; die "build failed"; }
