@@ -9,7 +9,10 @@
 //
 // Directories are read from the repository when they are first looked at,
 // and a read fetches only the blobs that cover the bytes asked for,
-// through a bounded cache ([Cache]). Every file and directory of a
+// through a bounded cache ([Cache]). Once a file of a directory is read,
+// the small files after it are loaded and handed to the kernel's page
+// cache ahead of the reader (push_linux.go), so a copy of many small files
+// does not wait for a read request per file. Every file and directory of a
 // snapshot carries the extended attribute user.stillpoint.outcome (and
 // user.stillpoint.reason when there is one) beside its own stored ones.
 //
