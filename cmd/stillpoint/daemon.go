@@ -22,9 +22,11 @@ func newDaemonCmd(g *globals) *cobra.Command {
 		Short: "Run every job of the jobs directory on its schedule, with status pages and metrics",
 		Long: `Run the jobs of the jobs directory (every *.yaml file) on their schedule: lines,
 retry the files a run could not back up at the retry queue's next attempt (a
-follow-up run), record every run in history.db in the state directory, notify
-as each job's notify: says, and serve the status pages, the JSON API and
-/metrics on --listen (default ` + web.DefaultAddr + `).
+follow-up run), drill the jobs whose drill: section has a schedule: on it (the
+newest snapshot restored to scratch and verified, one drill at a time), record
+every run and drill in history.db in the state directory, notify as each job's
+notify: says, and serve the status pages, the JSON API and /metrics on --listen
+(default ` + web.DefaultAddr + `).
 
 SIGHUP reads the jobs directory again; a job file with errors is reported with
 its line and the other jobs go on. SIGTERM cancels the runs in progress (their

@@ -15,6 +15,9 @@
 //     skipped (the scheduler's overlap). A follow-up whose time comes
 //     while the job runs waits for the run's end and is planned again
 //     from the queue then.
+//   - A job's drill (drill.schedule:) is its own scheduler entry, "JOB
+//     (drill)": one drill at a time across the jobs, started once no run
+//     of its job is in progress, so it drills the newest snapshot.
 //   - A follow-up is planned at the queue's earliest next attempt, unless
 //     the next full run comes first: it tries every file anyway.
 //   - A job file that cannot be read is reported with its file and line;

@@ -42,11 +42,12 @@ type daemonProc struct {
 var pagesLine = regexp.MustCompile(`status pages on (http://127\.0\.0\.1:\d+)/`)
 
 // startDaemon starts the daemon on jobs and state, listening on a free
-// port of 127.0.0.1 that it logs, and waits for that line.
-func startDaemon(t *testing.T, e *env, jobs, state string) *daemonProc {
+// port of 127.0.0.1 that it logs (unless extra flags say otherwise), and
+// waits for that line.
+func startDaemon(t *testing.T, e *env, jobs, state string, extra ...string) *daemonProc {
 	t.Helper()
 	d := &daemonProc{done: make(chan struct{})}
-	d.cmd = e.command(context.Background(), "daemon", "--jobs", jobs, "--state-dir", state, "--listen", "127.0.0.1:0")
+	d.cmd = e.command(context.Background(), append([]string{"daemon", "--jobs", jobs, "--state-dir", state, "--listen", "127.0.0.1:0"}, extra...)...)
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
