@@ -540,7 +540,9 @@ func TestDrillOnTheJobAndRunPages(t *testing.T) {
 	j.DrillSchedule, j.NextDrill, j.LastDrill = "0 4 * * 0", f.now.Add(2*time.Hour), &drill.RunSummary
 	f.src.mu.Unlock()
 
-	_, body, _ := get(t, nil, f.srv.URL+"/jobs/db")
+	_, body, _ := get(t, nil, f.srv.URL+"/")
+	mustContain(t, "the jobs page", body, `<div class="sub drill">drill <a href="/runs/run-43">failed</a>`)
+	_, body, _ = get(t, nil, f.srv.URL+"/jobs/db")
 	mustContain(t, "the job page", body, `<dt>Drill</dt>`, `<a href="/runs/run-43">`, `<span class="badge status-failed">failed</span>`,
 		"database disk image is malformed", "0 4 * * 0, next", "in 2 h 0 min")
 	_, body, _ = get(t, nil, f.srv.URL+"/runs/run-43")
