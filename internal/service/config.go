@@ -3,7 +3,6 @@ package service
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 )
 
@@ -30,23 +29,32 @@ type Config struct {
 }
 
 // Validate reports a configuration a service manager could not start.
+// Paths are judged by the forms of every platform, not the host's: the
+// unit for a Linux machine may be written on another (--os, --root).
 func (c Config) Validate() error {
 	if c.Binary == "" {
 		return errors.New("the service needs the path of the stillpoint binary")
 	}
-	if !filepath.IsAbs(c.Binary) && !strings.HasPrefix(c.Binary, `\\`) && !isWindowsAbs(c.Binary) {
+	if !isAbs(c.Binary) {
 		return fmt.Errorf("the service needs an absolute path of the binary, not %q", c.Binary)
 	}
 	for _, d := range []struct{ name, path string }{{"jobs directory", c.JobsDir}, {"state directory", c.StateDir}} {
-		if d.path != "" && !filepath.IsAbs(d.path) && !isWindowsAbs(d.path) {
+		if d.path != "" && !isAbs(d.path) {
 			return fmt.Errorf("the %s must be an absolute path, not %q", d.name, d.path)
 		}
 	}
 	return nil
 }
 
-func isWindowsAbs(p string) bool {
-	return len(p) >= 3 && p[1] == ':' && (p[2] == '\\' || p[2] == '/')
+// isAbs accepts /unix/paths, C:\windows\paths and \\server\share paths.
+func isAbs(p string) bool {
+	switch {
+	case strings.HasPrefix(p, "/"), strings.HasPrefix(p, `\\`):
+		return true
+	case len(p) >= 3 && p[1] == ':' && (p[2] == '\\' || p[2] == '/'):
+		return true
+	}
+	return false
 }
 
 // DaemonArgs are the arguments after the binary: "daemon" and the options.

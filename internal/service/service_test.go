@@ -45,6 +45,9 @@ func TestSystemdUnit(t *testing.T) {
 
 // TestSystemdUnitVerifies has systemd itself check the unit.
 func TestSystemdUnitVerifies(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("systemd runs on Linux")
+	}
 	analyze, err := exec.LookPath("systemd-analyze")
 	if err != nil {
 		if os.Getenv("CI") == "true" {
@@ -74,6 +77,14 @@ func TestSystemdUnitVerifies(t *testing.T) {
 	}
 	if len(ours) > 0 {
 		t.Fatalf("systemd-analyze verify (%v):\n%s", err, strings.Join(ours, "\n"))
+	}
+}
+
+func TestConfigTakesEveryPlatformsAbsolutePaths(t *testing.T) {
+	for _, bin := range []string{"/usr/bin/stillpoint", `C:\Program Files\stillpoint\stillpoint.exe`, "c:/tools/stillpoint.exe", `\\server\share\stillpoint.exe`} {
+		if err := (Config{Binary: bin}).Validate(); err != nil {
+			t.Errorf("%s: %v", bin, err)
+		}
 	}
 }
 
@@ -128,7 +139,7 @@ func contains(list []string, s string) bool {
 }
 
 func TestConfigRefusesRelativePaths(t *testing.T) {
-	for _, c := range []Config{{}, {Binary: "stillpoint"}, {Binary: "/usr/bin/stillpoint", JobsDir: "jobs"}} {
+	for _, c := range []Config{{}, {Binary: "stillpoint"}, {Binary: "/usr/bin/stillpoint", JobsDir: "jobs"}, {Binary: `C:stillpoint.exe`}} {
 		if _, err := SystemdUnit(c); err == nil {
 			t.Errorf("%+v: no error", c)
 		}
