@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 
 	"github.com/stillpoint-backup/stillpoint/internal/job"
@@ -37,7 +39,9 @@ func FromJob(j *job.Job) Options {
 
 // JobSnapshot is the newest of snaps (oldest first, as Repository.Snapshots
 // returns them) taken of the job's host (its host:, else this machine's)
-// and paths.
+// and paths. The job's paths are put in the form a backup writes in the
+// manifest (package run): absolute OS paths as pathmap.Abs spells them
+// (C:\Users\me on Windows, not /C/Users/me), sorted, without repeats.
 func JobSnapshot(snaps []*repo.Snapshot, j *job.Job) (*repo.Snapshot, error) {
 	host := j.Host
 	if host == "" {
@@ -45,12 +49,14 @@ func JobSnapshot(snaps []*repo.Snapshot, j *job.Job) (*repo.Snapshot, error) {
 	}
 	var paths []string
 	for _, src := range j.Sources {
-		p, err := pathmap.Native.ToRepo(filepath.Clean(src.Path))
+		p, err := pathmap.Abs(src.Path)
 		if err != nil {
 			p = src.Path
 		}
 		paths = append(paths, p)
 	}
+	sort.Strings(paths)
+	paths = slices.Compact(paths)
 	for i := len(snaps) - 1; i >= 0; i-- {
 		if s := snaps[i]; s.Host == host && pathmap.SamePaths(s.Paths, paths) {
 			return s, nil

@@ -28,10 +28,12 @@ func TestFromJob(t *testing.T) {
 }
 
 // JobSnapshot is the newest snapshot of the job's host and paths, not a
-// newer one of another host or other paths.
+// newer one of another host or other paths. The manifest holds the paths
+// as a backup writes them: OS paths (C:\... on Windows), sorted.
 func TestJobSnapshot(t *testing.T) {
-	src := filepath.Join(t.TempDir(), "data")
-	p, err := pathmap.Native.ToRepo(src)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "data")
+	p, err := pathmap.Abs(src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,6 +46,16 @@ func TestJobSnapshot(t *testing.T) {
 	j := &job.Job{File: "app.yaml", Host: "web-1", Sources: []job.Source{{Path: src}}}
 	if s, err := JobSnapshot(snaps, j); err != nil || s != newest {
 		t.Errorf("JobSnapshot: %v %v, want the newest of web-1 with %s", s, err, p)
+	}
+	// two sources, given out of order, as the manifest sorts them
+	other, err := pathmap.Abs(filepath.Join(dir, "a-logs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	both := snap("web-1", []string{other, p}, 5)
+	j2 := &job.Job{File: "two.yaml", Host: "web-1", Sources: []job.Source{{Path: src}, {Path: filepath.Join(dir, "a-logs")}}}
+	if s, err := JobSnapshot(append(snaps, both), j2); err != nil || s != both {
+		t.Errorf("JobSnapshot of two sources: %v %v, want the snapshot of %s and %s", s, err, other, p)
 	}
 	j.Host = "web-3"
 	if _, err := JobSnapshot(snaps, j); err == nil || !strings.Contains(err.Error(), "no snapshot of host web-3") || !strings.Contains(err.Error(), "app.yaml") {
