@@ -65,6 +65,7 @@ type Daemon struct {
 	clock   schedule.Clock
 	log     *log.Logger
 	hist    *history.DB
+	closed  sync.Once // of hist
 	metrics *web.Metrics
 	sched   *schedule.Scheduler
 
@@ -157,6 +158,15 @@ func New(o Options) (*Daemon, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// Close closes the history database. Run closes it as it returns; a
+// daemon made and never run must be closed (on Windows an open file cannot
+// be removed). Closing again does nothing.
+func (d *Daemon) Close() error {
+	var err error
+	d.closed.Do(func() { err = d.hist.Close() })
+	return err
 }
 
 // Metrics are the daemon's metrics, served on /metrics.
@@ -385,7 +395,7 @@ func (never) String() string           { return "" }
 // ends; then it cancels the runs in progress, waits for them and returns
 // nil. It returns an error when the pages cannot listen.
 func (d *Daemon) Run(ctx context.Context) error {
-	defer d.hist.Close()
+	defer d.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup

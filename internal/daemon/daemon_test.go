@@ -162,6 +162,12 @@ func newHarness(t *testing.T, files map[string]string) *harness {
 		t.Fatal(err)
 	}
 	h.d = d
+	// before the temporary directories go (cleanups run last first): a
+	// daemon that runs is stopped first, and history.db is closed
+	t.Cleanup(func() {
+		h.stop()
+		d.Close()
+	})
 	return h
 }
 
@@ -389,7 +395,7 @@ func TestQueueSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d2.hist.Close()
+	defer d2.Close()
 	if got := d2.NextFollowUp("mail"); !got.Equal(start.Add(10 * time.Minute)) {
 		t.Errorf("follow-up after restart planned at %v, want %v", got, start.Add(10*time.Minute))
 	}
