@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -120,7 +121,12 @@ func TestDrillRunsOnItsScheduleAndAFailingVerifierIsReported(t *testing.T) {
 		t.Errorf("metrics after the drill: %v", m)
 	}
 
-	writeJob(t, jobs, "app", body("  level: restore\n  verify:\n    - command: echo no good >&2; exit 3\n"))
+	// a command verifier runs under /bin/sh, on Windows under cmd /C
+	failing := "echo no good >&2; exit 3"
+	if runtime.GOOS == "windows" {
+		failing = "echo no good 1>&2 & exit 3"
+	}
+	writeJob(t, jobs, "app", body("  level: restore\n  verify:\n    - command: "+failing+"\n"))
 	if err := d.Reload(ctx); err != nil {
 		t.Fatal(err)
 	}
