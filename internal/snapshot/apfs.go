@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
+	"path"
 	"regexp"
 	"strings"
 	"sync"
@@ -198,18 +198,18 @@ func (a *APFS) CreateSet(ctx context.Context, sources []string, label Label) (Sn
 		}
 		// symlinks resolved (/tmp is /private/tmp); firmlinks stay, and
 		// relInVolume maps them
-		real, err := filepath.EvalSymlinks(src)
+		real, err := evalSymlinks(src)
 		if err != nil {
 			return nil, fmt.Errorf("apfs: %w", err)
 		}
-		rel, err := relInVolume(real, vol.Mountpoint)
+		rel, err := relInVolume(real, macPath(vol.Mountpoint))
 		if err != nil {
 			return nil, err
 		}
 		v := byVol[vol.Mountpoint]
 		if v == nil {
-			v = &apfsVolume{FSInfo: vol, container: filepath.Join(vol.Mountpoint, SnapshotDir)}
-			v.dir = filepath.Join(v.container, label.Name())
+			v = &apfsVolume{FSInfo: vol, container: path.Join(vol.Mountpoint, SnapshotDir)}
+			v.dir = path.Join(v.container, label.Name())
 			if st, err := (&view.Live{}).Lstat(vol.Mountpoint); err == nil {
 				v.dev = st.Dev
 			}
@@ -233,15 +233,15 @@ func (a *APFS) CreateSet(ctx context.Context, sources []string, label Label) (Sn
 const dataVolume = "/System/Volumes/Data"
 
 // relInVolume is where src lies below the root of volume, for reading it
-// from the volume's snapshot.
+// from the volume's snapshot. Both are macOS paths: slash paths, whatever
+// platform the tests run on.
 func relInVolume(src, volume string) (string, error) {
+	src, volume = path.Clean(src), path.Clean(volume)
 	switch {
-	case within(src, volume):
-		r, err := filepath.Rel(volume, src)
-		if err != nil {
-			return "", fmt.Errorf("apfs: %s below volume %s: %w", src, volume, err)
-		}
-		return r, nil
+	case src == volume:
+		return ".", nil
+	case strings.HasPrefix(src, strings.TrimSuffix(volume, "/")+"/"):
+		return strings.TrimPrefix(src, strings.TrimSuffix(volume, "/")+"/"), nil
 	case volume == dataVolume:
 		return strings.TrimPrefix(src, "/"), nil // a firmlink: /Users/x is Users/x of the Data volume
 	}
@@ -318,7 +318,7 @@ func (s *apfsSnapshot) take(ctx context.Context) error {
 	var routes []route
 	for _, v := range s.vols {
 		for i, src := range v.sources {
-			root := filepath.Join(v.mountedAt, v.rels[i])
+			root := path.Join(v.mountedAt, v.rels[i])
 			if _, err := os.Lstat(root); err != nil {
 				return fmt.Errorf("apfs: %s is not in the snapshot of %s mounted at %s: %w", src, v.Mountpoint, v.mountedAt, err)
 			}
@@ -490,7 +490,7 @@ func (s *apfsSnapshot) Release() error {
 	}
 	for _, v := range s.vols {
 		if v.labelWritten {
-			if err := os.Remove(filepath.Join(v.container, s.label.Name()+".json")); err != nil && !errors.Is(err, os.ErrNotExist) {
+			if err := os.Remove(path.Join(v.container, s.label.Name()+".json")); err != nil && !errors.Is(err, os.ErrNotExist) {
 				errs = append(errs, fmt.Errorf("apfs: removing label: %w", err))
 				continue
 			}
@@ -604,7 +604,7 @@ func writeAPFSLabel(dir string, l apfsLabel) error {
 		return err
 	}
 	b = append(b, '\n')
-	p := filepath.Join(dir, l.Name()+".json")
+	p := path.Join(dir, l.Name()+".json")
 	tmp := p + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {

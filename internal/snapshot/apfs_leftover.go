@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
+	"path"
 	"sort"
 	"strings"
 )
@@ -28,7 +28,7 @@ func scanLabelled(container, kind, mp string, alive func(int, uint64) bool) []Le
 	var out []Leftover
 	for n := range names {
 		pid, created, _ := parseName(n)
-		p := filepath.Join(container, n)
+		p := path.Join(container, n)
 		al, err := readAPFSLabel(p + ".json")
 		l := al.Label
 		if err != nil || l.PID != pid {
@@ -84,7 +84,7 @@ func findAPFSLeftovers(sys APFSSystem, paths []string, cloneContainers func(FSIn
 			continue
 		}
 		seen[v.Mountpoint] = true
-		out = append(out, scanLabelled(filepath.Join(v.Mountpoint, SnapshotDir), "apfs", v.Mountpoint, sys.Alive)...)
+		out = append(out, scanLabelled(path.Join(v.Mountpoint, SnapshotDir), "apfs", v.Mountpoint, sys.Alive)...)
 		for _, c := range cloneContainers(v) {
 			out = append(out, scanLabelled(c, "clonefile", v.Mountpoint, sys.Alive)...)
 		}
@@ -100,7 +100,7 @@ func (a *APFS) cleanupLeftovers(ctx context.Context, los []Leftover) error {
 		if lo.InUse || a.system().Alive(lo.Label.PID, lo.Label.PIDStart) {
 			continue
 		}
-		if _, _, ok := parseName(filepath.Base(lo.Path)); !ok {
+		if _, _, ok := parseName(path.Base(lo.Path)); !ok {
 			errs = append(errs, fmt.Errorf("cleanup: %s is not a stillpoint snapshot name; not touching it", lo.Path))
 			continue
 		}
@@ -119,7 +119,7 @@ func (a *APFS) cleanupLeftovers(ctx context.Context, los []Leftover) error {
 				errs = append(errs, fmt.Errorf("cleanup: %w", err))
 			}
 		}
-		os.Remove(filepath.Dir(lo.Path)) // the container, when empty
+		os.Remove(path.Dir(lo.Path)) // the container, when empty
 	}
 	return errors.Join(errs...)
 }
@@ -242,13 +242,13 @@ func (a *APFS) doctorVolume(ctx context.Context, vr *APFSVolumeReport, mounts []
 		return
 	}
 	ours := map[string]string{}
-	container := filepath.Join(vr.Volume, SnapshotDir)
+	container := path.Join(vr.Volume, SnapshotDir)
 	if ents, err := os.ReadDir(container); err == nil {
 		for _, e := range ents {
 			if !strings.HasSuffix(e.Name(), ".json") {
 				continue
 			}
-			if l, err := readAPFSLabel(filepath.Join(container, e.Name())); err == nil && l.Date != "" && l.Owned {
+			if l, err := readAPFSLabel(path.Join(container, e.Name())); err == nil && l.Date != "" && l.Owned {
 				ours[l.Date] = strings.TrimSuffix(e.Name(), ".json")
 			}
 		}

@@ -2,7 +2,10 @@
 
 package snapshot
 
-import "errors"
+import (
+	"errors"
+	"path/filepath"
+)
 
 var errNoAPFS = errors.New("APFS snapshots exist only on macOS")
 
@@ -19,3 +22,14 @@ func (noAPFS) Alive(int, uint64) bool          { return true }
 
 // APFSDoctor has nothing to report off macOS.
 func APFSDoctor([]string) *APFSReport { return nil }
+
+// evalSymlinks resolves the symlinks of a source, in slash form: off macOS
+// only the replay tests take APFS snapshots, of temporary directories that
+// stand for macOS volumes, and the APFS code works on slash paths.
+func evalSymlinks(p string) (string, error) {
+	real, err := filepath.EvalSymlinks(p)
+	return filepath.ToSlash(real), err
+}
+
+// macPath is p as the APFS code takes it: a slash path, as on macOS.
+func macPath(p string) string { return filepath.ToSlash(p) }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -150,7 +151,9 @@ func newMacFixture(t *testing.T) *macFixture {
 	return f
 }
 
-func (f *macFixture) dir() string { return filepath.Join(f.vol, SnapshotDir, f.label.Name()) }
+// dir is where the code mounts the snapshot: path.Join, as it joins macOS
+// paths (on Windows the temporary volume is C:\..., below it "/")
+func (f *macFixture) dir() string { return path.Join(f.vol, SnapshotDir, f.label.Name()) }
 
 func (f *macFixture) mountCall() string {
 	return "mount_apfs -o nobrowse,rdonly -s " + testSnap + " " + f.vol + " " + f.dir()
@@ -439,7 +442,7 @@ func TestAPFSTwoVolumes(t *testing.T) {
 			n++
 		}
 	}
-	dir2 := filepath.Join(vol2, SnapshotDir, f.label.Name())
+	dir2 := path.Join(vol2, SnapshotDir, f.label.Name())
 	if n != 1 || !slices.Contains(f.run.calls, "mount_apfs -o nobrowse,rdonly -s com.apple.TimeMachine.2026-12-01-104512 "+vol2+" "+dir2) {
 		t.Fatalf("commands %q: want one localsnapshot and the second volume mounted by its listed name", f.run.calls)
 	}
@@ -553,8 +556,8 @@ func TestRelInVolume(t *testing.T) {
 		{"/Volumes/Photos/Library", "/Volumes/Photos", "Library"},
 		{"/Volumes/Photos", "/Volumes/Photos", "."},
 	} {
-		got, err := relInVolume(filepath.FromSlash(tc.src), filepath.FromSlash(tc.vol))
-		if err != nil || filepath.ToSlash(got) != tc.want {
+		got, err := relInVolume(tc.src, tc.vol) // macOS paths, on every platform
+		if err != nil || got != tc.want {
 			t.Errorf("relInVolume(%s, %s) = %q, %v; want %q", tc.src, tc.vol, got, err, tc.want)
 		}
 	}
@@ -621,8 +624,8 @@ func TestAPFSLeftovers(t *testing.T) {
 // found in its container and removed.
 func TestAPFSLeftoverClones(t *testing.T) {
 	f := newMacFixture(t)
-	container := filepath.Join(f.vol, StagingDir)
-	dir := filepath.Join(container, f.label.Name())
+	container := path.Join(f.vol, StagingDir)
+	dir := path.Join(container, f.label.Name())
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -632,7 +635,7 @@ func TestAPFSLeftoverClones(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "c1"), []byte("clone"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	los, err := findAPFSLeftovers(f.sys, []string{f.src}, func(v FSInfo) []string { return []string{filepath.Join(v.Mountpoint, StagingDir)} })
+	los, err := findAPFSLeftovers(f.sys, []string{f.src}, func(v FSInfo) []string { return []string{path.Join(v.Mountpoint, StagingDir)} })
 	if err != nil || len(los) != 1 || los[0].Kind != "clonefile" || los[0].InUse {
 		t.Fatalf("leftovers %+v %v", los, err)
 	}
