@@ -150,13 +150,14 @@ col() { awk -F'\t' -v t="$1" -v c="$2" '$1==t { if (c=="cpu") print $4+$5; else 
 echo
 echo "restore of $SET ($NFILES files, $(du -sh "$DATA" | cut -f1)), $RUNS runs, load average $LOAD_START at the start, $LOAD_END at the end"
 echo
-echo "| tool | wall s | user s | sys s | CPU s | peak RSS MiB | wall vs stillpoint |"
+echo "| tool | wall s | user s | sys s | CPU s | peak RSS MiB | stillpoint ÷ tool: wall, CPU |"
 echo "|---|--:|--:|--:|--:|--:|--:|"
 spw=$(col stillpoint 3 2>/dev/null || true)
+spc=$(col stillpoint cpu 2>/dev/null || true)
 for t in "${ALL[@]}"; do
-	w=$(col "$t" 3)
-	printf '| %s | %.2f | %.2f | %.2f | %.2f | %.0f | %s |\n' "$t" "$w" "$(col "$t" 4)" "$(col "$t" 5)" "$(col "$t" cpu)" "$(awk -v k="$(col "$t" 6)" 'BEGIN{print k/1024}')" \
-		"$([[ -n $spw ]] && awk -v a="$spw" -v b="$w" 'BEGIN{printf "%.2f×", a/b}')"
+	w=$(col "$t" 3) c=$(col "$t" cpu)
+	printf '| %s | %.2f | %.2f | %.2f | %.2f | %.0f | %s |\n' "$t" "$w" "$(col "$t" 4)" "$(col "$t" 5)" "$c" "$(awk -v k="$(col "$t" 6)" 'BEGIN{print k/1024}')" \
+		"$([[ -n $spw ]] && awk -v a="$spw" -v b="$w" -v x="$spc" -v y="$c" 'BEGIN{printf "%.2f×, %.2f×", a/b, x/y}')"
 done
 echo
 echo "raw (tool, run, wall, user, sys, max RSS KiB, load average at the start):"
