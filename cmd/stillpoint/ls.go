@@ -6,7 +6,6 @@ import (
 	"path"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 	"github.com/stillpoint-backup/stillpoint/internal/inspect"
@@ -250,34 +249,4 @@ func shownPaths(s *repo.Snapshot) string {
 // backslashes and invalid UTF-8 bytes are escaped; other names print as they are.
 func escapePath(p string) string { return escape(p, true) }
 
-func escape(p string, backslash bool) string {
-	clean := utf8.ValidString(p)
-	for i := 0; clean && i < len(p); i++ {
-		if p[i] < 0x20 || p[i] == 0x7f || backslash && p[i] == '\\' {
-			clean = false
-		}
-	}
-	if clean {
-		return p
-	}
-	var b strings.Builder
-	for i := 0; i < len(p); {
-		r, size := utf8.DecodeRuneInString(p[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			fmt.Fprintf(&b, `\x%02x`, p[i])
-		case r == '\\' && backslash:
-			b.WriteString(`\\`)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r < 0x20 || r == 0x7f:
-			fmt.Fprintf(&b, `\x%02x`, r)
-		default:
-			b.WriteString(p[i : i+size])
-		}
-		i += size
-	}
-	return b.String()
-}
+func escape(p string, backslash bool) string { return report.EscapeName(p, backslash) }

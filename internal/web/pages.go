@@ -9,7 +9,6 @@ import (
 	"path"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/stillpoint-backup/stillpoint/internal/outcome"
 	"github.com/stillpoint-backup/stillpoint/internal/pathmap"
@@ -312,28 +311,7 @@ func archiveURL(id, p, format string) string {
 // showName makes a name readable on one line, as `stillpoint ls` does:
 // control characters, backslashes and invalid UTF-8 bytes are escaped
 // (\n, \xNN, \\). HTML escaping is the template's.
-func showName(name string) string {
-	var b strings.Builder
-	for i := 0; i < len(name); {
-		r, size := utf8.DecodeRuneInString(name[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			fmt.Fprintf(&b, `\x%02x`, name[i])
-		case r == '\\':
-			b.WriteString(`\\`)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r < 0x20 || r == 0x7f:
-			fmt.Fprintf(&b, `\x%02x`, r)
-		default:
-			b.WriteString(name[i : i+size])
-		}
-		i += size
-	}
-	return b.String()
-}
+func showName(name string) string { return report.EscapeName(name, true) }
 
 // showPath is a repository path as its snapshot's user knows it:
 // C:\data\x for /C/data/x in a snapshot of Windows paths.
