@@ -28,6 +28,7 @@ RESULTS=
 WITH_RESTIC=1
 CACHE_SIZE=
 SP_BIN=
+BASE_BIN=
 BIN_CACHE="${STILLPOINT_BENCH_BIN:-${XDG_CACHE_HOME:-$HOME/.cache}/stillpoint-bench/bin}"
 PASSWORD=stillpoint-bench-password
 
@@ -44,6 +45,8 @@ usage: bench/mount.sh [options]
   --seed N             data set seed (default: $SEED)
   --results FILE       results file (default: bench/results/mount-<date>.md)
   --stillpoint-bin P   use this binary instead of building ./cmd/stillpoint
+  --baseline-bin P     also copy out of this stillpoint binary's mount in every
+                       run, right after the other one (a paired comparison)
   --bin-cache DIR      where the restic build is cached (default: $BIN_CACHE)
   -h, --help           this help
 
@@ -66,6 +69,7 @@ while [[ $# -gt 0 ]]; do
 	--seed) SEED=${2:?--seed needs a value}; shift 2 ;;
 	--results) RESULTS=${2:?--results needs a value}; shift 2 ;;
 	--stillpoint-bin) SP_BIN=${2:?--stillpoint-bin needs a value}; shift 2 ;;
+	--baseline-bin) BASE_BIN=${2:?--baseline-bin needs a value}; shift 2 ;;
 	--bin-cache) BIN_CACHE=${2:?--bin-cache needs a value}; shift 2 ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; echo "mount.sh: unknown argument: $1" >&2; exit 2 ;;
@@ -191,6 +195,12 @@ for ((run = 1; run <= RUNS; run++)); do
 	R[sp-mount.$run]=$(through_mount "sp-mount-$run" "$W/mnt-sp" "latest$DATA" "$SP" mount --repo "$SP_REPO" "${CACHE_ARGS[@]}" "$W/mnt-sp")
 	if [[ $run -eq 1 ]]; then verify "$W/copy" sp-mount; fi
 	rm -rf -- "$W/copy"
+	if [[ -n $BASE_BIN ]]; then
+		log "run $run/$RUNS: cp -a out of the baseline's mount"
+		drop_caches
+		R[base-mount.$run]=$(through_mount "base-mount-$run" "$W/mnt-base" "latest$DATA" "$BASE_BIN" mount --repo "$SP_REPO" "${CACHE_ARGS[@]}" "$W/mnt-base")
+		rm -rf -- "$W/copy"
+	fi
 
 	if [[ $WITH_RESTIC -eq 1 ]]; then
 		log "run $run/$RUNS: restic restore"
@@ -231,6 +241,9 @@ mkdir -p "$REPO_ROOT/bench/results"
 	echo "| tool | restore, wall s | cp -a out of the mount, wall s | ratio (goal ≤ 1.5) | mount CPU s | mount peak RSS MiB | restore peak RSS MiB |"
 	echo "|---|---|---|---|---|---|---|"
 	echo "| stillpoint | $(median sp-restore 1) | $(median sp-mount 1) | $(ratio "$(median sp-mount 1)" "$(median sp-restore 1)") | $(cpu sp-mount) | $(mib "$(median sp-mount 4)") | $(mib "$(median sp-restore 4)") |"
+	if [[ -n $BASE_BIN ]]; then
+		echo "| baseline ($(basename "$BASE_BIN")) | | $(median base-mount 1) | $(ratio "$(median base-mount 1)" "$(median sp-restore 1)") | $(cpu base-mount) | $(mib "$(median base-mount 4)") | |"
+	fi
 	if [[ $WITH_RESTIC -eq 1 ]]; then
 		echo "| restic | $(median restic-restore 1) | $(median restic-mount 1) | $(ratio "$(median restic-mount 1)" "$(median restic-restore 1)") | $(cpu restic-mount) | $(mib "$(median restic-mount 4)") | $(mib "$(median restic-restore 4)") |"
 		echo

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -39,7 +40,8 @@ its own stored attributes. A backup made while mounted appears within seconds.
 Directories are read when first opened, and a read fetches only the blobs it
 needs, through a cache of --cache-size. The mount holds a shared lock of the
 repository: backups, restores and prune go on, and prune keeps what the mount
-may still read until it ends. Needs FUSE: /dev/fuse, and for users other than
+may still read until it ends. The mount's memory limit follows what it holds
+(GOMEMLIMIT and GOGC in the environment replace that). Needs FUSE: /dev/fuse, and for users other than
 root fusermount3 (Debian and Ubuntu: apt install fuse3). Linux only.`,
 		Example: `  mkdir -p /mnt/backup && stillpoint mount /mnt/backup &
   ls /mnt/backup/snapshots/
@@ -56,6 +58,10 @@ root fusermount3 (Debian and Ubuntu: apt install fuse3). Linux only.`,
 	fl.BoolVar(&f.allowOther, "allow-other", false, "let other users in, as the files' modes allow (non-root: needs user_allow_other in /etc/fuse.conf)")
 	return cmd
 }
+
+// mountGCPercent: with the mount's memory limit doing the pacing, the heap
+// goal of GOGC only bounds it when the live heap is below MemoryFloor.
+const mountGCPercent = 100
 
 func runMount(ctx context.Context, g *globals, f mountFlags, dir string) error {
 	rep := g.reporter()
@@ -83,6 +89,13 @@ func runMount(ctx context.Context, g *globals, f mountFlags, dir string) error {
 		return err
 	}
 	defer lock.Unlock()
+	// the mount's own memory policy in place of the commands' GOGC=25 and
+	// fixed limit: a soft limit that follows the live heap does the pacing
+	// and returns freed memory (GOGC and GOMEMLIMIT set by the user win)
+	if os.Getenv("GOGC") == "" {
+		defer debug.SetGCPercent(debug.SetGCPercent(mountGCPercent))
+	}
+	defer mount.StartMemoryPolicy(mount.MemoryBudget(size))()
 	return mount.Serve(ctx, r, dir, mount.Options{
 		CacheSize:  size,
 		AllowOther: f.allowOther,

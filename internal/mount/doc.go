@@ -16,6 +16,10 @@
 // snapshot carries the extended attribute user.stillpoint.outcome (and
 // user.stillpoint.reason when there is one) beside its own stored ones.
 //
+// The process's soft memory limit follows its live heap
+// ([StartMemoryPolicy], memory.go): freed memory goes back to the system
+// soon after a peak, and a snapshot of many inodes only raises the limit.
+//
 // The snapshot list is read again when a listing of snapshots/, hosts/,
 // tags/ or ids/ finds it older than a few seconds, so new backups appear
 // without remounting; the index files they add are read with it.
