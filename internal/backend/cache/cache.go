@@ -333,10 +333,17 @@ func (c *Cache) fetch(ctx context.Context, h backend.Handle) ([]byte, error) {
 		}
 		c.mu.Unlock()
 		if !waiting {
-			c.misses.Add(1)
-			f.data, f.err = c.be.Load(ctx, h, 0, 0)
-			if f.err == nil {
-				c.store(h, f.data)
+			// a caller that found no copy may come here just after another
+			// caller's flight stored one and ended: look once more
+			if data, ok, err := c.fromCopy(h, 0, 0); ok && err == nil {
+				f.data = data
+				c.hits.Add(1)
+			} else {
+				c.misses.Add(1)
+				f.data, f.err = c.be.Load(ctx, h, 0, 0)
+				if f.err == nil {
+					c.store(h, f.data)
+				}
 			}
 			c.mu.Lock()
 			delete(c.flights, h)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -14,9 +15,14 @@ import (
 	"github.com/stillpoint-backup/stillpoint/internal/testutil/ci"
 )
 
-// Chromium finds chromium; without it the test skips, except in CI.
+// Chromium finds chromium; without it the test skips, except in CI. The
+// browser tests run on Linux only: the Windows build's tests run under
+// Wine, which has no chromium to drive.
 func Chromium(t testing.TB) string {
 	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("the browser tests run on Linux, with Debian's chromium")
+	}
 	for _, name := range []string{"chromium", "chromium-browser"} {
 		if p, err := exec.LookPath(name); err == nil {
 			return p
