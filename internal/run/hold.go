@@ -10,10 +10,18 @@ import (
 
 // CreateHeld creates the plan's snapshot set with the writers of its
 // crash-consistent filesystems held (when opts say so), and resumes them
-// however creation ends, a panic included. The filesystems are flushed
-// just before the writers stop, so the snapshot has little to write while
-// they wait.
-func CreateHeld(ctx context.Context, plan *snapshot.Plan, opts hold.Options) (*snapshot.Set, *hold.Report, error) {
+// however creation ends, a panic included. prepared is the plan already
+// prepared (nil: CreateHeld prepares it first), so that labels and
+// directories are written before the writers stop. The filesystems are
+// flushed just before the writers stop, so the snapshot has little to
+// write while they wait.
+func CreateHeld(ctx context.Context, plan *snapshot.Plan, prepared *snapshot.Prepared, opts hold.Options) (*snapshot.Set, *hold.Report, error) {
+	if prepared == nil {
+		var err error
+		if prepared, err = plan.Prepare(ctx); err != nil {
+			return nil, nil, err
+		}
+	}
 	opts.Within = plan.HoldSources()
 	h := hold.Prepare(plan.HoldMounts(), opts)
 	defer h.Release()
@@ -22,7 +30,7 @@ func CreateHeld(ctx context.Context, plan *snapshot.Plan, opts hold.Options) (*s
 		_ = plan.Flush()
 	}
 	h.Stop(ctx)
-	set, err := plan.Create(ctx)
+	set, err := prepared.Create(ctx)
 	return set, h.Release(), err
 }
 

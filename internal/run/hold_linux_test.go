@@ -113,7 +113,7 @@ func TestHeldBtrfsSnapshotIsAPointInTimeUnderLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 		plan.RemoveLeftovers()
-		set, r, err := run.CreateHeld(context.Background(), plan, hold.Options{Enabled: true})
+		set, r, err := run.CreateHeld(context.Background(), plan, nil, hold.Options{Enabled: true})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -192,15 +192,23 @@ func (b *backupRun) quiesceAndSnap(ctx context.Context) ([]string, error) {
 	// filesystems held, and thaws; the function it returns undoes it, for a
 	// set that a write during its making spoilt
 	takeSet := func(ctx context.Context, ready func()) (func(), error) {
+		var prepared *snapshot.Prepared
+		if o.Plan != nil {
+			// labels and directories are written before the freeze
+			var err error
+			if prepared, err = o.Plan.Prepare(ctx); err != nil {
+				return nil, err
+			}
+		}
 		info := quiesce.FreezeInfo{RunID: o.RunID, Covered: coverage(o.Plan), StagingDir: b.writerStaging}
 		frozen, err := freezeAll(ctx, o.Writers, info)
 		if err != nil {
-			return nil, err
+			return nil, errors.Join(err, prepared.Abort())
 		}
 		ready()
 		var serr error
 		if o.Plan != nil {
-			b.set, held, serr = CreateHeld(ctx, o.Plan, o.Hold)
+			b.set, held, serr = CreateHeld(ctx, o.Plan, prepared, o.Hold)
 			b.qinfo.Hold = holdInfo(held)
 		}
 		b.qinfo.Writers = thawAll(frozen)

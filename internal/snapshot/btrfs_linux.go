@@ -103,6 +103,17 @@ type subvol struct {
 
 // Create implements Provider.
 func (b Btrfs) Create(ctx context.Context, sources []string, label Label) (Snapshot, error) {
+	p, err := b.Prepare(ctx, sources, label)
+	if err != nil {
+		return nil, err
+	}
+	return p.Snap(ctx)
+}
+
+// Prepare implements Preparer: it finds the subvolumes, writes the label,
+// makes the snapshots' directory and opens every subvolume, so that Snap
+// is only the syncfs and the snapshot ioctls.
+func (b Btrfs) Prepare(ctx context.Context, sources []string, label Label) (Pending, error) {
 	var srcs []btrfsSource
 	for _, p := range sources {
 		src, why, err := resolveBtrfs(p)
@@ -127,11 +138,86 @@ func (b Btrfs) Create(ctx context.Context, sources []string, label Label) (Snaps
 	if err != nil {
 		return nil, err
 	}
-	if err := s.make(ctx, subs, label); err != nil {
-		return nil, errors.Join(err, s.Release())
+	pb := &pendingBtrfs{s: s, srcs: srcs, subs: subs, nested: nested, dirFd: -1, fds: map[uint64]int{}}
+	if err := pb.prepare(label); err != nil {
+		return nil, errors.Join(err, pb.Abort())
 	}
-	s.view = s.buildView(srcs, subs, nested)
-	return s, nil
+	return pb, nil
+}
+
+// pendingBtrfs is a btrfs snapshot whose label and directory exist and
+// whose subvolumes are open, not yet snapped.
+type pendingBtrfs struct {
+	s      *btrfsSnapshot
+	srcs   []btrfsSource
+	subs   map[uint64]subvol
+	nested map[string]uint64
+	dirFd  int
+	fds    map[uint64]int
+	used   bool
+}
+
+func (p *pendingBtrfs) prepare(label Label) error {
+	s := p.s
+	if err := os.MkdirAll(s.container, 0o700); err != nil {
+		return fmt.Errorf("btrfs: creating %s: %w", s.container, err)
+	}
+	if err := writeLabel(s.container, label); err != nil {
+		return fmt.Errorf("btrfs: writing the label in %s: %w", s.container, err)
+	}
+	s.labelWritten = true
+	if err := os.Mkdir(s.dir, 0o700); err != nil {
+		return fmt.Errorf("btrfs: creating %s: %w", s.dir, err)
+	}
+	fd, err := unix.Open(s.dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("btrfs: opening %s: %w", s.dir, err)
+	}
+	p.dirFd = fd
+	for id, sv := range p.subs {
+		fd, err := unix.Open(sv.root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("btrfs: opening subvolume %s: %w", sv.root, err)
+		}
+		p.fds[id] = fd
+	}
+	return nil
+}
+
+func (p *pendingBtrfs) closeFds() {
+	for id, fd := range p.fds {
+		unix.Close(fd)
+		delete(p.fds, id)
+	}
+	if p.dirFd >= 0 {
+		unix.Close(p.dirFd)
+		p.dirFd = -1
+	}
+}
+
+// Snap implements Pending.
+func (p *pendingBtrfs) Snap(ctx context.Context) (Snapshot, error) {
+	if p.used {
+		return nil, errors.New("btrfs: snapshot already taken or aborted")
+	}
+	p.used = true
+	err := p.s.make(ctx, p.dirFd, p.fds, p.subs)
+	p.closeFds()
+	if err != nil {
+		return nil, errors.Join(err, p.s.Release())
+	}
+	p.s.view = p.s.buildView(p.srcs, p.subs, p.nested)
+	return p.s, nil
+}
+
+// Abort implements Pending.
+func (p *pendingBtrfs) Abort() error {
+	if p.used {
+		return nil
+	}
+	p.used = true
+	p.closeFds()
+	return p.s.Release()
 }
 
 // planSubvols finds the subvolume of each source and every subvolume nested
@@ -219,37 +305,9 @@ func findNested(sv subvol, src btrfsSource, container string, subs map[uint64]su
 // error from it fails the snapshot as the kernel would.
 var testHookSnap func(i int) error
 
-// make writes the label, opens everything, then snaps all subvolumes back
-// to back so they are as close in time as the kernel allows.
-func (s *btrfsSnapshot) make(ctx context.Context, subs map[uint64]subvol, label Label) error {
-	if err := os.MkdirAll(s.container, 0o700); err != nil {
-		return fmt.Errorf("btrfs: creating %s: %w", s.container, err)
-	}
-	if err := writeLabel(s.container, label); err != nil {
-		return fmt.Errorf("btrfs: writing the label in %s: %w", s.container, err)
-	}
-	s.labelWritten = true
-	if err := os.Mkdir(s.dir, 0o700); err != nil {
-		return fmt.Errorf("btrfs: creating %s: %w", s.dir, err)
-	}
-	dirFd, err := unix.Open(s.dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("btrfs: opening %s: %w", s.dir, err)
-	}
-	defer unix.Close(dirFd)
-	fds := map[uint64]int{}
-	defer func() {
-		for _, fd := range fds {
-			unix.Close(fd)
-		}
-	}()
-	for id, sv := range subs {
-		fd, err := unix.Open(sv.root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("btrfs: opening subvolume %s: %w", sv.root, err)
-		}
-		fds[id] = fd
-	}
+// make snaps all subvolumes back to back, through the descriptors Prepare
+// opened, so they are as close in time as the kernel allows.
+func (s *btrfsSnapshot) make(ctx context.Context, dirFd int, fds map[uint64]int, subs map[uint64]subvol) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -257,7 +315,7 @@ func (s *btrfsSnapshot) make(ctx context.Context, subs map[uint64]subvol, label 
 	// already under writeback, and we measured snapshots missing writes that
 	// had completed before the ioctl (1 run in ~40 of the point-in-time
 	// test). syncfs writes and waits for everything first, so every write
-	// completed before Create is in the snapshot.
+	// completed before Snap is in the snapshot.
 	if err := unix.Syncfs(dirFd); err != nil {
 		return fmt.Errorf("btrfs: syncfs %s: %w", s.dir, err)
 	}

@@ -216,3 +216,102 @@ func TestBtrfsFailureMidwayReleases(t *testing.T) {
 	}
 	assertClean(t, mnt, 3)
 }
+
+// The label and the snapshots' directory are made when the plan is
+// prepared, and the point in time is the Create after it: a write between
+// the two is in the snapshot, one after Create is not. A prepared plan
+// that is aborted, or whose Create fails, leaves nothing behind.
+func TestBtrfsPreparedPlanSnapsAtCreate(t *testing.T) {
+	mnt := loopfs.Btrfs(t, 0)
+	data := filepath.Join(mnt, "data")
+	mkSubvol(t, data)
+	mkSubvol(t, data+"/nested")
+	write(t, data+"/a", "before prepare")
+
+	plan, err := NewPlan([]Source{{data, Required}}, Options{RunID: "prep"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, err := plan.Prepare(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels, err := FindLeftovers([]string{mnt})
+	if err != nil || len(labels) != 1 || !labels[0].InUse {
+		t.Fatalf("after Prepare: leftovers %+v (%v), want this run's one label, in use", labels, err)
+	}
+	dir := filepath.Join(mnt, SnapshotDir, pr.set.Label.Name())
+	if ents, err := os.ReadDir(dir); err != nil || len(ents) != 0 {
+		t.Fatalf("after Prepare, %s holds %v (%v): want it made and empty (no snapshot yet)", dir, ents, err)
+	}
+	write(t, data+"/a", "between prepare and create")
+	write(t, data+"/nested/b", "nested, between")
+	s, err := pr.Create(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, data+"/a", "after create")
+	if b := readAll(t, s, data+"/a"); string(b) != "between prepare and create" {
+		t.Errorf("a through the view = %q: the point in time is not Create", b)
+	}
+	if b := readAll(t, s, data+"/nested/b"); string(b) != "nested, between" {
+		t.Errorf("nested/b through the view = %q", b)
+	}
+	if _, err := pr.Create(context.Background()); err == nil {
+		t.Error("a second Create of one prepared plan succeeded")
+	}
+	if err := pr.Abort(); err != nil {
+		t.Errorf("Abort after Create: %v", err)
+	}
+	if b := readAll(t, s, data+"/a"); string(b) != "between prepare and create" {
+		t.Errorf("Abort after Create touched the set: a = %q", b)
+	}
+	if err := s.Release(); err != nil {
+		t.Fatal(err)
+	}
+	assertClean(t, mnt, 2)
+
+	// aborted before Create
+	pr, err = plan.Prepare(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pr.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pr.Create(context.Background()); err == nil {
+		t.Error("Create after Abort succeeded")
+	}
+	assertClean(t, mnt, 2)
+
+	// Create fails midway: the snapshot made and the prepared directory go
+	injected := errors.New("injected ENOSPC")
+	testHookSnap = func(i int) error {
+		if i == 1 {
+			return injected
+		}
+		return nil
+	}
+	defer func() { testHookSnap = nil }()
+	pr, err = plan.Prepare(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pr.Create(context.Background()); !errors.Is(err, injected) {
+		t.Fatalf("Create = %v, want the injected failure", err)
+	}
+	assertClean(t, mnt, 2)
+
+	// a cancelled context before Create removes what was prepared
+	testHookSnap = nil
+	pr, err = plan.Prepare(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := pr.Create(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Create with a cancelled context = %v", err)
+	}
+	assertClean(t, mnt, 2)
+}

@@ -79,6 +79,17 @@ func probeClone(dir string) error {
 	return nil
 }
 
+// Prepare implements Preparer: a reflink snapshot clones files as the
+// run opens them, so all that Create does (the label, the staging
+// directory) can come before the point in time.
+func (r Reflink) Prepare(ctx context.Context, sources []string, label Label) (Pending, error) {
+	s, err := r.Create(ctx, sources, label)
+	if err != nil {
+		return nil, err
+	}
+	return &made{snap: s}, nil
+}
+
 // Create implements Provider: it makes the labelled staging directory.
 func (r Reflink) Create(_ context.Context, sources []string, label Label) (Snapshot, error) {
 	mp := ""

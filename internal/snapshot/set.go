@@ -45,6 +45,27 @@ func NewSet(ctx context.Context, sources []Source, opts Options) (*Set, error) {
 // Create makes every snapshot of the plan, back to back. It is all or
 // nothing: when one fails, those already made are released.
 func (p *Plan) Create(ctx context.Context) (*Set, error) {
+	pr, err := p.Prepare(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return pr.Create(ctx)
+}
+
+// Prepared is a plan whose providers have done what can come before the
+// point in time (see Preparer). Create takes the snapshots; Abort, when
+// Create is never called, removes what was prepared.
+type Prepared struct {
+	set     *Set
+	groups  []*group
+	pending map[*group]Pending
+	used    bool
+}
+
+// Prepare removes leftovers, labels the set and prepares every snapshot
+// whose provider can be prepared. Callers that freeze writers or hold
+// processes call it before the freeze and Prepared.Create inside it.
+func (p *Plan) Prepare(ctx context.Context) (*Prepared, error) {
 	s := &Set{
 		Label:    NewLabel(p.opts.RunID),
 		Sources:  append([]SourcePlan(nil), p.Sources...),
@@ -52,26 +73,67 @@ func (p *Plan) Create(ctx context.Context) (*Set, error) {
 		Warnings: append([]string(nil), p.Warnings...),
 		bySrc:    map[string]Snapshot{},
 	}
-	groups := p.groups()
+	pr := &Prepared{set: s, groups: p.groups(), pending: map[*group]Pending{}}
 	p.RemoveLeftovers()
 	s.Removed = append(s.Removed, p.removed...)
 	s.Warnings = append(s.Warnings, p.leftoverWarnings...)
-	start := time.Now()
-	for _, g := range groups {
-		if err := ctx.Err(); err != nil {
-			return nil, s.abort(fmt.Errorf("snapshot set: cancelled: %w", err))
+	for _, g := range pr.groups {
+		pp, ok := g.provider.(Preparer)
+		if !ok {
+			continue
 		}
-		l := s.Label
-		l.Provider, l.Sources = g.provider.Name(), g.sources
+		if _, set := g.provider.(SetCreator); set {
+			continue // a set-level failure reads live; Create decides
+		}
+		pe, err := pp.Prepare(ctx, g.sources, pr.label(g))
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("snapshot set: %s snapshot of %s failed: %w",
+				g.provider.Name(), strings.Join(g.sources, ", "), err), pr.Abort())
+		}
+		pr.pending[g] = pe
+	}
+	return pr, nil
+}
+
+func (pr *Prepared) label(g *group) Label {
+	l := pr.set.Label
+	l.Provider, l.Sources = g.provider.Name(), g.sources
+	return l
+}
+
+// Create makes every snapshot, back to back: the prepared ones are only
+// taken now. It is all or nothing: when one fails, those already made are
+// released, and those prepared are removed.
+func (pr *Prepared) Create(ctx context.Context) (*Set, error) {
+	if pr.used {
+		return nil, errors.New("snapshot set: already created or aborted")
+	}
+	pr.used = true
+	s := pr.set
+	fail := func(err error) (*Set, error) {
+		return nil, errors.Join(s.abort(err), pr.abortPending())
+	}
+	start := time.Now()
+	for _, g := range pr.groups {
+		if err := ctx.Err(); err != nil {
+			return fail(fmt.Errorf("snapshot set: cancelled: %w", err))
+		}
 		if sc, ok := g.provider.(SetCreator); ok {
-			if err := s.createSet(ctx, sc, g, l); err != nil {
-				return nil, s.abort(err)
+			if err := s.createSet(ctx, sc, g, pr.label(g)); err != nil {
+				return fail(err)
 			}
 			continue
 		}
-		snap, err := g.provider.Create(ctx, g.sources, l)
+		var snap Snapshot
+		var err error
+		if pe := pr.pending[g]; pe != nil {
+			delete(pr.pending, g)
+			snap, err = pe.Snap(ctx)
+		} else {
+			snap, err = g.provider.Create(ctx, g.sources, pr.label(g))
+		}
 		if err != nil {
-			return nil, s.abort(fmt.Errorf("snapshot set: %s snapshot of %s failed: %w",
+			return fail(fmt.Errorf("snapshot set: %s snapshot of %s failed: %w",
 				g.provider.Name(), strings.Join(g.sources, ", "), err))
 		}
 		s.add(snap, g.sources)
@@ -84,6 +146,49 @@ func (p *Plan) Create(ctx context.Context) (*Set, error) {
 	}
 	s.router = newRouter(routes, nil)
 	return s, nil
+}
+
+// Abort removes what Prepare made. After Create it does nothing.
+func (pr *Prepared) Abort() error {
+	if pr == nil || pr.used {
+		return nil
+	}
+	pr.used = true
+	return pr.abortPending()
+}
+
+func (pr *Prepared) abortPending() error {
+	var errs []error
+	for g, pe := range pr.pending {
+		if err := pe.Abort(); err != nil {
+			errs = append(errs, fmt.Errorf("removing the prepared %s snapshot: %w", g.provider.Name(), err))
+		}
+		delete(pr.pending, g)
+	}
+	return errors.Join(errs...)
+}
+
+// made is the Pending of a snapshot whose provider has nothing left to do
+// at the point in time.
+type made struct {
+	snap Snapshot
+	used bool
+}
+
+func (m *made) Snap(context.Context) (Snapshot, error) {
+	if m.used {
+		return nil, errors.New("snapshot already taken or aborted")
+	}
+	m.used = true
+	return m.snap, nil
+}
+
+func (m *made) Abort() error {
+	if m.used {
+		return nil
+	}
+	m.used = true
+	return m.snap.Release()
 }
 
 // createSet makes a set-level snapshot of a group. When it fails, the

@@ -71,6 +71,24 @@ type SetCreator interface {
 	CreateSet(ctx context.Context, sources []string, label Label) (Snapshot, error)
 }
 
+// Preparer is implemented by providers whose Create has work that need
+// not happen at the point in time: writing the label (with its fsync),
+// making directories, opening what will be snapped. Prepare does that work
+// and Snap, later, only takes the snapshot, so a writers' freeze or a hold
+// around Snap waits for the snapshot itself and nothing else.
+type Preparer interface {
+	Prepare(ctx context.Context, sources []string, label Label) (Pending, error)
+}
+
+// Pending is a prepared snapshot, not yet taken.
+type Pending interface {
+	// Snap takes the snapshot. When it fails, what Prepare made is removed.
+	Snap(ctx context.Context) (Snapshot, error)
+	// Abort removes what Prepare made, when Snap is never called. After
+	// Snap it does nothing.
+	Abort() error
+}
+
 // Snapshot is one provider's point-in-time copy of some sources.
 type Snapshot interface {
 	Provider() string
