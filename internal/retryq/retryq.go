@@ -260,15 +260,38 @@ func copies(es []*Entry) []Entry {
 	return out
 }
 
-// change reads the file again, applies f and writes the result.
+// change reads the file again, applies f and writes the result. The
+// lock file beside the state file keeps another process (the service and
+// a `run` from the command line) from changing the queue in between,
+// which would lose the other's entries.
 func (q *Queue) change(f func()) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	unlock, err := q.lockOthersOut()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := q.load(); err != nil {
 		return err
 	}
 	f()
 	return q.save()
+}
+
+// lockOthersOut takes the queue's lock between processes. The lock file
+// is never removed: removing it would let two processes lock two
+// different files of the same name.
+func (q *Queue) lockOthersOut() (func(), error) {
+	lf, err := os.OpenFile(q.path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("retry queue: %w", err)
+	}
+	if err := lockFile(lf); err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("retry queue: locking %s: %w", lf.Name(), err)
+	}
+	return func() { lf.Close() }, nil
 }
 
 // Add queues the failures: a new file with 1 attempt, a queued one with
