@@ -143,7 +143,7 @@ func Open(dir, job string) (*Queue, error) {
 	q := &Queue{path: filepath.Join(dir, fileName(job)), job: job}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if err := q.load(); err != nil {
+	if err := q.lockedLoad(); err != nil {
 		return nil, err
 	}
 	return q, nil
@@ -371,6 +371,18 @@ func (q *Queue) Entries() []Entry {
 func (q *Queue) Reload() error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	return q.lockedLoad()
+}
+
+// lockedLoad loads the state file under the lock between processes: on
+// Windows a file open for reading cannot be replaced, so a reader outside
+// the lock would fail another process's save.
+func (q *Queue) lockedLoad() error {
+	unlock, err := q.lockOthersOut()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	return q.load()
 }
 
