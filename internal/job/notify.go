@@ -169,18 +169,18 @@ func (p *parser) notifyEmail(e *yaml.Node, key string) (NotifyEmail, bool) {
 		p.errorf(resolve(e), key+".server", "add server: smtp.example.com", "the e-mail has no server")
 	}
 	if v, ok := f["port"]; ok {
-		if n, ok := p.integer(v.val, key+".port", "a port such as 587 (submission with STARTTLS) or 25"); ok {
+		if n, ok := p.integer(v.val, key+".port", "a port such as 587 (submission with STARTTLS), 465 (TLS from the first byte) or 25"); ok {
 			if n < 1 || n > 65535 {
 				p.errorf(v.val, key+".port", "a port such as 587", "port %d is out of range", n)
-			}
-			if n == 465 {
-				p.errorf(v.val, key+".port", "use port 587 with starttls: always; port 465 (TLS from the first byte) is not supported", "port 465 needs implicit TLS")
 			}
 			m.Port = n
 		}
 	}
 	if v, ok := f["starttls"]; ok {
 		m.StartTLS, _ = p.oneOf(v.val, key+".starttls", StartTLSModes)
+		if m.Port == 465 {
+			p.errorf(v.val, key+".starttls", "remove starttls: port 465 is TLS from the first byte", "starttls does not apply to port 465")
+		}
 	}
 	if v, ok := f["username"]; ok {
 		m.Username, _ = p.str(v.val, key+".username", "the SMTP account, e.g. backup@example.com")

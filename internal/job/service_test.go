@@ -83,7 +83,7 @@ func TestServiceErrors(t *testing.T) {
 		{"notify:\n  email: {to: [ops], server: smtp.example.com}", []string{`notify.email.to[0]: "ops" is not an e-mail address`}},
 		{"notify:\n  email: {to: [a@b.c]}", []string{"notify.email.server: the e-mail has no server"}},
 		{"notify:\n  email: {to: [a@b.c], server: 'smtp.example.com:587'}", []string{"is not a host name", "port in port:"}},
-		{"notify:\n  email: {to: [a@b.c], server: s.example.com, port: 465}", []string{"port 465 needs implicit TLS"}},
+		{"notify:\n  email: {to: [a@b.c], server: s.example.com, port: 465, starttls: always}", []string{"starttls does not apply to port 465"}},
 		{"notify:\n  email: {to: [a@b.c], server: s.example.com, starttls: sometimes}", []string{`notify.email.starttls: unknown value "sometimes"`, "one of auto, always, never"}},
 		{"notify:\n  email: {to: [a@b.c], server: s.example.com, username: u}", []string{"a username without password-file"}},
 		{"notify:\n  email: {to: [a@b.c], server: s.example.com, username: u, password-file: /p, starttls: never}", []string{"would send the password in clear to s.example.com"}},

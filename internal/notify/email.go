@@ -33,6 +33,10 @@ var StartTLSModes = []string{StartTLSAuto, StartTLSAlways, StartTLSNever}
 // DefaultSMTPPort is the submission port.
 const DefaultSMTPPort = 587
 
+// ImplicitTLSPort is the submission port with TLS from the first byte
+// (RFC 8314): a job file's port 465 sets Email.ImplicitTLS.
+const ImplicitTLSPort = 465
+
 // defaultSMTPTimeout bounds one e-mail, from the connection to QUIT.
 const defaultSMTPTimeout = 30 * time.Second
 
@@ -43,8 +47,11 @@ type Email struct {
 	// Server and Port are the submission server; Port defaults to 587.
 	Server string
 	Port   int
-	// StartTLS is auto, always or never; "" is auto.
+	// StartTLS is auto, always or never; "" is auto. It does not apply
+	// with ImplicitTLS.
 	StartTLS string
+	// ImplicitTLS: the connection is TLS from its first byte (port 465).
+	ImplicitTLS bool
 	// Username and PasswordFile log in (AUTH PLAIN, or LOGIN when the
 	// server offers only that); never over a connection without TLS to
 	// another machine. The file is read at each send.
@@ -116,7 +123,7 @@ func (e Email) deliver(ctx context.Context, ev Event) error {
 		mode = StartTLSAuto
 	}
 	c, err := e.connect(ctx, mode != StartTLSNever)
-	if errors.Is(err, errNoStartTLS) && mode == StartTLSAuto {
+	if errors.Is(err, errNoStartTLS) && mode == StartTLSAuto && !e.ImplicitTLS {
 		c, err = e.connect(ctx, false)
 	}
 	if err != nil {
@@ -158,7 +165,12 @@ func ctxErr(ctx context.Context, err error) error {
 }
 
 // connect dials the server and, with startTLS, upgrades the connection.
+// With ImplicitTLS the connection is TLS from the start, whatever
+// startTLS says.
 func (e Email) connect(ctx context.Context, startTLS bool) (*smtp.Client, error) {
+	if e.ImplicitTLS {
+		return e.connectTLS(ctx)
+	}
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", e.addr())
 	if err != nil {
@@ -175,14 +187,7 @@ func (e Email) connect(ctx context.Context, startTLS bool) (*smtp.Client, error)
 		}
 		return c, nil
 	}
-	cfg := &tls.Config{ServerName: e.Server, MinVersion: tls.VersionTLS12}
-	if e.TLS != nil {
-		cfg = e.TLS.Clone()
-		if cfg.ServerName == "" {
-			cfg.ServerName = e.Server
-		}
-	}
-	c, err := smtp.NewClientStartTLS(conn, cfg)
+	c, err := smtp.NewClientStartTLS(conn, e.tlsConfig())
 	if err != nil {
 		if strings.Contains(err.Error(), "doesn't support STARTTLS") {
 			return nil, errNoStartTLS
@@ -190,6 +195,33 @@ func (e Email) connect(ctx context.Context, startTLS bool) (*smtp.Client, error)
 		return nil, ctxErr(ctx, fmt.Errorf("STARTTLS with %s: %w", e.Server, err))
 	}
 	return c, nil
+}
+
+// connectTLS dials the server with TLS from the first byte (port 465).
+func (e Email) connectTLS(ctx context.Context) (*smtp.Client, error) {
+	d := tls.Dialer{Config: e.tlsConfig()}
+	conn, err := d.DialContext(ctx, "tcp", e.addr())
+	if err != nil {
+		return nil, ctxErr(ctx, fmt.Errorf("TLS with %s: %w", e.addr(), err))
+	}
+	context.AfterFunc(ctx, func() { conn.Close() })
+	c := smtp.NewClient(conn)
+	if err := c.Hello(localName()); err != nil {
+		c.Close()
+		return nil, ctxErr(ctx, err)
+	}
+	return c, nil
+}
+
+func (e Email) tlsConfig() *tls.Config {
+	cfg := &tls.Config{ServerName: e.Server, MinVersion: tls.VersionTLS12}
+	if e.TLS != nil {
+		cfg = e.TLS.Clone()
+		if cfg.ServerName == "" {
+			cfg.ServerName = e.Server
+		}
+	}
+	return cfg
 }
 
 func localName() string {

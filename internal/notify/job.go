@@ -16,7 +16,7 @@ func FromJob(n *job.Notify) Config {
 		return out
 	}
 	for _, e := range n.Email {
-		c.Email = append(c.Email, Email{To: e.To, From: e.From, Server: e.Server, Port: e.Port, StartTLS: e.StartTLS,
+		c.Email = append(c.Email, Email{To: e.To, From: e.From, Server: e.Server, Port: e.Port, StartTLS: e.StartTLS, ImplicitTLS: e.Port == ImplicitTLSPort,
 			Username: e.Username, PasswordFile: e.PasswordFile, On: whens(e.On)})
 	}
 	for _, w := range n.Webhook {

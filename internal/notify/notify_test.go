@@ -165,6 +165,13 @@ func (l *loginServer) Next(resp []byte) ([]byte, bool, error) {
 
 func startMailServer(t *testing.T, cert *tls.Certificate, mechs ...string) *mailServer {
 	t.Helper()
+	return startMailServerOn(t, cert, false, mechs...)
+}
+
+// startMailServerOn starts a mail server; implicit: TLS from the first
+// byte (as on port 465) instead of STARTTLS.
+func startMailServerOn(t *testing.T, cert *tls.Certificate, implicit bool, mechs ...string) *mailServer {
+	t.Helper()
 	ms := &mailServer{mechs: mechs, user: "backup", password: "s3cret pass"}
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		return &session{srv: ms, conn: c}, nil
@@ -178,6 +185,9 @@ func startMailServer(t *testing.T, cert *tls.Certificate, mechs ...string) *mail
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if implicit {
+		l = tls.NewListener(l, srv.TLSConfig)
 	}
 	ms.addr = l.Addr().String()
 	ms.port = l.Addr().(*net.TCPAddr).Port
@@ -256,6 +266,39 @@ func TestEmailStartTLSAndAuth(t *testing.T) {
 				t.Errorf("headers %v", h)
 			}
 		})
+	}
+}
+
+// Port 465: TLS from the first byte, the password sent over it; a
+// certificate the client does not trust fails before anything is sent.
+func TestEmailImplicitTLS(t *testing.T) {
+	cert, pool := testCert(t)
+	ms := startMailServerOn(t, &cert, true, sasl.Plain)
+	send := func(e Email) Result {
+		e.To, e.Server, e.Port, e.Timeout = []string{"ops@example.com"}, "127.0.0.1", ms.port, 5*time.Second
+		e.ImplicitTLS = true
+		return New(Config{Email: []Email{e}}).Send(context.Background(), partialEvent())[0]
+	}
+	if r := send(Email{Username: "backup", PasswordFile: passwordFile(t, "s3cret pass"), TLS: &tls.Config{RootCAs: pool}}); !r.Sent || r.Err != nil {
+		t.Fatalf("implicit TLS: %v", r)
+	}
+	if r := send(Email{StartTLS: StartTLSNever, Username: "backup", PasswordFile: passwordFile(t, "s3cret pass"), TLS: &tls.Config{RootCAs: pool}}); !r.Sent {
+		t.Errorf("starttls never does not turn implicit TLS off: %v", r)
+	}
+	if r := send(Email{}); r.Sent || r.Err == nil || !strings.Contains(r.Err.Error(), "TLS") {
+		t.Errorf("an untrusted certificate: %v", r)
+	}
+	msgs := ms.messages()
+	if len(msgs) != 2 {
+		t.Fatalf("%d messages received, want 2", len(msgs))
+	}
+	if m := msgs[0]; !m.tls || m.authAs != "backup" {
+		t.Errorf("first message: tls %v, auth %q", m.tls, m.authAs)
+	}
+	// a client that does not speak TLS first sends nothing
+	plain := New(Config{Email: []Email{{To: []string{"ops@example.com"}, Server: "127.0.0.1", Port: ms.port, StartTLS: StartTLSNever, Timeout: 3 * time.Second}}})
+	if r := plain.Send(context.Background(), partialEvent())[0]; r.Sent {
+		t.Errorf("a plain connection to a TLS port sent: %v", r)
 	}
 }
 
