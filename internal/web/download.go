@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/stillpoint-backup/stillpoint/internal/outcome"
 	"github.com/stillpoint-backup/stillpoint/internal/repo"
 	"github.com/stillpoint-backup/stillpoint/internal/restore"
 )
@@ -57,6 +58,12 @@ func (s *Server) downloadFile(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, r, &httpError{code: http.StatusBadRequest, err: fmt.Errorf("%s is a %s, not a file: download a directory as an archive", showPath(f.rules, p), n.Type)}, back)
 		return
 	}
+	if noContent(n) {
+		s.renderError(w, r, &httpError{code: http.StatusNotFound, err: fmt.Errorf(
+			"%s was not backed up (%s: %s): the snapshot holds no content for it",
+			showPath(f.rules, p), n.Outcome, n.Reason)}, back)
+		return
+	}
 	force := r.URL.Query().Get("force") == "1"
 	if !n.Outcome.Whole() && !force {
 		why := n.Outcome.String()
@@ -92,6 +99,12 @@ func (s *Server) downloadFile(w http.ResponseWriter, r *http.Request) {
 		s.logf("web: download %s of snapshot %s: %v", p, id, err)
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// noContent tells a file that failed or was skipped before any of it was
+// read: its entry records the attempt, and there is nothing to download.
+func noContent(n *repo.Node) bool {
+	return (n.Outcome == outcome.Failed || n.Outcome == outcome.SkippedOpen) && len(n.Content) == 0 && n.Size == 0
 }
 
 // downloadArchive sends a directory of a snapshot as a tar or zip; files

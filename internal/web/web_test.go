@@ -443,6 +443,24 @@ func TestDownloadOfAFileNotWholeNeedsForce(t *testing.T) {
 	}
 }
 
+// A file that failed before any of it was read has nothing to download,
+// forced or not: a 404 that says so, not a server error.
+func TestDownloadOfAFileWithoutContent(t *testing.T) {
+	f := newFixture(t)
+	snap := saveSnapshot(t, f.repo, f.now, []string{"/srv"}, []testFile{{path: "/srv/mail/box", outcome: outcome.Failed, reason: outcome.ReasonLocked}})
+	u := f.srv.URL + fileURL(snap.ID.String(), "/srv/mail/box")
+	for _, q := range []string{"", "?force=1"} {
+		code, body, _ := get(t, nil, u+q)
+		if code != http.StatusNotFound {
+			t.Errorf("GET %s: %d, want 404\n%s", q, code, body)
+		}
+		mustContain(t, "the answer", body, "was not backed up (failed: locked)", "no content")
+		if strings.Contains(body, "Download it anyway") {
+			t.Errorf("GET %s offers a forced download of nothing", q)
+		}
+	}
+}
+
 func TestArchiveDownload(t *testing.T) {
 	f := newFixture(t)
 	resp, err := http.Get(f.srv.URL + archiveURL(f.snap.ID.String(), "/srv/db", "tar"))
