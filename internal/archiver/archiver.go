@@ -152,10 +152,13 @@ func New(r Repo, v view.View, opts Options) *Archiver {
 	}
 	a := &Archiver{repo: r, view: v, opts: opts, outcomes: outcome.Counts{}}
 	a.smallMax = int64(r.Config().Chunker.Min)
-	// keep what the chunks in flight need: a chunker's next chunk and a
-	// blob worker's current one, at the average chunk size
+	// keep what the chunks in flight can need: the next chunk of each
+	// chunker and the current one of each blob worker, each up to the
+	// largest chunk, and a small file in each file worker. A smaller budget
+	// let buffers of the larger classes go at every turn of chunk sizes, to
+	// be allocated (and cleared) again: 3% of an initial backup's CPU.
 	chunkMax := max(r.Config().Chunker.Max, r.Config().Chunker.Min+1)
-	a.chunkBufs = bufs.NewClasses(64<<10, chunkMax, 2*a.opts.BlobWorkers*2*r.Config().Chunker.Avg)
+	a.chunkBufs = bufs.NewClasses(64<<10, chunkMax, 2*a.opts.BlobWorkers*chunkMax+a.opts.FileWorkers*int(a.smallMax))
 	return a
 }
 

@@ -63,14 +63,19 @@ func NewClasses(minSize, maxSize, keepBytes int) *Classes {
 	return c
 }
 
-// Get returns a buffer of length n; its capacity is n's class. A request
-// above the largest class gets a buffer of its own, which Put will not keep.
+// Get returns a buffer of length n; its capacity is n's class, or a larger
+// class's when n's has none kept and a larger one has (a kept buffer
+// costs nothing, a new one of megabytes costs clearing it and, later, a
+// collection). A request above the largest class gets a buffer of its
+// own, which Put will not keep.
 func (c *Classes) Get(n int) []byte {
 	for i, s := range c.sizes {
 		if n <= s {
-			if b := c.lists[i].Get(); b != nil {
-				c.kept.Add(-int64(s))
-				return b[:n]
+			for j := i; j < len(c.sizes); j++ {
+				if b := c.lists[j].Get(); b != nil {
+					c.kept.Add(-int64(c.sizes[j]))
+					return b[:n]
+				}
 			}
 			return make([]byte, n, s)
 		}

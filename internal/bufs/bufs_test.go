@@ -64,6 +64,9 @@ func TestClassesKeepAByteBudget(t *testing.T) {
 		}
 		return false
 	}
+	if !isOld(c.Get(4 << 20)) {
+		t.Fatal("the 4 MiB buffer was not kept")
+	}
 	reused := 0
 	for range 3 {
 		if isOld(c.Get(1 << 20)) {
@@ -73,7 +76,27 @@ func TestClassesKeepAByteBudget(t *testing.T) {
 	if reused != 1 {
 		t.Fatalf("%d buffers of 1 MiB kept, want 1 (budget 5 MiB, a 4 MiB one kept first)", reused)
 	}
-	if !isOld(c.Get(4 << 20)) {
-		t.Fatal("the 4 MiB buffer was not kept")
+}
+
+func TestClassesLendALargerBuffer(t *testing.T) {
+	c := NewClasses(64<<10, 4<<20, 8<<20)
+	big := c.Get(3 << 20)
+	c.Put(big)
+	// no 1 MiB buffer is kept: the 4 MiB one serves, and goes back to its class
+	b := c.Get(1 << 20)
+	if len(b) != 1<<20 || &b[:1][0] != &big[:1][0] {
+		t.Fatalf("Get(1 MiB) with only a 4 MiB buffer kept: len %d cap %d, not that buffer", len(b), cap(b))
+	}
+	if again := c.Get(1 << 20); cap(again) != 1<<20 {
+		t.Fatalf("a second Get(1 MiB) got cap %d, want a new buffer of its class", cap(again))
+	}
+	c.Put(b)
+	if again := c.Get(4 << 20); &again[:1][0] != &big[:1][0] {
+		t.Fatal("the lent 4 MiB buffer did not go back to its class")
+	}
+	// a smaller class is never lent to a larger request
+	c.Put(make([]byte, 0, 64<<10))
+	if b := c.Get(128 << 10); cap(b) != 128<<10 {
+		t.Fatalf("Get(128 KiB): cap %d", cap(b))
 	}
 }

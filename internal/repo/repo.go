@@ -217,7 +217,10 @@ func newRepository(be backend.Backend, cfg *Config, mk *MasterKey) (*Repository,
 	}
 	retainWrites(be, cfg)
 	r := &Repository{be: be, cfg: cfg, key: mk, comp: comp, index: NewIndex(), indexEvery: 32, hasher: newHasher(mk.ID),
-		compBufs: bufs.NewClasses(64<<10, compressBound(cfg.Chunker.Max), runtime.GOMAXPROCS(0)*2*cfg.Chunker.Avg),
+		// per core, the output of one chunk of the largest size and of two
+		// small files (the callers of SaveBlob that compress at once)
+		compBufs: bufs.NewClasses(64<<10, compressBound(cfg.Chunker.Max),
+			runtime.GOMAXPROCS(0)*(compressBound(cfg.Chunker.Max)+2*compressBound(cfg.Chunker.Min))),
 		packBufs: bufs.NewList(uploadWorkers + 2),
 	}
 	if _, err := r.NewChunker(); err != nil {
