@@ -12,8 +12,10 @@ import (
 // kernel keeps the pages of the files read (their content never changes),
 // so the cache only bridges the reads of one blob in pieces (the kernel
 // asks for at most 1 MiB at a time, a blob has up to 4) and the blob read
-// ahead for each reader: four blobs of the largest size.
-const DefaultCacheSize = 16 << 20
+// ahead for each reader: two blobs of the largest size, eight of the
+// average. 16 MiB bought no copy time told apart from the noise in the
+// benchmark (bench/mount.sh), for about 15 MiB more peak memory.
+const DefaultCacheSize = 8 << 20
 
 // BlobLoader reads one blob's plaintext.
 type BlobLoader interface {

@@ -42,7 +42,7 @@ func MemoryLimit(live, overhead, budget, floor int64) int64 {
 
 // MemoryBudget is the allocation budget of a mount with a blob cache of
 // cacheSize bytes, beside the share of the live heap: half the cache, for
-// the blobs on their way into it (8 MiB by default; more headroom bought
+// the blobs on their way into it (4 MiB by default; more headroom bought
 // no time in the benchmark, only memory).
 func MemoryBudget(cacheSize int64) int64 {
 	return cacheSize / 2
