@@ -33,6 +33,8 @@ SEED=1
 MUTATE_SEED=1001
 VERIFY_RESTORE=1
 RESULTS=
+WARM=0
+PHASES_ARG=
 if [[ $(id -u) -eq 0 ]]; then DROP_CACHES=1; else DROP_CACHES=0; fi
 BIN_CACHE="${STILLPOINT_BENCH_BIN:-${XDG_CACHE_HOME:-$HOME/.cache}/stillpoint-bench/bin}"
 PASSWORD=stillpoint-bench-password
@@ -61,6 +63,14 @@ usage: bench/compare.sh [options]
   --keep             keep the work subdirectory (for debugging)
   --[no-]drop-caches drop the page cache before every measured command
                      (default: on when running as root)
+  --warm             warm-cache runs: do not drop the page cache, and read the
+                     data set (and, for restore and check, the tool's
+                     repository) into it before every measured command
+  --phases LIST      measures to run, in their fixed order: initial,
+                     unchanged, changed, restore, check (default: all); initial
+                     is always run, the others need its snapshot.
+                     E.g. --warm --phases initial --sets mixed for the
+                     initial backup alone
   --no-verify-restore  skip the (untimed) diff of restored data against the source
   --seed N           data set seed (default: $SEED)
   --results FILE     results file (default: bench/results/<date>.md)
@@ -102,6 +112,9 @@ while [[ $# -gt 0 ]]; do
 	--keep) KEEP=1; shift ;;
 	--drop-caches) DROP_CACHES=1; shift ;;
 	--no-drop-caches) DROP_CACHES=0; shift ;;
+	--warm) WARM=1; shift ;;
+	--phases) PHASES_ARG=${2:?--phases needs a value}; shift 2 ;;
+	--phases=*) PHASES_ARG=${1#*=}; shift ;;
 	--no-verify-restore) VERIFY_RESTORE=0; shift ;;
 	--seed) SEED=${2:?--seed needs a value}; shift 2 ;;
 	--seed=*) SEED=${1#*=}; shift ;;
@@ -312,7 +325,26 @@ find_restored() {
 	return 1
 }
 
-PHASES=(initial unchanged changed restore check)
+ALL_PHASES=(initial unchanged changed restore check)
+PHASES=("${ALL_PHASES[@]}")
+if [[ -n $PHASES_ARG ]]; then
+	IFS=, read -r -a want <<<"$PHASES_ARG"
+	for p in "${want[@]}"; do contains "$p" "${ALL_PHASES[@]}" || die "unknown measure '$p' in --phases (known: ${ALL_PHASES[*]})"; done
+	PHASES=(initial)
+	for p in "${ALL_PHASES[@]:1}"; do contains "$p" "${want[@]}" && PHASES+=("$p"); done
+fi
+[[ $WARM -eq 1 ]] && DROP_CACHES=0
+
+# warm_cache DIR...: reads every file below the directories into the page
+# cache (--warm).
+warm_cache() {
+	[[ $WARM -eq 1 ]] || return 0
+	local d
+	for d in "$@"; do
+		[[ -d $d ]] && find "$d" -type f -print0 | xargs -0 -r cat >/dev/null
+	done
+	return 0
+}
 phase_title() {
 	case $1 in
 	initial) echo "initial backup" ;;
@@ -383,6 +415,10 @@ for set in "${SET_LIST[@]}"; do
 					rm -rf -- "$W/restore"
 					[[ $ph == restore ]] && mkdir -p "$W/restore"
 					drop_caches
+					case $ph in
+					restore | check) warm_cache "$W/t/$t/repo" ;;
+					*) warm_cache "$data" ;;
+					esac
 					rm -f "$logf.time"
 					if run_tool "$logf" "$t" "$prof" "$action" "$data" "$target" timed; then
 						status=ok
@@ -474,6 +510,8 @@ CMDLINE="bench/compare.sh"
 [[ $QUICK -eq 1 ]] && CMDLINE+=" --quick"
 CMDLINE+=" --tools $TOOLS --sets $SETS --profiles $PROFILES --runs $RUNS"
 [[ $SEED != 1 ]] && CMDLINE+=" --seed $SEED"
+[[ $WARM -eq 1 ]] && CMDLINE+=" --warm"
+[[ -n $PHASES_ARG ]] && CMDLINE+=" --phases $(IFS=,; echo "${PHASES[*]}")"
 
 {
 	echo "## Results: $(date +%Y-%m-%d)"
@@ -483,7 +521,7 @@ CMDLINE+=" --tools $TOOLS --sets $SETS --profiles $PROFILES --runs $RUNS"
 	echo "- machine: $(nproc) cores ($(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo 2>/dev/null || echo unknown CPU)), $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM, $(uname -sr), work dir on $(df -T "$WORKDIR" | awk 'NR==2{print $2}') ($(df -h "$WORKDIR" | awk 'NR==2{print $1}'))"
 	echo "- $(go version | sed 's/^go version //')"
 	echo "- tools: $(for t in "${ACTIVE_TOOLS[@]}"; do printf '%s; ' "$(label "$t")"; done | sed 's/; $//')"
-	echo "- page cache dropped before every measured command: $([[ $DROP_CACHES -eq 1 ]] && echo yes || echo no)"
+	echo "- page cache dropped before every measured command: $([[ $DROP_CACHES -eq 1 ]] && echo yes || echo no)$([[ $WARM -eq 1 ]] && echo '; warm: the data set (restore, check: the repository) read into it before every measured command')"
 	echo "- $RUNS run(s) per tool and measure, tool order rotated every run; figures are medians of the successful runs"
 	echo "- wall and CPU (user+sys) in seconds, peak RSS in MiB (GNU time), repository size in MiB (\`du -sb\` after that backup)"
 	for n in "${NOTES[@]}"; do echo "- NOTE: $n"; done
