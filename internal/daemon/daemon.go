@@ -502,6 +502,9 @@ func (d *Daemon) onEvent(ev schedule.Event) {
 	case schedule.EventOverlap:
 		d.log.Printf("job %s: its run of %s is skipped: the previous run still goes on (next at %s)", ev.Job,
 			ev.Slot.Local().Format(time.DateTime), ev.Next.Local().Format(time.DateTime))
+	case schedule.EventDeferred:
+		d.log.Printf("job %s: its run of %s waits for the follow-up in progress and starts when it ends", ev.Job,
+			ev.Slot.Local().Format(time.DateTime))
 	case schedule.EventMissed:
 		d.log.Printf("job %s: its run of %s was missed (down or asleep); it runs once now, %s late", ev.Job,
 			ev.Slot.Local().Format(time.DateTime), ev.Late.Round(time.Second))

@@ -301,6 +301,45 @@ func TestOverlapIsReportedNotDoubled(t *testing.T) {
 	}
 }
 
+// A full run whose time comes during a follow-up is not skipped: it waits
+// for the follow-up and starts when that ends.
+func TestFullRunDueDuringAFollowUpWaitsForIt(t *testing.T) {
+	h := newHarness(t, map[string]string{"mail": jobBody("%s", "schedule: every 10m\nretry-after: 2m\n")})
+	h.runs.setFailing(filepath.Join(h.src, "mail.box"))
+	h.start(t)
+	eventually(t, "the first run", func() bool { return h.runs.count() == 1 })
+	h.idle(t, "mail")
+	block := make(chan struct{})
+	h.runs.mu.Lock()
+	h.runs.block = block
+	h.runs.mu.Unlock()
+	for range 10 { // 09:10: the follow-up (09:02) still goes on
+		eventually(t, "the timers", func() bool { return h.clock.Timers() >= 1 })
+		h.clock.Advance(time.Minute)
+		if h.runs.count() == 2 && !h.runs.last().FollowUp {
+			t.Fatalf("the second run is not the follow-up: %+v", h.runs.last())
+		}
+	}
+	eventually(t, "the follow-up", func() bool { return h.runs.count() == 2 })
+	eventually(t, "the deferral in the log", func() bool { return strings.Contains(h.log.String(), "waits for the follow-up in progress") })
+	if strings.Contains(h.log.String(), "is skipped") {
+		t.Fatalf("a full run was skipped for a follow-up:\n%s", h.log.String())
+	}
+	h.runs.mu.Lock()
+	h.runs.block = nil
+	h.runs.mu.Unlock()
+	close(block)
+	eventually(t, "the full run after the follow-up", func() bool { return h.runs.count() == 3 })
+	if jr := h.runs.last(); jr.FollowUp {
+		t.Fatalf("the third run %+v, want the full run", jr)
+	}
+	h.idle(t, "mail")
+	runs, _ := h.d.hist.List(context.Background(), "mail", 0)
+	if len(runs) != 3 || runs[0].Kind != history.Full || runs[0].Trigger != "scheduled" || runs[1].Kind != history.FollowUp {
+		t.Errorf("history (newest first): %+v", runs)
+	}
+}
+
 // A run's results reach the history, the metrics, the job's webhook and
 // the retry queue; its follow-up is planned at the queue's next attempt
 // and runs then with only the queued file, and says so.

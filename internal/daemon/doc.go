@@ -11,10 +11,11 @@
 // # Rules
 //
 //   - One run per job at a time: a full run, a follow-up or a manual run.
-//     A scheduled time that comes while the job runs is reported and
-//     skipped (the scheduler's overlap). A follow-up whose time comes
-//     while the job runs waits for the run's end and is planned again
-//     from the queue then.
+//     A scheduled time that comes while a full or manual run goes on is
+//     reported and skipped (the scheduler's overlap); one that comes
+//     during a follow-up waits for it and starts when it ends. A
+//     follow-up whose time comes while the job runs waits for the run's
+//     end and is planned again from the queue then.
 //   - A job's drill (drill.schedule:) is its own scheduler entry, "JOB
 //     (drill)": one drill at a time across the jobs, started once no run
 //     of its job is in progress, so it drills the newest snapshot.

@@ -130,7 +130,11 @@ func (d *Daemon) start(name string, followUp bool) (string, error) {
 	d.requests[name] = ar
 	d.running[name] = ar
 	d.mu.Unlock()
-	if err := d.sched.RunNow(name); err != nil {
+	runNow := d.sched.RunNow
+	if followUp {
+		runNow = d.sched.RunNowYielding // a full run due meanwhile waits for it, not skipped
+	}
+	if err := runNow(name); err != nil {
 		d.mu.Lock()
 		if d.requests[name] == ar {
 			delete(d.requests, name)

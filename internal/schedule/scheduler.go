@@ -63,6 +63,9 @@ const (
 	// EventOverlap: a scheduled time came while the job's previous run was
 	// still going; that time is skipped, not queued.
 	EventOverlap EventKind = "overlap"
+	// EventDeferred: a scheduled time came while a run started by
+	// RunNowYielding was going; the scheduled run starts when it ends.
+	EventDeferred EventKind = "deferred"
 	// EventMissed: a scheduled time passed without a run (the daemon was
 	// down, the machine asleep, the clock jumped forward); one run starts
 	// for all such times.
@@ -157,6 +160,10 @@ type entry struct {
 	running      bool
 	runSince     time.Time
 	lastErr      error
+	// yielding: the run in progress came from RunNowYielding; deferred is
+	// the scheduled run waiting for its end.
+	yielding bool
+	deferred *Trigger
 }
 
 // New returns a scheduler that calls run for each job's runs.
@@ -302,6 +309,11 @@ func (s *Scheduler) tick() time.Duration {
 		}
 		events = append(events, Event{Kind: EventDue, Job: n, Time: now, Slot: slot, Next: following})
 		switch {
+		case e.running && e.yielding:
+			if e.deferred == nil { // one run for every time that came meanwhile
+				e.deferred = &Trigger{Job: n, Slot: slot, Reason: Scheduled}
+			}
+			events = append(events, Event{Kind: EventDeferred, Job: n, Time: now, Slot: slot, Next: following})
 		case e.running:
 			events = append(events, Event{Kind: EventOverlap, Job: n, Time: now, Slot: slot, Next: following})
 		default:
@@ -310,7 +322,7 @@ func (s *Scheduler) tick() time.Duration {
 				reason = CatchUp
 				events = append(events, Event{Kind: EventMissed, Job: n, Time: now, Slot: slot, Late: now.Sub(slot), Next: following})
 			}
-			if st, ok := s.begin(e, Trigger{Job: n, Slot: slot, Reason: reason}, now); ok {
+			if st, ok := s.begin(e, Trigger{Job: n, Slot: slot, Reason: reason}, now, false); ok {
 				starts = append(starts, st)
 				events = append(events, Event{Kind: EventStarted, Job: n, Time: now, Slot: slot, Reason: reason})
 			}
@@ -327,11 +339,11 @@ func (s *Scheduler) tick() time.Duration {
 }
 
 // begin marks e running; s.mu is held.
-func (s *Scheduler) begin(e *entry, t Trigger, now time.Time) (pending, bool) {
+func (s *Scheduler) begin(e *entry, t Trigger, now time.Time, yielding bool) (pending, bool) {
 	if s.ctx == nil || s.ctx.Err() != nil {
 		return pending{}, false
 	}
-	e.running, e.runSince, e.LastStart = true, now, now
+	e.running, e.runSince, e.LastStart, e.yielding = true, now, now, yielding
 	s.wg.Add(1)
 	return pending{e, t}, true
 }
@@ -348,12 +360,24 @@ func (s *Scheduler) execute(st pending) {
 	now := s.clock.Now()
 	s.mu.Lock()
 	e := st.e
-	e.running, e.lastErr = false, err
+	e.running, e.yielding, e.lastErr = false, false, err
 	if err == nil {
 		e.LastSuccess = e.runSince
 	}
+	var next pending
+	started := false
+	if d := e.deferred; d != nil {
+		e.deferred = nil
+		if s.jobs[d.Job] == e { // not removed meanwhile
+			next, started = s.begin(e, *d, now, false)
+		}
+	}
 	s.mu.Unlock()
 	s.emit(Event{Kind: EventFinished, Job: st.t.Job, Time: now, Slot: st.t.Slot, Reason: st.t.Reason, Err: err})
+	if started {
+		s.emit(Event{Kind: EventStarted, Job: next.t.Job, Time: now, Slot: next.t.Slot, Reason: next.t.Reason})
+		go s.execute(next) // begin counted it in s.wg
+	}
 }
 
 func canceled() context.Context {
@@ -386,7 +410,14 @@ func (s *Scheduler) emit(events ...Event) {
 
 // RunNow starts a run of the job now, outside its schedule, which stays
 // as it was. It returns ErrRunning when a run of the job is in progress.
-func (s *Scheduler) RunNow(name string) error {
+func (s *Scheduler) RunNow(name string) error { return s.runNow(name, false) }
+
+// RunNowYielding is RunNow for a run that does not take a scheduled run's
+// place (a short retry of a few files): a scheduled time that comes while
+// it goes on is not skipped, that run starts when it ends.
+func (s *Scheduler) RunNowYielding(name string) error { return s.runNow(name, true) }
+
+func (s *Scheduler) runNow(name string, yielding bool) error {
 	now := s.clock.Now()
 	s.mu.Lock()
 	e, ok := s.jobs[name]
@@ -402,7 +433,7 @@ func (s *Scheduler) RunNow(name string) error {
 		return fmt.Errorf("%s: %w (since %s)", name, ErrRunning, e.runSince.Format(time.DateTime))
 	}
 	t := Trigger{Job: name, Reason: Manual}
-	st, ok := s.begin(e, t, now)
+	st, ok := s.begin(e, t, now, yielding)
 	s.mu.Unlock()
 	if !ok {
 		return ErrNotStarted

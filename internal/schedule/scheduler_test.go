@@ -269,6 +269,52 @@ func TestOverlapIsReportedNotQueued(t *testing.T) {
 	h.wantStarts(at(10, 30), at(11, 0))
 }
 
+// A scheduled time that comes during a yielding run (a follow-up) is not
+// skipped: one scheduled run, for the earliest such time, starts when the
+// yielding run ends.
+func TestScheduledRunWaitsForAYieldingRun(t *testing.T) {
+	h := newHarness(t, 1)
+	release := make(chan struct{})
+	h.add(Job{Name: "mail", Schedule: must(Parse("every 10m"))})
+	h.run()
+	h.wantStarts(at(10, 30))
+	h.mu.Lock()
+	h.block["mail"] = release
+	h.mu.Unlock()
+	if err := h.s.RunNowYielding("mail"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.s.RunNow("mail"); !errors.Is(err, ErrRunning) {
+		t.Errorf("RunNow during a yielding run: %v", err)
+	}
+	h.advance(25 * time.Minute) // 10:40 and 10:50 come while it goes on
+	if over := h.of(EventOverlap); len(over) != 0 {
+		t.Errorf("overlaps %+v: a yielding run made the schedule skip", over)
+	}
+	deferred := h.of(EventDeferred)
+	if len(deferred) != 2 || !deferred[0].Slot.Equal(at(10, 40)) || !deferred[1].Slot.Equal(at(10, 50)) {
+		t.Fatalf("deferred %+v, want 10:40 and 10:50", deferred)
+	}
+	h.mu.Lock()
+	delete(h.block, "mail")
+	h.mu.Unlock()
+	close(release)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(h.of(EventFinished)) < 3 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	starts := h.of(EventStarted)
+	if len(starts) != 3 || starts[1].Reason != Manual || starts[2].Reason != Scheduled || !starts[2].Slot.Equal(at(10, 40)) {
+		t.Fatalf("runs %+v, want 10:30, the yielding one, then one for 10:40 when it ended", starts)
+	}
+	// the schedule goes on as before
+	h.advance(10 * time.Minute) // 11:05
+	h.wantStarts(at(10, 30), at(10, 30), at(10, 55), at(11, 0))
+	if len(h.of(EventDeferred)) != 2 {
+		t.Errorf("deferred events %+v after the yielding run", h.of(EventDeferred))
+	}
+}
+
 func waitKind(t *testing.T, h *harness, kind EventKind) chan Event {
 	out := make(chan Event, 1)
 	go func() {
