@@ -113,6 +113,9 @@ func (d *Daemon) runOnce(ctx context.Context, js *jobState, ar *activeRun, follo
 		d.log.Printf("job %s: the run was not recorded in the history: %v", j.Name, herr)
 	} else {
 		rec.ID = id
+		if _, perr := d.hist.Prune(recCtx, history.DefaultRetention(d.clock.Now())); perr != nil {
+			d.log.Printf("the history: %v", perr)
+		}
 	}
 	d.metrics.RunFinished(runMetrics(rec, res))
 	d.metrics.SetPendingRetries(j.Name, js.queue.Len())

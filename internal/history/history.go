@@ -387,6 +387,33 @@ func (d *DB) LastSuccess(ctx context.Context, job string) (*Run, error) {
 	return runs[0], nil
 }
 
+// Retention bounds the history: runs that started before Before go, but
+// each job keeps its Keep newest runs, and its newest successful backup
+// (whether the job is overdue is told from it), whatever their age.
+type Retention struct {
+	Before time.Time
+	Keep   int
+}
+
+// DefaultRetention keeps a year and at least 100 runs of each job.
+func DefaultRetention(now time.Time) Retention {
+	return Retention{Before: now.AddDate(-1, 0, 0), Keep: 100}
+}
+
+// Prune deletes the runs the retention lets go, with their outcomes,
+// flagged files and steps, and returns how many runs went.
+func (d *DB) Prune(ctx context.Context, r Retention) (int64, error) {
+	res, err := d.db.ExecContext(ctx, `DELETE FROM runs WHERE start_ns < ?
+		AND id NOT IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY job ORDER BY start_ns DESC, id DESC) AS n FROM runs) WHERE n <= ?)
+		AND id NOT IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY job ORDER BY start_ns DESC, id DESC) AS n FROM runs
+			WHERE status IN (?, ?) AND kind != ?) WHERE n = 1)`,
+		r.Before.UnixNano(), max(r.Keep, 0), string(Success), string(Partial), string(Drill))
+	if err != nil {
+		return 0, fmt.Errorf("history: pruning: %w", err)
+	}
+	return res.RowsAffected()
+}
+
 // Jobs returns the names of the jobs with runs, sorted.
 func (d *DB) Jobs(ctx context.Context) ([]string, error) {
 	rows, err := d.db.QueryContext(ctx, `SELECT DISTINCT job FROM runs`)

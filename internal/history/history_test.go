@@ -248,3 +248,48 @@ func TestListManyRuns(t *testing.T) {
 		}
 	}
 }
+
+// Prune lets old runs go with their details, but keeps each job's newest
+// runs and its newest successful backup, however old.
+func TestPrune(t *testing.T) {
+	d := open(t, filepath.Join(t.TempDir(), FileName))
+	// app: a success 30 days ago, then 20 failures a day apart; db: 5 old successes
+	if _, err := d.Record(ctx, sample("app", t0.AddDate(0, 0, -30), Success)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		if _, err := d.Record(ctx, sample("app", t0.AddDate(0, 0, -20+i), Failed)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 5 {
+		if _, err := d.Record(ctx, sample("db", t0.AddDate(0, 0, -100+i), Success)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := d.Prune(ctx, Retention{Before: t0.AddDate(0, 0, -10), Keep: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, _ := d.List(ctx, "app", 0)
+	db, _ := d.List(ctx, "db", 0)
+	// app keeps the 10 of the last 10 days and its only success; db its 3 newest
+	if n != 10+2 || len(app) != 11 || len(db) != 3 {
+		t.Fatalf("pruned %d; app %d runs, db %d runs", n, len(app), len(db))
+	}
+	if ok, err := d.LastSuccess(ctx, "app"); err != nil || !ok.Start.Equal(t0.AddDate(0, 0, -30)) {
+		t.Errorf("app's newest success went: %v %v", ok, err)
+	}
+	if !db[0].Start.Equal(t0.AddDate(0, 0, -96)) || !db[2].Start.Equal(t0.AddDate(0, 0, -98)) {
+		t.Errorf("db kept %v … %v, want its 3 newest", db[0].Start, db[2].Start)
+	}
+	var orphans int
+	if err := d.db.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM flagged WHERE run NOT IN (SELECT id FROM runs))
+		+ (SELECT count(*) FROM steps WHERE run NOT IN (SELECT id FROM runs))
+		+ (SELECT count(*) FROM outcomes WHERE run NOT IN (SELECT id FROM runs))`).Scan(&orphans); err != nil || orphans != 0 {
+		t.Errorf("%d details of pruned runs left (%v)", orphans, err)
+	}
+	if n, err := d.Prune(ctx, Retention{Before: t0.AddDate(0, 0, -10), Keep: 3}); err != nil || n != 0 {
+		t.Errorf("a second prune: %d %v", n, err)
+	}
+}
