@@ -61,12 +61,28 @@ func newCompressor(name string) (*compressor, error) {
 // compresses, neither will the rest (media, archives, encrypted data), and
 // the chunk is stored without spending a full compression pass on it.
 func (c *compressor) compress(dst, data []byte) []byte {
+	if !c.worthTrying(dst, data) {
+		return nil
+	}
+	return c.compressAll(dst, data)
+}
+
+// worthTrying tells whether compress could store data compressed: whether
+// compression is on, and for a large chunk whether one of its samples
+// compresses (into scratch, of compressBound(sampleLen) bytes; unused for
+// data shorter than sampleMin). A caller that lends the destination of
+// compressAll asks this first, so incompressible chunks take no buffer of
+// their size.
+func (c *compressor) worthTrying(scratch, data []byte) bool {
 	if c.enc == nil || len(data) < 64 {
-		return nil
+		return false
 	}
-	if len(data) >= sampleMin && !c.anySampleCompresses(dst, data) {
-		return nil
-	}
+	return len(data) < sampleMin || c.anySampleCompresses(scratch, data)
+}
+
+// compressAll is compress without the samples, for data worthTrying passed;
+// dst should hold compressBound(len(data)) bytes.
+func (c *compressor) compressAll(dst, data []byte) []byte {
 	out := c.enc.EncodeAll(data, dst[:0])
 	if len(out) > len(data)-len(data)/32 {
 		return nil
@@ -80,7 +96,7 @@ const (
 )
 
 // anySampleCompresses compresses three samples of data into scratch (which
-// holds compressBound(len(data)) bytes) and tells whether one of them saves
+// holds compressBound(sampleLen) bytes) and tells whether one of them saves
 // at least 1/32.
 func (c *compressor) anySampleCompresses(scratch, data []byte) bool {
 	for _, at := range []int{0, len(data)/2 - sampleLen/2, len(data) - sampleLen} {

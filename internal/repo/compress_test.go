@@ -48,3 +48,38 @@ func TestCompressSkipsIncompressibleChunks(t *testing.T) {
 		}
 	}
 }
+
+func TestWorthTryingSamplesWithASmallScratch(t *testing.T) {
+	c, err := newCompressor("fastest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	random := make([]byte, 2<<20)
+	rand.NewChaCha8([32]byte{9}).Read(random)
+	text := bytes.Repeat([]byte("ts=2026-12-01 level=debug msg=\"cache hit\" key=items/42\n"), (2<<20)/55)
+	scratch := make([]byte, 0, compressBound(sampleLen))
+	if c.worthTrying(scratch, random) {
+		t.Error("a random chunk is worth trying")
+	}
+	if !c.worthTrying(scratch, text) {
+		t.Fatal("a text chunk is not worth trying")
+	}
+	if !c.worthTrying(nil, text[:sampleMin-1]) {
+		t.Error("a chunk below sampleMin is not tried (no scratch needed)")
+	}
+	out := c.compressAll(make([]byte, 0, compressBound(len(text))), text)
+	if out == nil {
+		t.Fatal("compressAll stored text uncompressed")
+	}
+	back, err := c.decompress(out, len(text), nil)
+	if err != nil || !bytes.Equal(back, text) {
+		t.Fatalf("round trip: %v", err)
+	}
+	off, err := newCompressor("off")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if off.worthTrying(scratch, text) {
+		t.Error("compression off, yet worth trying")
+	}
+}

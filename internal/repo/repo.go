@@ -521,13 +521,25 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, id ID, data []byt
 		return false, nil
 	}
 	r.startWriting()
-	// the destination holds zstd's worst case, so EncodeAll never allocates
-	// one of its own (incompressible chunks would make a MiB of garbage each)
-	buf := r.compBufs.Get(compressBound(len(data)))
-	defer r.compBufs.Put(buf)
-	payload, flags := r.comp.compress(buf[:0], data), flagCompressed
-	if payload == nil {
-		payload, flags = data, 0
+	payload, flags := data, uint8(0)
+	// a large chunk's samples first: an incompressible one (media, archives,
+	// encrypted data) then takes no buffer of its own size
+	var scratch []byte
+	if len(data) >= sampleMin {
+		scratch = r.compBufs.Get(compressBound(sampleLen))
+	}
+	worth := r.comp.worthTrying(scratch, data)
+	if scratch != nil {
+		r.compBufs.Put(scratch)
+	}
+	if worth {
+		// the destination holds zstd's worst case, so EncodeAll never
+		// allocates one of its own
+		buf := r.compBufs.Get(compressBound(len(data)))
+		defer r.compBufs.Put(buf)
+		if out := r.comp.compressAll(buf[:0], data); out != nil {
+			payload, flags = out, flagCompressed
+		}
 	}
 	ch := r.packers[t]
 	var pw *packWriter
