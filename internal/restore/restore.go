@@ -7,7 +7,9 @@
 // goes; then read the packs, in the order the plan first needs them, each
 // span once, decrypting each blob once and writing it to every file that
 // holds it; then set directory metadata, deepest first. Reading by pack
-// rather than by file is what makes a restore of many small files fast.
+// rather than by file is what makes a restore of many small files fast;
+// such a pack is written by several goroutines at once, each taking a
+// part of its files, since creating them is what a restore waits for.
 //
 // A regular file costs as few system calls as its content allows: it is
 // created (O_CREAT|O_EXCL, relative to an open directory on Unix) when its
@@ -571,7 +573,23 @@ type packWriter struct {
 	run        [][]byte
 	runInPlain bool
 	runUses    []blobUse
+
+	// helpers that write parts of a pack of many small files beside this
+	// writer (splitPack), each with its own open files and buffer
+	subs []*packWriter
 }
+
+// The parts of a pack of many small files are written by several
+// goroutines at once: creating a file is most of the cost there, and
+// with a cold cache the kernel waits in it for the target's inode
+// bitmaps, inode tables and directory blocks, so one writer per pack
+// leaves the disk one request at a time. The parts share the pack's
+// span, so this costs no memory beyond each helper's small buffer.
+const (
+	packParts     = 4         // goroutines per pack of small files
+	partMinFiles  = 16        // files per part at least
+	partMaxRawLen = 256 << 10 // largest blob of a pack that is split
+)
 
 // file is the open file fs, opened (or created) when it is not.
 func (w *packWriter) file(fs *fileState) (*outFile, error) {
@@ -600,6 +618,55 @@ func (w *packWriter) close() {
 	w.flush()
 	w.closeOut()
 	w.dirs.close()
+	for _, sw := range w.subs {
+		sw.close()
+	}
+}
+
+// splitPack cuts the sorted uses of a pack into parts that are written at
+// once, when the pack holds many small files: at most packParts parts of
+// at least partMinFiles files, cut where both the file and the blob
+// change, so a blob used twice is decrypted in one part. A file whose
+// blobs lie apart in the pack may still fall into two parts: it is then
+// written as a file of two packs is, by two writers.
+func splitPack(uses []blobUse) [][]blobUse {
+	files := 0
+	for i, u := range uses {
+		if u.bi.RawLen > partMaxRawLen {
+			return [][]blobUse{uses}
+		}
+		if i == 0 || u.f != uses[i-1].f {
+			files++
+		}
+	}
+	n := min(packParts, files/partMinFiles)
+	if n < 2 {
+		return [][]blobUse{uses}
+	}
+	parts := make([][]blobUse, 0, n)
+	from := 0
+	for k := 1; k < n; k++ {
+		cut := max(from+1, len(uses)*k/n)
+		for cut < len(uses) && (uses[cut].f == uses[cut-1].f || uses[cut].bi.ID == uses[cut-1].bi.ID) {
+			cut++
+		}
+		if cut >= len(uses) {
+			break
+		}
+		parts = append(parts, uses[from:cut])
+		from = cut
+	}
+	return append(parts, uses[from:])
+}
+
+// sub is helper i, made the first time it is needed.
+func (w *packWriter) sub(i int) *packWriter {
+	for len(w.subs) <= i {
+		sw := &packWriter{rs: w.rs}
+		sw.dirs.rs = w.rs
+		w.subs = append(w.subs, sw)
+	}
+	return w.subs[i]
 }
 
 func (w *packWriter) pack(id repo.ID, uses []blobUse) {
@@ -617,6 +684,25 @@ func (w *packWriter) pack(id repo.ID, uses []blobUse) {
 	w.span = bufs.Grow(w.span, int(end-start))
 	span := w.span
 	err := pr.ReadRangeInto(rs.ctx, start, span)
+	parts := splitPack(uses)
+	if len(parts) == 1 {
+		w.write(pr, uses, span, start, err)
+		return
+	}
+	// each part decrypts its own blobs, which lie apart in span
+	var wg sync.WaitGroup
+	for i, part := range parts[1:] {
+		sw := w.sub(i)
+		wg.Go(func() { sw.write(pr, part, span, start, err) })
+	}
+	w.write(pr, parts[0], span, start, err)
+	wg.Wait()
+}
+
+// write writes the blobs of uses, sorted, from the pack's span (start is
+// its offset in the pack; err says the span could not be read).
+func (w *packWriter) write(pr *repo.PackReader, uses []blobUse, span []byte, start int64, err error) {
+	rs := w.rs
 	// uses are sorted by blob, so a blob used by several files is
 	// decrypted once
 	var (
