@@ -5,8 +5,10 @@
 # once (not timed); then every run restores with each tool in turn, the
 # order rotating, the page cache dropped before each command (as root).
 # With --strace, one more restore per tool runs under `strace -c -f` and
-# the system calls per restored file are printed. See docs/benchmarks.md,
-# "Restore".
+# the system calls per restored file are printed. With --sync, each timing
+# ends only when the restored data is on the disk (syncfs of the target's
+# filesystem, timed with the command), so that the disk, not the page
+# cache, is the limit. See docs/benchmarks.md, "Restore".
 set -euo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
@@ -18,11 +20,13 @@ RUNS=5
 TOOLS=stillpoint,restic,kopia
 CP=0
 STRACE=0
+SYNC=0
 QUICK=0
 VERIFY=1
 KEEP=0
 WORKDIR=${TMPDIR:-/var/tmp}
 SP_BIN=
+BASE_BIN=
 BIN_CACHE="${STILLPOINT_BENCH_BIN:-${XDG_CACHE_HOME:-$HOME/.cache}/stillpoint-bench/bin}"
 PASSWORD=stillpoint-bench-password
 
@@ -34,10 +38,17 @@ usage: bench/restore.sh [options]
   --tools LIST                 among stillpoint,restic,kopia (default: $TOOLS)
   --cp                         also time cp -a of the data set (the disk's speed)
   --strace                     one more restore per tool under strace -c -f
+  --sync                       time each command up to the end of a syncfs of the
+                               target's filesystem (sync -f), so the data has
+                               reached the disk in every timing, cp's too: the
+                               page cache does not hide the disk's speed
   --quick                      compare.sh's --quick sizes
   --no-verify                  skip the untimed diff -r of each restore
   --workdir DIR                where data, repositories and restores go (default: $WORKDIR)
   --stillpoint-bin PATH        use this binary instead of building ./cmd/stillpoint
+  --baseline-bin PATH          also restore, in the same rotation, with this other
+                               stillpoint binary (tool "baseline", from stillpoint's
+                               repository): before/after pairs of one change
   --keep                       keep the work directory
 EOF2
 }
@@ -50,10 +61,12 @@ while [[ $# -gt 0 ]]; do
 	--tools) TOOLS=$2; shift 2 ;;
 	--cp) CP=1; shift ;;
 	--strace) STRACE=1; shift ;;
+	--sync) SYNC=1; shift ;;
 	--quick) QUICK=1; shift ;;
 	--no-verify) VERIFY=0; shift ;;
 	--workdir) WORKDIR=$2; shift 2 ;;
 	--stillpoint-bin) SP_BIN=$2; shift 2 ;;
+	--baseline-bin) BASE_BIN=$2; shift 2 ;;
 	--keep) KEEP=1; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; die "unknown argument: $1" ;;
@@ -99,7 +112,7 @@ export KOPIA_PERSIST_CREDENTIALS_ON_CONNECT=false KOPIA_USE_KEYRING=false
 # restore_cmd TOOL TARGET: the restore command, one word a line
 restore_cmd() {
 	case $1 in
-	stillpoint) printf '%s\n' "${BIN[stillpoint]}" restore --repo "$W/sp/repo" --quiet latest --target "$2" ;;
+	stillpoint | baseline) printf '%s\n' "${BIN[$1]}" restore --repo "$W/sp/repo" --quiet latest --target "$2" ;;
 	restic) printf '%s\n' "${BIN[restic]}" restore --repo "$W/restic/repo" --cache-dir "$W/restic/cache" --quiet "latest:$DATA" --target "$2" ;;
 	kopia) printf '%s\n' "${BIN[kopia]}" snapshot restore --no-progress "$DATA" "$2" ;;
 	cp) printf '%s\n' cp -a "$DATA" "$2/" ;;
@@ -115,6 +128,12 @@ for t in "${TOOL_LIST[@]}"; do
 	esac || die "backup with $t failed (log: $W/logs)"
 done
 ALL=("${TOOL_LIST[@]}")
+if [[ -n $BASE_BIN ]]; then
+	[[ -n ${BIN[stillpoint]:-} ]] || die "--baseline-bin needs stillpoint among --tools"
+	BIN[baseline]=$BASE_BIN
+	TOOL_LIST+=(baseline)
+	ALL+=(baseline)
+fi
 [[ $CP -eq 1 ]] && ALL+=(cp)
 restored_root() { # where TARGET mirrors DATA
 	local c
@@ -133,6 +152,8 @@ for ((run = 1; run <= RUNS; run++)); do
 		mapfile -t cmd < <(restore_cmd "$t" "$T")
 		drop
 		load=$(cut -d' ' -f1 /proc/loadavg)
+		# shellcheck disable=SC2016 # $0 and $@ are the inner shell's
+		[[ $SYNC -eq 0 ]] || cmd=(sh -c '"$@" && sync -f "$0"' "$T" "${cmd[@]}")
 		/usr/bin/time -f '%e %U %S %M' -o "$W/time" "${cmd[@]}" >"$W/logs/$t.$run" 2>&1 || die "$t restore failed: $(tail -n 3 "$W/logs/$t.$run")"
 		read -r wall user sys rss <"$W/time"
 		if [[ $VERIFY -eq 1 ]]; then
@@ -148,7 +169,7 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 med() { sort -g | awk '{a[NR]=$1} END{if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 col() { awk -F'\t' -v t="$1" -v c="$2" '$1==t { if (c=="cpu") print $4+$5; else print $c }' "$RAW" | med; }
 echo
-echo "restore of $SET ($NFILES files, $(du -sh "$DATA" | cut -f1)), $RUNS runs, load average $LOAD_START at the start, $LOAD_END at the end"
+echo "restore of $SET ($NFILES files, $(du -sh "$DATA" | cut -f1)), $RUNS runs$([[ $SYNC -eq 1 ]] && echo ", each timed up to a syncfs of the target"), load average $LOAD_START at the start, $LOAD_END at the end"
 echo
 echo "| tool | wall s | user s | sys s | CPU s | peak RSS MiB | stillpoint ÷ tool: wall, CPU |"
 echo "|---|--:|--:|--:|--:|--:|--:|"
