@@ -2,8 +2,9 @@
 # bench/restore.sh: restores alone, side by side: stillpoint, restic and
 # kopia (and cp of the same data, for the disk's own speed), in paired,
 # alternating runs on one generated data set. Each tool backs the set up
-# once (not timed); then every run restores with each tool in turn, the
-# order rotating, the page cache dropped before each command (as root).
+# once (not timed), and one restore is made and removed (not timed); then
+# every run restores with each tool in turn, the order rotating, the page
+# cache dropped before each command (as root).
 # With --strace, one more restore per tool runs under `strace -c -f` and
 # the system calls per restored file are printed. With --sync, each timing
 # ends only when the restored data is on the disk (syncfs of the target's
@@ -142,6 +143,14 @@ restored_root() { # where TARGET mirrors DATA
 drop() { sync; [[ $(id -u) -ne 0 ]] || echo 3 >/proc/sys/vm/drop_caches; }
 RAW=$W/raw.tsv
 : >"$RAW"
+# one untimed restore first: a restore into a directory that replaces one
+# just removed is slower (on ext4 without a journal, new inodes skip those
+# freed less than a minute ago: recently_deleted), and without this the
+# first command of run 1 alone would not pay for it
+T=$W/target
+mkdir -p "$T"
+mapfile -t cmd < <(restore_cmd "${ALL[0]}" "$T")
+"${cmd[@]}" >"$W/logs/warm-up" 2>&1 || die "${ALL[0]} restore failed: $(tail -n 3 "$W/logs/warm-up")"
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 for ((run = 1; run <= RUNS; run++)); do
 	n=${#ALL[@]}
