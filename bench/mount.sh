@@ -6,6 +6,8 @@
 #   - stillpoint restore of the snapshot (wall, CPU, peak RSS);
 #   - cp -a of the same snapshot out of `stillpoint mount` (wall), and the
 #     mount's own CPU and peak RSS over the copy;
+#   - cp -a of the data set itself (no mount, same disk): the floor of any
+#     copy out of a mount, in the same units as the ratio;
 #   - the same two for restic 0.19.1 (restore, and cp -a out of restic mount),
 #     on a restic repository of the same data.
 # Goals (issue 16): the copy out of the mount takes at most 1.5x the restore,
@@ -175,6 +177,19 @@ through_mount() {
 	echo "$(awk -v a="$start" -v b="$end" 'BEGIN{printf "%.2f", b-a}') $user $sys $rss"
 }
 
+# local_copy: cp -a of the data set itself, on the same disk, with the page
+# cache dropped: what cp costs without any mount, the floor of every copy
+# out of one; prints "cp_wall"
+local_copy() {
+	rm -rf -- "$W/copy"
+	local start end
+	start=$(date +%s.%N)
+	cp -a "$DATA/." "$W/copy" || die "cp -a of the data set failed"
+	end=$(date +%s.%N)
+	rm -rf -- "$W/copy"
+	awk -v a="$start" -v b="$end" 'BEGIN{printf "%.2f 0 0 0", b-a}'
+}
+
 verify() { # verify DIR NAME: DIR equals the data set
 	diff -rq --no-dereference "$DATA" "$1" >"$W/logs/$2.diff" 2>&1 || die "$2: the copy differs from the data set: $(head -n 3 "$W/logs/$2.diff")"
 }
@@ -195,6 +210,9 @@ for ((run = 1; run <= RUNS; run++)); do
 	R[sp-mount.$run]=$(through_mount "sp-mount-$run" "$W/mnt-sp" "latest$DATA" "$SP" mount --repo "$SP_REPO" "${CACHE_ARGS[@]}" "$W/mnt-sp")
 	if [[ $run -eq 1 ]]; then verify "$W/copy" sp-mount; fi
 	rm -rf -- "$W/copy"
+	log "run $run/$RUNS: cp -a of the data set itself"
+	drop_caches
+	R[local-cp.$run]=$(local_copy)
 	if [[ -n $BASE_BIN ]]; then
 		log "run $run/$RUNS: cp -a out of the baseline's mount"
 		drop_caches
@@ -244,6 +262,7 @@ mkdir -p "$REPO_ROOT/bench/results"
 	if [[ -n $BASE_BIN ]]; then
 		echo "| baseline ($(basename "$BASE_BIN")) | | $(median base-mount 1) | $(ratio "$(median base-mount 1)" "$(median sp-restore 1)") | $(cpu base-mount) | $(mib "$(median base-mount 4)") | |"
 	fi
+	echo "| \`cp -a\` of the data set itself (no mount, same disk) | | $(median local-cp 1) | $(ratio "$(median local-cp 1)" "$(median sp-restore 1)") | | | |"
 	if [[ $WITH_RESTIC -eq 1 ]]; then
 		echo "| restic | $(median restic-restore 1) | $(median restic-mount 1) | $(ratio "$(median restic-mount 1)" "$(median restic-restore 1)") | $(cpu restic-mount) | $(mib "$(median restic-mount 4)") | $(mib "$(median restic-restore 4)") |"
 		echo
