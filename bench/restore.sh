@@ -23,6 +23,7 @@ CP=0
 STRACE=0
 SYNC=0
 QUICK=0
+FRESH_FS=0
 VERIFY=1
 KEEP=0
 WORKDIR=${TMPDIR:-/var/tmp}
@@ -43,6 +44,11 @@ usage: bench/restore.sh [options]
                                target's filesystem (sync -f), so the data has
                                reached the disk in every timing, cp's too: the
                                page cache does not hide the disk's speed
+  --fresh-fs                   restore each time into a new ext4 filesystem (a loop
+                               image in the work directory, made before the timing;
+                               needs root): no tool then pays for the inodes the
+                               previous restore freed (ext4 skips inodes freed less
+                               than a minute ago), as on a new disk
   --quick                      compare.sh's --quick sizes
   --no-verify                  skip the untimed diff -r of each restore
   --workdir DIR                where data, repositories and restores go (default: $WORKDIR)
@@ -64,6 +70,7 @@ while [[ $# -gt 0 ]]; do
 	--strace) STRACE=1; shift ;;
 	--sync) SYNC=1; shift ;;
 	--quick) QUICK=1; shift ;;
+	--fresh-fs) FRESH_FS=1; shift ;;
 	--no-verify) VERIFY=0; shift ;;
 	--workdir) WORKDIR=$2; shift 2 ;;
 	--stillpoint-bin) SP_BIN=$2; shift 2 ;;
@@ -84,9 +91,20 @@ IFS=, read -r -a TOOL_LIST <<<"$TOOLS"
 [[ -x /usr/bin/time ]] || die "GNU time is needed at /usr/bin/time"
 [[ $STRACE -eq 0 ]] || command -v strace >/dev/null || die "--strace needs strace"
 
+[[ $FRESH_FS -eq 0 || $(id -u) -eq 0 ]] || die "--fresh-fs needs root (mount)"
 mkdir -p "$WORKDIR"
 W=$(mktemp -d "$WORKDIR/stillpoint-restore.XXXXXX")
-trap '[[ $KEEP -eq 1 ]] && log "kept $W" || rm -rf -- "$W"' EXIT
+FS_MOUNTED=0
+# unmount_target: the loop filesystem of --fresh-fs goes (mount -o loop
+# detaches its loop device on unmount)
+unmount_target() {
+	if [[ $FS_MOUNTED -eq 1 ]]; then
+		umount "$W/target" || umount -l "$W/target"
+		FS_MOUNTED=0
+	fi
+	rm -f -- "$W/fs.img"
+}
+trap 'unmount_target; [[ $KEEP -eq 1 ]] && log "kept $W" || rm -rf -- "$W"' EXIT
 mkdir -p "$W/logs" "$W/bin"
 declare -A BIN
 for t in "${TOOL_LIST[@]}"; do
@@ -105,6 +123,7 @@ done
 DATA=$W/data
 log "$("$W/bin/gen" create -set "$SET" -out "$DATA" -seed 1 "${GEN_ARGS[@]}")"
 NFILES=$(find "$DATA" -type f | wc -l)
+DATA_BYTES=$(du -sb "$DATA" | cut -f1)
 
 export RESTIC_PASSWORD=$PASSWORD KOPIA_PASSWORD=$PASSWORD STILLPOINT_PASSWORD=$PASSWORD
 export KOPIA_CHECK_FOR_UPDATES=false KOPIA_CONFIG_PATH=$W/kopia/config/repository.config
@@ -141,6 +160,19 @@ restored_root() { # where TARGET mirrors DATA
 	for c in "$1$DATA" "$1/$(basename "$DATA")" "$1"; do [[ -d $c && -n $(ls -A "$c") ]] && { echo "$c"; return; }; done
 }
 drop() { sync; [[ $(id -u) -ne 0 ]] || echo 3 >/proc/sys/vm/drop_caches; }
+# new_target: an empty $W/target; with --fresh-fs a new ext4 filesystem
+new_target() {
+	T=$W/target
+	unmount_target
+	rm -rf -- "$T" && mkdir -p "$T"
+	if [[ $FRESH_FS -eq 1 ]]; then
+		truncate -s $((DATA_BYTES * 2 + (1 << 30))) "$W/fs.img"
+		mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$W/fs.img" || die "mkfs.ext4 failed"
+		mount -o loop "$W/fs.img" "$T" || die "mounting the fresh filesystem failed"
+		FS_MOUNTED=1
+		rmdir "$T/lost+found"
+	fi
+}
 RAW=$W/raw.tsv
 : >"$RAW"
 # one untimed restore first: a restore into a directory that replaces one
@@ -156,8 +188,7 @@ for ((run = 1; run <= RUNS; run++)); do
 	n=${#ALL[@]}
 	for ((i = 0; i < n; i++)); do
 		t=${ALL[$(((i + run - 1) % n))]}
-		T=$W/target
-		rm -rf -- "$T" && mkdir -p "$T"
+		new_target
 		mapfile -t cmd < <(restore_cmd "$t" "$T")
 		drop
 		load=$(cut -d' ' -f1 /proc/loadavg)
@@ -173,12 +204,13 @@ for ((run = 1; run <= RUNS; run++)); do
 		log "run $run $t: wall $wall user $user sys $sys rss $((rss / 1024))MiB (load $load)"
 	done
 done
+unmount_target
 rm -rf -- "$W/target"
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 med() { sort -g | awk '{a[NR]=$1} END{if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 col() { awk -F'\t' -v t="$1" -v c="$2" '$1==t { if (c=="cpu") print $4+$5; else print $c }' "$RAW" | med; }
 echo
-echo "restore of $SET ($NFILES files, $(du -sh "$DATA" | cut -f1)), $RUNS runs$([[ $SYNC -eq 1 ]] && echo ", each timed up to a syncfs of the target"), load average $LOAD_START at the start, $LOAD_END at the end"
+echo "restore of $SET ($NFILES files, $(du -sh "$DATA" | cut -f1)), $RUNS runs$([[ $SYNC -eq 1 ]] && echo ", each timed up to a syncfs of the target")$([[ $FRESH_FS -eq 1 ]] && echo ", each into a new ext4 filesystem"), load average $LOAD_START at the start, $LOAD_END at the end"
 echo
 echo "| tool | wall s | user s | sys s | CPU s | peak RSS MiB | stillpoint ÷ tool: wall, CPU |"
 echo "|---|--:|--:|--:|--:|--:|--:|"
@@ -197,12 +229,12 @@ if [[ $STRACE -eq 1 ]]; then
 	echo
 	echo "system calls per restored file ($NFILES files; strace -c -f; runtime: futex, nanosleep, epoll_pwait, signals, memory and thread calls)"
 	for t in "${TOOL_LIST[@]}"; do
-		T=$W/target
-		rm -rf -- "$T" && mkdir -p "$T"
+		new_target
 		mapfile -t cmd < <(restore_cmd "$t" "$T")
 		drop
 		strace -c -f -o "$W/strace.$t" "${cmd[@]}" >/dev/null 2>&1 || die "$t restore under strace failed"
 	done
+	unmount_target
 	rm -rf -- "$W/target"
 	awk -v nf="$NFILES" '
 		FNR == 1 { tool = FILENAME; sub(/.*strace\./, "", tool); tools[++nt] = tool }
