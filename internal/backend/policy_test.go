@@ -235,7 +235,9 @@ func TestRetryBudgetEndsACall(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "retry budget") || !errors.Is(err, backend.ErrInjected) {
 		t.Fatalf("err %v", err)
 	}
-	if took > r.Budget || f.Injected() < 3 || f.Injected() > 8 {
+	// no wait begins that would end past the budget; the timer of the last
+	// one may fire late on a busy machine, by less than a backoff
+	if took > r.Budget+r.Backoff || f.Injected() < 3 || f.Injected() > 8 {
 		t.Fatalf("budget %v: the call took %v and %d attempts", r.Budget, took, f.Injected())
 	}
 }
