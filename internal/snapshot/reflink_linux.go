@@ -200,3 +200,26 @@ func (s *reflinkSnapshot) Release() error {
 
 // Location is the staging directory of this run's named clones.
 func (s *reflinkSnapshot) Location() string { return s.dir }
+
+// made is the Pending of a snapshot whose provider has nothing left to do
+// at the point in time.
+type made struct {
+	snap Snapshot
+	used bool
+}
+
+func (m *made) Snap(context.Context) (Snapshot, error) {
+	if m.used {
+		return nil, errors.New("snapshot already taken or aborted")
+	}
+	m.used = true
+	return m.snap, nil
+}
+
+func (m *made) Abort() error {
+	if m.used {
+		return nil
+	}
+	m.used = true
+	return m.snap.Release()
+}

@@ -168,29 +168,6 @@ func (pr *Prepared) abortPending() error {
 	return errors.Join(errs...)
 }
 
-// made is the Pending of a snapshot whose provider has nothing left to do
-// at the point in time.
-type made struct {
-	snap Snapshot
-	used bool
-}
-
-func (m *made) Snap(context.Context) (Snapshot, error) {
-	if m.used {
-		return nil, errors.New("snapshot already taken or aborted")
-	}
-	m.used = true
-	return m.snap, nil
-}
-
-func (m *made) Abort() error {
-	if m.used {
-		return nil
-	}
-	m.used = true
-	return m.snap.Release()
-}
-
 // createSet makes a set-level snapshot of a group. When it fails, the
 // group's sources with policy required fail the run, naming each volume
 // and the reason; the others are read live, with a warning (on) or a note
