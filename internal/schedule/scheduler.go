@@ -252,6 +252,11 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	s.ctx = ctx
 	s.since = s.clock.Now()
 	s.mu.Unlock()
+	// the first tick sees every job added so far: their pokes are spent
+	select {
+	case <-s.poke:
+	default:
+	}
 	for {
 		t := s.clock.NewTimer(s.tick())
 		select {

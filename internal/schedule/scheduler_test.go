@@ -116,6 +116,9 @@ func (h *harness) advance(d time.Duration) {
 			return
 		}
 		step, ok := h.clock.Until()
+		if !ok && h.clock.WaitTimers(1, 5*time.Second) { // between a stop and the next timer
+			step, ok = h.clock.Until()
+		}
 		if !ok {
 			h.t.Fatal("no timer")
 		}
