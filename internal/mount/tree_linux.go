@@ -61,7 +61,10 @@ func (d *treeDir) load(ctx context.Context) (*repo.Tree, syscall.Errno) {
 		d.loaded = &repo.Tree{}
 		return d.loaded, 0
 	}
-	t, err := d.fsys.r.LoadTree(ctx, d.tree)
+	// not cut by the request's interrupt: a signal to the caller (Go's own
+	// preemption signals among them) made an open fail with EIO, and the
+	// directory is loaded once for every later request
+	t, err := d.fsys.r.LoadTree(context.WithoutCancel(ctx), d.tree)
 	if err != nil {
 		d.fsys.warn(fmt.Sprintf("%s (snapshot %s): %v", d.path(), d.snap.ID.Short(), err))
 		return nil, syscall.EIO
