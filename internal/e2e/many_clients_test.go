@@ -51,7 +51,7 @@ func TestManyClientsLocal(t *testing.T) {
 	if err := initSmall(repoDir); err != nil {
 		t.Fatal(err)
 	}
-	runManyClients(t, func(*testing.T) *env {
+	runManyClients(t, backend.NewLocal(repoDir), func(*testing.T) *env {
 		e := newEnv(t)
 		e.repo = repoDir
 		return e
@@ -81,7 +81,7 @@ func TestManyClientsS3(t *testing.T) {
 	if _, err := repo.Init(ctx, backend.Backend(be), repo.Credential{Password: prunePassword}, smallConfig()); err != nil {
 		t.Fatal(err)
 	}
-	runManyClients(t, func(t *testing.T) *env { return s3Env(t, srv, bucket, "many", srv.Admin) })
+	runManyClients(t, be, func(t *testing.T) *env { return s3Env(t, srv, bucket, "many", srv.Admin) })
 }
 
 // manyRound is one backup of one client.
@@ -91,7 +91,10 @@ type manyRound struct {
 	want          map[string]string // the tree right before the backup
 }
 
-func runManyClients(t *testing.T, newClient func(*testing.T) *env) {
+// be is the repository's store: the test holds a backup's lock in it
+// across prunes of the loop, the way a long backup does, so that a mark
+// must wait for its holder whatever the clients' timing.
+func runManyClients(t *testing.T, be backend.Backend, newClient func(*testing.T) *env) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -154,9 +157,23 @@ func runManyClients(t *testing.T, newClient func(*testing.T) *env) {
 	done := make(chan struct{})
 	go func() { clients.Wait(); close(done) }()
 
-	// forget --prune and check in a loop until the clients are done
+	// forget --prune and check in a loop until the clients are done; from
+	// the second round on, a long backup's lock is held until a prune has
+	// found a mark waiting for it
 	admin := mk()
+	held, err := repo.Open(ctx, be, repo.Credential{Password: prunePassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var longBackup *repo.Lock
+	defer func() { longBackup.Unlock() }()
 	loop := func() bool {
+		if loopWall.n == 1 {
+			if longBackup, err = held.Lock(ctx, false, "backup"); err != nil {
+				fail("a backup's lock: %v", err)
+				return false
+			}
+		}
 		t0 := time.Now()
 		res, err := admin.exec(ctx, "--json", "forget", "--keep-last", fmt.Sprint(manyKeep), "--prune")
 		t1 := time.Now()
@@ -175,6 +192,10 @@ func runManyClients(t *testing.T, newClient func(*testing.T) *env) {
 				}
 				mu.Unlock()
 			}
+		}
+		if longBackup != nil && pruned.waited > 0 {
+			longBackup.Unlock()
+			longBackup = nil
 		}
 		// a snapshot whose data a prune took is caught here, before a
 		// later forget removes the evidence
