@@ -185,6 +185,12 @@ func TestErrors(t *testing.T) {
 		{"writer on-timeout typo", base + "writers:\n  - sqlite: /srv/app/a.db\n    on-timeout: FAIL\n", 5, `unknown value "FAIL"`, `did you mean "fail"?`},
 		{"command on-timeout inside", base + "writers:\n  - command: {freeze: a, thaw: b, on-timeout: later}\n", 4, `writers[0].command.on-timeout: unknown value "later"`, "snap, fail"},
 		{"command on-timeout outside", base + "writers:\n  - command: {freeze: a, thaw: b}\n    on-timeout: fail\n", 5, "on-timeout belongs inside command", "on-timeout: fail}"},
+		{"bad checkpoint", base + "writers:\n  - postgres: host=/run/postgresql\n    checkpoint: always\n", 5, `writers[0].checkpoint: must be true or false, not the value "always"`, "true or false"},
+		{"checkpoint not text", base + "writers:\n  - postgres: host=/run/postgresql\n    checkpoint: [true]\n", 5, "writers[0].checkpoint: must be true or false, not a list", "true or false"},
+		{"checkpoint on sqlite", base + "writers:\n  - sqlite: /srv/app/a.db\n    checkpoint: true\n", 5, "writers[0].checkpoint: checkpoint is only for a postgres writer, not a sqlite writer", "postgres: writers"},
+		{"checkpoint on mariadb", base + "writers:\n  - mariadb: root@tcp(db:3306)/\n    checkpoint: false\n", 5, "checkpoint is only for a postgres writer, not a mariadb writer", "postgres: writers"},
+		{"checkpoint on command", base + "writers:\n  - command: {freeze: a, thaw: b}\n    checkpoint: true\n", 5, "checkpoint is only for a postgres writer, not a command writer", "postgres: writers"},
+		{"checkpoint inside command", base + "writers:\n  - command: {freeze: a, thaw: b, checkpoint: true}\n", 4, `writers[0].command.checkpoint: unknown key "checkpoint"`, "freeze, thaw"},
 		{"on_timeout spelling", base + "writers:\n  - sqlite: /srv/app/a.db\n    on_timeout: fail\n", 5, `unknown key "on_timeout"`, `did you mean "on-timeout"?`},
 		{"bad hold", base + "quiesce:\n  hold: all\n", 4, `quiesce.hold: unknown value "all"`, "one of writers, off"},
 		{"hold typo", base + "quiesce:\n  hold: writer\n", 4, `unknown value "writer"`, `did you mean "writers"?`},
@@ -330,6 +336,11 @@ writers:
 	if !reflect.DeepEqual(got, []string{"fail", "snap", "fail", "snap"}) {
 		t.Errorf("on-timeout of the writers: %q", got)
 	}
+	for i, w := range j.Writers {
+		if w.Checkpoint {
+			t.Errorf("writers[%d] checkpoints without checkpoint: true: %+v", i, w)
+		}
+	}
 	if p, ok := j.Pos("writers[2].command.on-timeout"); !ok || p.Line != 10 {
 		t.Errorf("position of the command writer's on-timeout: %v %v", p, ok)
 	}
@@ -351,6 +362,35 @@ writers:
 func TestHoldTimeoutBoundsMatchHold(t *testing.T) {
 	if DefaultHoldTimeout != 2*time.Second || MaxHoldTimeout != 10*time.Second {
 		t.Errorf("hold-timeout default %s, most %s; docs/job.md says 2s and 10s", DefaultHoldTimeout, MaxHoldTimeout)
+	}
+}
+
+// A postgres writer's checkpoint: key, as a file sets it; off when left out.
+func TestPostgresWriterCheckpoint(t *testing.T) {
+	y := base + `writers:
+  - postgres: "host=/run/postgresql"
+    checkpoint: true
+  - postgres: "host=/run/postgresql port=5433"
+    checkpoint: false
+  - postgres: "host=/run/postgresql port=5434"
+  - {postgres: "host=/run/postgresql port=5435", checkpoint: yes, timeout: 20s}
+`
+	j, warns, err := Parse("j.yaml", []byte(nativeYAML(y)))
+	if err != nil || len(warns) != 0 {
+		t.Fatal(err, warns)
+	}
+	var got []bool
+	for _, w := range j.Writers {
+		got = append(got, w.Checkpoint)
+	}
+	if !reflect.DeepEqual(got, []bool{true, false, false, true}) {
+		t.Errorf("checkpoint of the writers: %v", got)
+	}
+	if w := j.Writers[3]; w != (WriterSpec{Kind: "postgres", Target: "host=/run/postgresql port=5435", Timeout: 20 * time.Second, OnTimeout: "snap", Checkpoint: true}) {
+		t.Errorf("writer %+v", w)
+	}
+	if p, ok := j.Pos("writers[1].checkpoint"); !ok || p.Line != 7 {
+		t.Errorf("position of writers[1].checkpoint: %v %v", p, ok)
 	}
 }
 
@@ -388,13 +428,15 @@ func TestValidateBuiltJob(t *testing.T) {
 	// A job built in code may leave the hold timeout and on-timeout out
 	// (the run's defaults apply), but not set them wrong.
 	ok := []Source{{Path: native("/srv/app"), Snapshot: "auto", OpenFiles: "retry"}}
-	if _, err := Validate(&Job{Sources: ok, Writers: []WriterSpec{{Kind: "sqlite", Target: native("/srv/app/a.db")}}}); err != nil {
+	if _, err := Validate(&Job{Sources: ok, Writers: []WriterSpec{{Kind: "sqlite", Target: native("/srv/app/a.db")}, {Kind: "postgres", Target: "host=/run/postgresql", Checkpoint: true}}}); err != nil {
 		t.Fatalf("defaults left out: %v", err)
 	}
 	j = &Job{Sources: ok, Quiesce: Quiesce{Hold: "on", HoldTimeout: 11 * time.Second},
-		Writers: []WriterSpec{{Kind: "sqlite", Target: native("/srv/app/a.db"), OnTimeout: "wait"}, {Kind: "command", Freeze: "a", Thaw: "b", OnTimeout: "x"}}}
+		Writers: []WriterSpec{{Kind: "sqlite", Target: native("/srv/app/a.db"), OnTimeout: "wait"}, {Kind: "command", Freeze: "a", Thaw: "b", OnTimeout: "x"},
+			{Kind: "mysql", Target: "root@tcp(db:3306)/", Checkpoint: true}}}
 	_, err = Validate(j)
-	for _, want := range []string{`quiesce.hold: unknown value "on"`, "hold-timeout 11s is too long", `writers[0].on-timeout: unknown value "wait"`, `writers[1].command.on-timeout: unknown value "x"`} {
+	for _, want := range []string{`quiesce.hold: unknown value "on"`, "hold-timeout 11s is too long", `writers[0].on-timeout: unknown value "wait"`, `writers[1].command.on-timeout: unknown value "x"`,
+		"writers[2].checkpoint: checkpoint is only for a postgres writer, not a mysql writer"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("no error says %q: %v", want, err)
 		}

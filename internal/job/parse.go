@@ -21,7 +21,7 @@ var (
 	quiesceKeys = []string{"inactivity", "max-wait", "on-timeout", "hold", "hold-timeout", "hold-exclude"}
 	commandKeys = []string{"freeze", "thaw", "timeout", "on-timeout"}
 	hookKeys    = []string{"run", "argv", "timeout", "essential"}
-	writerKeys  = append(append([]string{}, WriterKinds...), "mariadb", "timeout", "on-timeout")
+	writerKeys  = append(append([]string{}, WriterKinds...), "mariadb", "timeout", "on-timeout", "checkpoint")
 	hookPoints  = func() []string {
 		s := make([]string, len(quiesce.Points))
 		for i, p := range quiesce.Points {
@@ -448,6 +448,13 @@ func (p *parser) writers(n *yaml.Node) {
 		}
 		wkey := key + "." + kf.key.Value
 		p.set(key, kf.key)
+		if v, ok := f["checkpoint"]; ok {
+			if w.Kind == "postgres" {
+				w.Checkpoint, _ = p.boolean(v.val, key+".checkpoint")
+			} else {
+				p.errorf(v.key, key+".checkpoint", "remove it; checkpoint: is a key of postgres: writers", "checkpoint is only for a postgres writer, not a %s writer", kf.key.Value)
+			}
+		}
 		if w.Kind == "command" {
 			if _, ok := f["timeout"]; ok {
 				p.errorf(f["timeout"].key, key+".timeout", "move it inside: command: {freeze: ..., thaw: ..., timeout: 30s}", "the command writer's timeout belongs inside command:")

@@ -281,6 +281,9 @@ func (v *validator) writers() {
 		default:
 			v.errorf(key, "one of "+strings.Join(WriterKinds, ", "), "unknown writer kind %q", w.Kind)
 		}
+		if w.Checkpoint && w.Kind != "postgres" {
+			v.errorf(key+".checkpoint", "remove it; checkpoint: is a key of postgres: writers", "checkpoint is only for a postgres writer, not a %s writer", w.Kind)
+		}
 		if w.Timeout < 0 {
 			v.errorf(key+".timeout", "durations cannot be negative", "negative timeout")
 		}

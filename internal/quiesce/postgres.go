@@ -15,11 +15,14 @@ import (
 //
 // PostgreSQL is crash-safe: a snapshot of all its files taken at one
 // instant restores like a server after a power cut, by replaying the WAL
-// from the last checkpoint. So Freeze does not stop the server; it runs
-// CHECKPOINT (little WAL left to replay on restore) and checks that the
-// snapshot set holds every file of the cluster (the data directory, the
-// real location of pg_wal, every tablespace) in one volume snapshot. Thaw
-// only closes the connection.
+// from the server's last checkpoint. So Freeze does not stop the server;
+// it checks that the snapshot set holds every file of the cluster (the
+// data directory, the real location of pg_wal, every tablespace) in one
+// volume snapshot, and notes how old the last checkpoint is (at most about
+// checkpoint_timeout of WAL to replay on restore). Only with
+// ForceCheckpoint does it run CHECKPOINT, for less WAL to replay: an
+// immediate checkpoint writes every dirty buffer at once, and the
+// application's commits wait behind it. Thaw only closes the connection.
 type Postgres struct {
 	dsn     string
 	timeout time.Duration
@@ -35,9 +38,10 @@ type Postgres struct {
 const pgFix = "fix: put the data directory and pg_wal (and every tablespace) on one btrfs subvolume below a source with snapshot: required, or configure a dump hook (pg_dump) for this database"
 
 // NewPostgres returns a writer for the cluster at dsn (a libpq URL or
-// key=value string; the user needs the right to CHECKPOINT: a superuser or,
-// from PostgreSQL 15, a member of pg_checkpoint). timeout bounds Freeze; 0
-// leaves only the run's deadline.
+// key=value string; the user needs to read data_directory: a superuser or a
+// member of pg_read_all_settings, and with ForceCheckpoint the right to
+// CHECKPOINT: a superuser or, from PostgreSQL 15, a member of
+// pg_checkpoint). timeout bounds Freeze; 0 leaves only the run's deadline.
 func NewPostgres(dsn string, timeout time.Duration, opts ...DBOption) *Postgres {
 	p := &Postgres{dsn: dsn, timeout: timeout, opts: applyDBOptions(opts), name: "postgres"}
 	if cfg, err := pgx.ParseConfig(dsn); err == nil {
@@ -50,10 +54,10 @@ func NewPostgres(dsn string, timeout time.Duration, opts ...DBOption) *Postgres 
 // Name implements Writer.
 func (p *Postgres) Name() string { return p.name }
 
-// Freeze implements Writer. When CHECKPOINT does not finish within the
-// timeout (a server busy writing), it returns a *TimeoutError: the
-// snapshot holds the cluster crash-consistent all the same, with more WAL
-// to replay on restore.
+// Freeze implements Writer. With ForceCheckpoint, when CHECKPOINT does not
+// finish within the timeout (a server busy writing), it returns a
+// *TimeoutError: the snapshot holds the cluster crash-consistent all the
+// same, with more WAL to replay on restore.
 func (p *Postgres) Freeze(ctx context.Context, info FreezeInfo) (*Frozen, error) {
 	ctx, cancel := freezeContext(ctx, p.timeout)
 	defer cancel()
@@ -77,6 +81,18 @@ func (p *Postgres) Freeze(ctx context.Context, info FreezeInfo) (*Frozen, error)
 	} else {
 		p.oneVolume = true
 	}
+	if !p.opts.checkpoint {
+		// Without one snapshot of the cluster, the note above said the
+		// files are no backup: there is nothing to recover.
+		if p.oneVolume {
+			note := fmt.Sprintf("%s: no checkpoint forced; the snapshot restores by crash recovery, replaying the WAL from the server's last checkpoint", p.Name())
+			if age, ok := p.checkpointAge(ctx); ok {
+				note += fmt.Sprintf(" (last checkpoint %s before the snapshot)", age)
+			}
+			fr.Notes = append(fr.Notes, note)
+		}
+		return fr, nil
+	}
 	start := time.Now()
 	if _, err := p.conn.Exec(ctx, "CHECKPOINT"); err != nil {
 		return nil, p.fail(ctx, "CHECKPOINT", fmt.Errorf("%w (the user needs superuser or, from PostgreSQL 15, pg_checkpoint: GRANT pg_checkpoint TO <user>)", err))
@@ -84,6 +100,21 @@ func (p *Postgres) Freeze(ctx context.Context, info FreezeInfo) (*Frozen, error)
 	fr.Notes = append(fr.Notes, fmt.Sprintf("%s: checkpoint in %s; the snapshot restores by crash recovery (WAL replay)",
 		p.Name(), time.Since(start).Round(time.Millisecond)))
 	return fr, nil
+}
+
+// checkpointAge says how long before now the server's last checkpoint
+// was, by the server's own clock ("2m13s"; pg_control holds whole seconds).
+// ok is false when the server does not tell (pg_control_checkpoint may not
+// be granted to the user): the age is only for the note.
+func (p *Postgres) checkpointAge(ctx context.Context) (age string, ok bool) {
+	var at, now time.Time
+	if err := p.conn.QueryRow(ctx, "SELECT checkpoint_time, clock_timestamp() FROM pg_control_checkpoint()").Scan(&at, &now); err != nil {
+		return "", false
+	}
+	if d := now.Sub(at); d >= time.Second {
+		return d.Round(time.Second).String(), true
+	}
+	return "under a second", true
 }
 
 // clusterPaths asks the server where its files are: the data directory

@@ -28,6 +28,7 @@ type DBOption func(*dbOptions)
 
 type dbOptions struct {
 	allowUncovered bool
+	checkpoint     bool
 }
 
 // AllowUncoveredFiles lets Freeze go on when the server's files are not all
@@ -37,6 +38,15 @@ type dbOptions struct {
 // note saying so.
 func AllowUncoveredFiles() DBOption {
 	return func(o *dbOptions) { o.allowUncovered = true }
+}
+
+// ForceCheckpoint makes the postgres writer run CHECKPOINT in Freeze, so a
+// restore has little WAL to replay. Off by default: an immediate checkpoint
+// writes every dirty buffer at once, an I/O burst the application's commits
+// wait behind, and the snapshot is crash-consistent without it. The mysql
+// writer ignores it.
+func ForceCheckpoint() DBOption {
+	return func(o *dbOptions) { o.checkpoint = true }
 }
 
 func applyDBOptions(opts []DBOption) dbOptions {

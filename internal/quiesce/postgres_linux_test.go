@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -141,8 +143,18 @@ func TestPostgresWriter(t *testing.T) {
 				time.Sleep(10 * time.Millisecond)
 			}
 			out := t.TempDir()
-			res := dbBackupOnce(t, NewPostgres(srv.DSN(""), 30*time.Second), plan, t.TempDir(), mnt, out)
+			// The second backup forces a checkpoint, the others restore
+			// from the server's own last one.
+			var opts []DBOption
+			want := "by crash recovery, replaying the WAL from the server's last checkpoint"
+			if i == 1 {
+				opts, want = []DBOption{ForceCheckpoint()}, "checkpoint in "
+			}
+			res := dbBackupOnce(t, NewPostgres(srv.DSN(""), 30*time.Second, opts...), plan, t.TempDir(), mnt, out)
 			t.Logf("backup %d: freeze %s, snapshot set %s, notes %q", i, res.Freeze.Round(time.Millisecond), res.Create.Round(time.Millisecond), res.Frozen.Notes)
+			if !slices.ContainsFunc(res.Frozen.Notes, func(n string) bool { return strings.Contains(n, want) }) {
+				t.Errorf("backup %d: no note says %q: %q", i, want, res.Frozen.Notes)
+			}
 			outs = append(outs, out)
 		}
 		stop()
@@ -230,6 +242,110 @@ func TestPostgresWriter(t *testing.T) {
 		pgExpect(t, err, "WAL directory "+walDir, "not at one instant")
 		w.Thaw(ctx)
 	})
+}
+
+// The writer runs CHECKPOINT only with ForceCheckpoint: without it the
+// server's last checkpoint stays where it was, and the note says the
+// snapshot restores by crash recovery from it, with its age when the user
+// may read pg_control_checkpoint() and without it (but no failure) when not.
+func TestPostgresWriterCheckpoint(t *testing.T) {
+	mnt := loopfs.Btrfs(t, 512)
+	src := filepath.Join(mnt, "srv", "pg")
+	srv := pgserver.Start(t, filepath.Join(src, "data"))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := srv.Connect(ctx, t, "")
+	plan, err := snapshot.NewPlan([]snapshot.Source{{Path: src, Policy: snapshot.Required}}, snapshot.Options{RunID: "pgtest"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Exec(ctx, "CREATE TABLE t (id serial PRIMARY KEY, v text)"); err != nil {
+		t.Fatal(err)
+	}
+	// freeze writes a row (WAL a checkpoint would cover), freezes and
+	// thaws w, and returns the notes and whether the server's last
+	// checkpoint moved meanwhile.
+	freeze := func(t *testing.T, w *Postgres) (notes []string, checkpointed bool) {
+		t.Helper()
+		if _, err := c.Exec(ctx, "INSERT INTO t (v) VALUES ('x')"); err != nil {
+			t.Fatal(err)
+		}
+		before := pgLastCheckpoint(ctx, t, c)
+		fr, err := w.Freeze(ctx, FreezeInfo{Covered: dbCoveredOf(plan)})
+		if err != nil {
+			w.Thaw(ctx)
+			t.Fatalf("freeze: %v", err)
+		}
+		if err := w.Thaw(ctx); err != nil {
+			t.Fatal(err)
+		}
+		after := pgLastCheckpoint(ctx, t, c)
+		t.Logf("last checkpoint %s -> %s; notes %q", before, after, fr.Notes)
+		return fr.Notes, before != after
+	}
+
+	t.Run("default", func(t *testing.T) {
+		notes, checkpointed := freeze(t, NewPostgres(srv.DSN(""), 30*time.Second))
+		if checkpointed {
+			t.Error("the writer checkpointed without ForceCheckpoint")
+		}
+		if len(notes) != 1 || !strings.Contains(notes[0], "the snapshot restores by crash recovery, replaying the WAL from the server's last checkpoint") ||
+			!regexp.MustCompile(`\(last checkpoint ((\d+[hms])+|under a second) before the snapshot\)`).MatchString(notes[0]) {
+			t.Errorf("notes %q do not say the snapshot restores by crash recovery from a checkpoint of a given age", notes)
+		}
+	})
+
+	t.Run("forced", func(t *testing.T) {
+		notes, checkpointed := freeze(t, NewPostgres(srv.DSN(""), 30*time.Second, ForceCheckpoint()))
+		if !checkpointed {
+			t.Error("the writer did not checkpoint with ForceCheckpoint")
+		}
+		if len(notes) != 1 || !strings.Contains(notes[0], "checkpoint in ") {
+			t.Errorf("notes %q do not give the checkpoint's duration", notes)
+		}
+	})
+
+	// A user who may read the settings but not pg_control_checkpoint():
+	// the freeze works, the note leaves the age out.
+	t.Run("age-refused", func(t *testing.T) {
+		for _, q := range []string{
+			"CREATE ROLE snapper LOGIN",
+			"GRANT pg_read_all_settings TO snapper",
+			"REVOKE EXECUTE ON FUNCTION pg_control_checkpoint() FROM PUBLIC",
+		} {
+			if _, err := c.Exec(ctx, q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		dsn := strings.Replace(srv.DSN(""), "//"+srv.User+"@", "//snapper@", 1)
+		uc, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var at time.Time
+		if err := uc.QueryRow(ctx, "SELECT checkpoint_time FROM pg_control_checkpoint()").Scan(&at); err == nil {
+			t.Fatal("snapper may read pg_control_checkpoint(): the case is not tested")
+		}
+		uc.Close(ctx)
+		notes, checkpointed := freeze(t, NewPostgres(dsn, 30*time.Second))
+		if checkpointed {
+			t.Error("the writer checkpointed without ForceCheckpoint")
+		}
+		if len(notes) != 1 || !strings.Contains(notes[0], "crash recovery") || strings.Contains(notes[0], "(last checkpoint") {
+			t.Errorf("notes %q: want crash recovery without the age", notes)
+		}
+	})
+}
+
+// pgLastCheckpoint returns where the server's last checkpoint is (its LSN,
+// from the control file, on every version since 9.6).
+func pgLastCheckpoint(ctx context.Context, t *testing.T, c *pgx.Conn) string {
+	t.Helper()
+	var lsn string
+	if err := c.QueryRow(ctx, "SELECT checkpoint_lsn::text FROM pg_control_checkpoint()").Scan(&lsn); err != nil {
+		t.Fatal(err)
+	}
+	return lsn
 }
 
 func pgCount(ctx context.Context, t *testing.T, c *pgx.Conn) int64 {

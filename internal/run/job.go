@@ -53,6 +53,9 @@ func FromJob(j *job.Job, stagingDefault string) (BackupOptions, error) {
 		case "sqlite":
 			qw = quiesce.NewSQLite(filepath.Clean(w.Target), w.Timeout)
 		case "postgres":
+			if w.Checkpoint {
+				opts = append(opts, quiesce.ForceCheckpoint())
+			}
 			qw = quiesce.NewPostgres(w.Target, w.Timeout, opts...)
 		case "mysql":
 			qw = quiesce.NewMySQL(w.Target, w.Timeout, opts...)
