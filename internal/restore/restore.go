@@ -551,6 +551,12 @@ func (rs *restorer) writePacks() {
 // follow each other in a pack are written at once, up to this much.
 const maxRun = 8 << 20
 
+// writebackMin: a run at least this long is sent to the disk right away
+// (outFile.writeback), so a big file's data flows to the disk while the
+// next packs are read; the small files of a pack are left to the
+// kernel's writeback, which gathers them better.
+const writebackMin = 1 << 20
+
 // packWriter writes the blobs of packs, keeping the last file open since
 // consecutive blobs of a pack, and the next pack, mostly belong to one file.
 type packWriter struct {
@@ -559,8 +565,10 @@ type packWriter struct {
 	out    *outFile
 	outFor *fileState
 	// reused for every pack: a fresh 8 MiB buffer per pack costs its
-	// zeroing and the garbage collector's work
-	span, plain []byte
+	// zeroing and the garbage collector's work; span is aligned as the
+	// pack is, so a local repository reads it past the page cache
+	span  bufs.Aligned
+	plain []byte
 
 	// the run: blobs of file runFor from runOff on, not written yet, as
 	// they lie where they were decrypted (a stored blob that was not
@@ -681,8 +689,7 @@ func (w *packWriter) pack(id repo.ID, uses []blobUse) {
 	last := uses[len(uses)-1].bi
 	end := int64(last.Offset) + int64(last.Length)
 	pr := rs.r.OpenPack(id)
-	w.span = bufs.Grow(w.span, int(end-start))
-	span := w.span
+	span := w.span.For(int(end-start), start)
 	err := pr.ReadRangeInto(rs.ctx, start, span)
 	parts := splitPack(uses)
 	if len(parts) == 1 {
@@ -763,6 +770,8 @@ func (w *packWriter) flush() {
 		err = o.writeAt(w.run, w.runOff)
 		if err != nil {
 			err = fmt.Errorf("cannot write the file: %w", err)
+		} else if w.runLen >= writebackMin {
+			o.writeback(w.runOff, w.runLen)
 		}
 	}
 	uses := w.runUses
