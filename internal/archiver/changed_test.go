@@ -2,6 +2,7 @@ package archiver_test
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,7 +24,7 @@ func (g growingReader) ReadFile(_ context.Context, v view.View, p string, _ *vie
 		return archiver.ReadResult{Outcome: outcome.Failed, Reason: outcome.ReasonIO, Err: err}
 	}
 	defer f.Close()
-	if _, err := attempt(f); err != nil {
+	if _, err := attempt(f, nil); err != nil {
 		return archiver.ReadResult{Outcome: outcome.Failed, Reason: outcome.ReasonIO, Err: err}
 	}
 	w, err := os.OpenFile((&view.Live{}).Path(p), os.O_WRONLY|os.O_APPEND, 0) // C:\... for /C/...
@@ -77,12 +78,41 @@ func TestDirectReaderSaysWhatChanged(t *testing.T) {
 	src := t.TempDir()
 	p := filepath.Join(src, "f")
 	must(t, os.WriteFile(p, []byte("hello"), 0o644))
-	attempt := func(view.File) (int64, error) {
+	attempt := func(view.File, *view.Stat) (int64, error) {
 		must(t, os.WriteFile(p, []byte("hello, longer"), 0o644))
 		return 5, nil
 	}
 	res := archiver.DirectReader{}.ReadFile(context.Background(), &view.Live{}, p, nil, false, attempt)
 	if res.Outcome != outcome.Changed || !strings.Contains(res.Reason, "size 5 → 13") || !strings.HasSuffix(res.Reason, "changed while read") {
 		t.Fatalf("%+v, want changed with the size change as its reason", res)
+	}
+}
+
+// A file that grows right after the read that ended it (a short read, with
+// no read of 0 bytes after it) is changed for the direct reader: the
+// stat after the read is compared with the one before it.
+func TestDirectReaderCatchesGrowthAfterLastRead(t *testing.T) {
+	src := t.TempDir()
+	p := filepath.Join(src, "f")
+	must(t, os.WriteFile(p, []byte("hello"), 0o644))
+	attempt := func(f view.File, st *view.Stat) (int64, error) {
+		if st == nil || st.Size != 5 {
+			t.Fatalf("attempt given stat %+v, want the open file's", st)
+		}
+		buf := make([]byte, st.Size+1)
+		n, err := io.ReadFull(f, buf)
+		if err != io.ErrUnexpectedEOF || n != 5 {
+			t.Fatalf("read %d, %v; want 5 and the end", n, err)
+		}
+		w, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+		must(t, err)
+		_, err = w.WriteString(" and more")
+		must(t, err)
+		must(t, w.Close())
+		return int64(n), nil
+	}
+	res := archiver.DirectReader{}.ReadFile(context.Background(), &view.Live{}, p, nil, false, attempt)
+	if res.Outcome != outcome.Changed || !strings.Contains(res.Reason, "size 5 → 14") {
+		t.Fatalf("%+v, want changed, size 5 → 14", res)
 	}
 }

@@ -15,8 +15,11 @@ import (
 )
 
 // Attempt reads an open file completely into the repository and returns
-// how many bytes it consumed. A FileReader may call it more than once.
-type Attempt func(f view.File) (int64, error)
+// how many bytes it consumed. st is the open file's stat that the reader
+// took before the read and compares with one after it, and the metadata
+// recorded for the content; nil has the attempt take it (f.Stat). A
+// FileReader may call it more than once.
+type Attempt func(f view.File, st *view.Stat) (int64, error)
 
 // ReadResult is a FileReader's verdict on one file.
 type ReadResult struct {
@@ -56,7 +59,7 @@ func (DirectReader) ReadFile(ctx context.Context, v view.View, p string, _ *view
 	if err != nil {
 		return ReadResult{Outcome: outcome.Failed, Reason: classify(err), Err: err}
 	}
-	n, err := attempt(f)
+	n, err := attempt(f, before)
 	if err != nil {
 		return ReadResult{Outcome: outcome.Failed, Reason: classify(err), Err: err}
 	}
@@ -206,10 +209,15 @@ func (a *Archiver) fileWorker() {
 
 func (a *Archiver) processFile(j *fileJob) {
 	var readErr error
-	attempt := func(f view.File) (int64, error) {
+	attempt := func(f view.File, st *view.Stat) (int64, error) {
 		j.content, j.read = j.content[:0], 0
 		j.fromSnap = a.opts.FromSnapshot != nil && a.opts.FromSnapshot(f)
-		j.openSt, _ = f.Stat()
+		if st != nil {
+			c := *st
+			j.openSt = &c
+		} else {
+			j.openSt, _ = f.Stat()
+		}
 		err := a.readContent(f, j)
 		if err != nil && readErr == nil {
 			readErr = err

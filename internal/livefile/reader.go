@@ -116,22 +116,30 @@ func (r *Reader) Close() error {
 // called with an open file and must consume it fully; it may be called
 // more than once (retries). Every problem is in the Result.
 func (r *Reader) Read(ctx context.Context, v view.View, path string, attempt Attempt) Result {
+	return r.ReadListed(ctx, v, path, nil, attempt)
+}
+
+// ReadListed is Read of a file whose lstat the caller took when it listed
+// the file (nil: none): the first try judges the path by it instead of an
+// lstat of its own (type, open for writing) before it opens the file. The
+// open file's fstat is what the read is checked against in either case.
+func (r *Reader) ReadListed(ctx context.Context, v view.View, path string, listed *view.Stat, attempt Attempt) Result {
 	switch r.cfg.Strategy {
 	case StrategyRead:
-		return r.try(v, path, attempt, tryOptions{}).result(1)
+		return r.try(v, path, attempt, tryOptions{listed: listed}).result(1)
 	case StrategySkip:
-		t := r.try(v, path, attempt, tryOptions{probeLocks: true, skipBusy: true})
+		t := r.try(v, path, attempt, tryOptions{probeLocks: true, skipBusy: true, listed: listed})
 		switch t.state {
 		case stateBusy, stateLocked, stateChanged:
 			return t.skipped(1, true)
 		}
 		return t.result(1)
 	case StrategyStage:
-		if r.needsStaging(v, path) {
-			return r.readStaged(ctx, v, path, attempt)
+		if r.needsStaging(v, path, listed) {
+			return r.readStaged(ctx, v, path, listed, attempt)
 		}
 	}
-	t, n, err := r.retrying(ctx, v, path, attempt)
+	t, n, err := r.retrying(ctx, v, path, listed, attempt)
 	if err != nil {
 		return Result{Outcome: outcome.Failed, Holder: t.holder, Attempts: n, Err: err}
 	}
@@ -143,11 +151,14 @@ func (r *Reader) Read(ctx context.Context, v view.View, path string, attempt Att
 
 // retrying tries up to 1+Retries times while the file changes under the
 // read or is locked, and returns the last try and the number of tries.
-func (r *Reader) retrying(ctx context.Context, v view.View, path string, attempt Attempt) (tryResult, int, error) {
+// listed, the caller's lstat, serves the first try; the later ones take
+// their own.
+func (r *Reader) retrying(ctx context.Context, v view.View, path string, listed *view.Stat, attempt Attempt) (tryResult, int, error) {
 	var t tryResult
 	n := 0
 	for {
-		t = r.try(v, path, attempt, tryOptions{probeLocks: true})
+		t = r.try(v, path, attempt, tryOptions{probeLocks: true, listed: listed})
+		listed = nil
 		n++
 		if (t.state != stateChanged && t.state != stateLocked) || n > r.cfg.Retries {
 			return t, n, nil
@@ -163,9 +174,12 @@ func (r *Reader) retrying(ctx context.Context, v view.View, path string, attempt
 // platform without one). A file nobody has open gains nothing from a copy
 // but twice the I/O; it is read directly, with the checks and retries of
 // retry.
-func (r *Reader) needsStaging(v view.View, path string) bool {
+func (r *Reader) needsStaging(v view.View, path string, listed *view.Stat) bool {
 	if r.cfg.StageAll || !r.cfg.Open.Available() {
 		return true
+	}
+	if listed != nil {
+		return r.openHolder(listed) != nil
 	}
 	st, err := v.Lstat(path)
 	return err != nil || r.openHolder(st) != nil // errors are reported by the read
@@ -173,7 +187,7 @@ func (r *Reader) needsStaging(v view.View, path string) bool {
 
 // readStaged copies the file into the staging area, with the checks and
 // retries of retry, and gives attempt the still copy.
-func (r *Reader) readStaged(ctx context.Context, v view.View, path string, attempt Attempt) Result {
+func (r *Reader) readStaged(ctx context.Context, v view.View, path string, listed *view.Stat, attempt Attempt) Result {
 	staged, err := r.stage.path(path)
 	if err != nil {
 		return Result{Outcome: outcome.Failed, Reason: outcome.ReasonIO, Err: err}
@@ -183,7 +197,7 @@ func (r *Reader) readStaged(ctx context.Context, v view.View, path string, attem
 	defer os.Remove(staged)
 	var copyErr error
 	copyAttempt := func(f view.File, st *view.Stat) error { copyErr = copyTo(staged, f); return copyErr }
-	t, n, err := r.retrying(ctx, v, path, copyAttempt)
+	t, n, err := r.retrying(ctx, v, path, listed, copyAttempt)
 	if err != nil {
 		return Result{Outcome: outcome.Failed, Holder: t.holder, Attempts: n, Err: err}
 	}
@@ -232,8 +246,9 @@ func copyTo(dst string, src io.Reader) error {
 }
 
 type tryOptions struct {
-	probeLocks bool // look for an exclusive lock before reading
-	skipBusy   bool // do not read a file open for writing
+	probeLocks bool       // look for an exclusive lock before reading
+	skipBusy   bool       // do not read a file open for writing
+	listed     *view.Stat // the caller's lstat of the path, nil to take one
 }
 
 type tryState uint8
@@ -309,13 +324,15 @@ func modifiedTooRecently(start, mtime time.Time) bool {
 
 // try opens, checks and reads the file once.
 func (r *Reader) try(v view.View, path string, consume Attempt, opts tryOptions) tryResult {
-	before, err := v.Lstat(path)
-	if err != nil {
-		return r.fileFailed(path, err)
+	before := opts.listed
+	if before == nil {
+		var err error
+		if before, err = v.Lstat(path); err != nil {
+			return r.fileFailed(path, err)
+		}
 	}
 	if before.Type != view.TypeRegular {
-		return tryResult{state: stateFileFailed, reason: outcome.ReasonVanished,
-			err: fmt.Errorf("%s is no longer a regular file", r.shown(path))}
+		return r.notRegular(path)
 	}
 	holder := r.openHolder(before)
 	if opts.skipBusy && holder != nil {
@@ -333,6 +350,12 @@ func (r *Reader) try(v view.View, path string, consume Attempt, opts tryOptions)
 	base, err := f.Stat()
 	if err != nil {
 		return r.fileFailed(path, err)
+	}
+	switch base.Type {
+	case view.TypeDir, view.TypeFIFO, view.TypeSocket, view.TypeDevice, view.TypeCharDevice:
+		// replaced since the lstat (the listed one can be a while ago);
+		// the view's open does not wait on a FIFO (on Linux)
+		return r.notRegular(path)
 	}
 	if base.Dev != before.Dev || base.Ino != before.Ino {
 		holder = r.openHolder(base)
@@ -383,6 +406,11 @@ func (r *Reader) try(v view.View, path string, consume Attempt, opts tryOptions)
 		}
 	}
 	return t
+}
+
+func (r *Reader) notRegular(path string) tryResult {
+	return tryResult{state: stateFileFailed, reason: outcome.ReasonVanished,
+		err: fmt.Errorf("%s is no longer a regular file", r.shown(path))}
 }
 
 // openHolder returns the first process the run's scan saw with the file

@@ -185,8 +185,12 @@ func (fr *fileReader) ReadFile(ctx context.Context, v view.View, p string, befor
 		return archiver.DirectReader{}.ReadFile(ctx, v, p, before, secondPass, attempt)
 	}
 	rd := fr.readers.reader(p, secondPass)
-	res := rd.Read(ctx, v, p, func(f view.File, _ *view.Stat) error {
-		_, err := attempt(f)
+	listed := before // the walk's lstat saves the reader one of its own
+	if secondPass {
+		listed = nil // from long ago: the file was busy then
+	}
+	res := rd.ReadListed(ctx, v, p, listed, func(f view.File, st *view.Stat) error {
+		_, err := attempt(f, st)
 		return err
 	})
 	out := archiver.ReadResult{Outcome: res.Outcome, Reason: res.Reason, Detail: res.Detail, Stored: res.Stored, Deferred: res.Deferred, Err: res.Err}

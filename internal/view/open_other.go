@@ -4,4 +4,10 @@ package view
 
 import "os"
 
-func openNoAtime(p string) (*os.File, error) { return os.Open(p) }
+func openFile(p string) (File, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	return &osFile{f}, nil
+}

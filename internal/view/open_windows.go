@@ -1,12 +1,14 @@
 package view
 
-import (
-	"os"
+import "github.com/stillpoint-backup/stillpoint/internal/winmeta"
 
-	"github.com/stillpoint-backup/stillpoint/internal/winmeta"
-)
-
-// openNoAtime opens as a backup program must on Windows: backup semantics
+// openFile opens as a backup program must on Windows: backup semantics
 // (SeBackupPrivilege, when enabled, overrides the DACL), sharing read,
 // write and delete, not following a final link.
-func openNoAtime(p string) (*os.File, error) { return winmeta.Open(p) }
+func openFile(p string) (File, error) {
+	f, err := winmeta.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	return &osFile{f}, nil
+}
