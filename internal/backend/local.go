@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 )
 
 // Local stores files in a directory. Packs are spread over 256
@@ -20,10 +19,6 @@ type Local struct {
 	dir     string
 	mkdirMu sync.Mutex
 	made    map[string]bool
-
-	// noDirect: the file system refused O_DIRECT once (loadDirect)
-	noDirect    atomic.Bool
-	directReads atomic.Int64
 }
 
 // NewLocal returns a backend for dir; it does not touch the disk.
@@ -147,20 +142,10 @@ func (l *Local) Load(ctx context.Context, h Handle, offset, length int64) ([]byt
 	return buf, nil
 }
 
-// LoadInto implements Backend. A large buf from bufs.Aligned is read past
-// the page cache where the cache does not hold it (loadDirect).
+// LoadInto implements Backend.
 func (l *Local) LoadInto(ctx context.Context, h Handle, offset int64, buf []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
-	}
-	if done, err := l.loadDirect(l.path(h), offset, buf); done {
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return fmt.Errorf("load %s: %w", h, err)
-		}
-		return nil
 	}
 	f, err := l.openForLoad(h)
 	if err != nil {

@@ -6,10 +6,7 @@
 // for the next cycle as resident memory.
 package bufs
 
-import (
-	"sync/atomic"
-	"unsafe"
-)
+import "sync/atomic"
 
 // List keeps up to a fixed number of buffers.
 type List struct {
@@ -105,25 +102,4 @@ func Grow(buf []byte, n int) []byte {
 		return buf[:n]
 	}
 	return make([]byte, n)
-}
-
-// IOAlign is the alignment that reads past the page cache (O_DIRECT) ask
-// of memory and of file offsets: a page, which every block size divides.
-const IOAlign = 4096
-
-// Aligned is a reusable buffer that hands out slices whose address lies at
-// the same place within a page as a given file offset, so that a backend
-// can read the page-aligned middle of the range straight into it
-// (backend.Local.LoadInto). It belongs to one goroutine.
-type Aligned struct{ raw []byte }
-
-// For returns n bytes for reading the file from offset on.
-func (a *Aligned) For(n int, offset int64) []byte {
-	if cap(a.raw) < n+IOAlign {
-		a.raw = make([]byte, n+IOAlign)
-	}
-	raw := a.raw[:cap(a.raw)]
-	at := int(uintptr(unsafe.Pointer(unsafe.SliceData(raw))) % IOAlign)
-	skip := (int(offset%IOAlign) - at + IOAlign) % IOAlign
-	return raw[skip : skip+n : skip+n]
 }

@@ -565,10 +565,8 @@ type packWriter struct {
 	out    *outFile
 	outFor *fileState
 	// reused for every pack: a fresh 8 MiB buffer per pack costs its
-	// zeroing and the garbage collector's work; span is aligned as the
-	// pack is, so a local repository reads it past the page cache
-	span  bufs.Aligned
-	plain []byte
+	// zeroing and the garbage collector's work
+	span, plain []byte
 
 	// the run: blobs of file runFor from runOff on, not written yet, as
 	// they lie where they were decrypted (a stored blob that was not
@@ -689,7 +687,8 @@ func (w *packWriter) pack(id repo.ID, uses []blobUse) {
 	last := uses[len(uses)-1].bi
 	end := int64(last.Offset) + int64(last.Length)
 	pr := rs.r.OpenPack(id)
-	span := w.span.For(int(end-start), start)
+	w.span = bufs.Grow(w.span, int(end-start))
+	span := w.span
 	err := pr.ReadRangeInto(rs.ctx, start, span)
 	parts := splitPack(uses)
 	if len(parts) == 1 {
