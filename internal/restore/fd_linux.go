@@ -51,11 +51,3 @@ func plainDir(dir string) bool {
 
 // pwritev writes bs at off in one system call.
 func pwritev(fd int, bs [][]byte, off int64) (int, error) { return unix.Pwritev(fd, bs, off) }
-
-// startWriteback asks the kernel to start writing the range to the disk
-// now, without waiting for it: a restore of big files then keeps the disk
-// writing while it reads the next packs, instead of leaving gigabytes of
-// dirty pages for the end (or for a sync that writes them all at once).
-func startWriteback(fd int, off, n int64) {
-	_ = unix.SyncFileRange(fd, off, n, unix.SYNC_FILE_RANGE_WRITE)
-}

@@ -20,7 +20,3 @@ func plainDir(string) bool { return false }
 // pwritev writes the first of bs at off (not every Unix has pwritev;
 // writeAt calls again for the rest).
 func pwritev(fd int, bs [][]byte, off int64) (int, error) { return unix.Pwrite(fd, bs[0], off) }
-
-// startWriteback is Linux's sync_file_range; elsewhere the kernel's own
-// writeback decides.
-func startWriteback(int, int64, int64) {}

@@ -107,9 +107,6 @@ func (o *outFile) writeAt(bs [][]byte, off int64) error {
 	return nil
 }
 
-// writeback starts writing the range to the disk (startWriteback).
-func (o *outFile) writeback(off, n int64) { startWriteback(o.fd, off, n) }
-
 func (o *outFile) close() { unix.Close(o.fd) }
 
 // finishOut gives the file its size when it ends in a hole (or its content

@@ -39,9 +39,6 @@ func (o *outFile) writeAt(bs [][]byte, off int64) error {
 	return nil
 }
 
-// writeback leaves the writing of the range to the system's cache.
-func (o *outFile) writeback(int64, int64) {}
-
 func (o *outFile) close() { o.f.Close() }
 
 // finishOut gives the file its size when it ends in a hole (or its content

@@ -551,12 +551,6 @@ func (rs *restorer) writePacks() {
 // follow each other in a pack are written at once, up to this much.
 const maxRun = 8 << 20
 
-// writebackMin: a run at least this long is sent to the disk right away
-// (outFile.writeback), so a big file's data flows to the disk while the
-// next packs are read; the small files of a pack are left to the
-// kernel's writeback, which gathers them better.
-const writebackMin = 1 << 20
-
 // packWriter writes the blobs of packs, keeping the last file open since
 // consecutive blobs of a pack, and the next pack, mostly belong to one file.
 type packWriter struct {
@@ -769,8 +763,6 @@ func (w *packWriter) flush() {
 		err = o.writeAt(w.run, w.runOff)
 		if err != nil {
 			err = fmt.Errorf("cannot write the file: %w", err)
-		} else if w.runLen >= writebackMin {
-			o.writeback(w.runOff, w.runLen)
 		}
 	}
 	uses := w.runUses
