@@ -73,9 +73,3 @@ func (l *Live) Xattrs(p string) ([]Xattr, error) { return xattrs(l.Path(p)) }
 
 // Open implements View.
 func (l *Live) Open(p string) (File, error) { return openFile(l.Path(p)) }
-
-// osFile is a File on an *os.File: an open file where the system is not
-// Linux (there it is an fdFile, see open_linux.go), a Windows stream.
-type osFile struct{ *os.File }
-
-func (f *osFile) Stat() (*Stat, error) { return fstat(f.File) }

@@ -2,7 +2,11 @@
 
 package view
 
-import "os"
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
 
 func openFile(p string) (File, error) {
 	f, err := os.Open(p)
@@ -10,4 +14,12 @@ func openFile(p string) (File, error) {
 		return nil, err
 	}
 	return &osFile{f}, nil
+}
+
+func fstat(f *os.File) (*Stat, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return nil, &os.PathError{Op: "fstat", Path: f.Name(), Err: err}
+	}
+	return fromUnix(&st), nil
 }

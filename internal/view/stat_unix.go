@@ -52,14 +52,6 @@ func lstat(p string) (*Stat, error) {
 	return fromUnix(&st), nil
 }
 
-func fstat(f *os.File) (*Stat, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return nil, &os.PathError{Op: "fstat", Path: f.Name(), Err: err}
-	}
-	return fromUnix(&st), nil
-}
-
 func xattrs(p string) ([]Xattr, error) {
 	buf := make([]byte, 4096)
 	var n int
