@@ -180,7 +180,7 @@ func TestFdFileGrowthShowsInStatAfter(t *testing.T) {
 func TestFdFileOpenDoesNotWaitOnFIFO(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "fifo")
 	if err := unix.Mkfifo(p, 0o600); err != nil {
-		t.Skip(err)
+		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() {
