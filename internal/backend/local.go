@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 )
 
 // Local stores files in a directory. Packs are spread over 256
@@ -19,6 +20,9 @@ type Local struct {
 	dir     string
 	mkdirMu sync.Mutex
 	made    map[string]bool
+	// noDirect is set once the folder's file system refused a write past
+	// the page cache (see writeSynced)
+	noDirect atomic.Bool
 }
 
 // NewLocal returns a backend for dir; it does not touch the disk.
@@ -90,10 +94,7 @@ func (l *Local) Save(ctx context.Context, h Handle, data []byte) error {
 	if err != nil {
 		return fmt.Errorf("save %s: %w", h, err)
 	}
-	_, werr := f.Write(data)
-	if werr == nil {
-		werr = f.Sync()
-	}
+	werr := l.writeSynced(f, data)
 	if cerr := f.Close(); werr == nil {
 		werr = cerr
 	}
