@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 )
 
 // Local stores files in a directory. Packs are spread over 256
@@ -20,9 +19,7 @@ type Local struct {
 	dir     string
 	mkdirMu sync.Mutex
 	made    map[string]bool
-	// noDirect is set once the folder's file system refused a write past
-	// the page cache (see writeSynced)
-	noDirect atomic.Bool
+	directState
 }
 
 // NewLocal returns a backend for dir; it does not touch the disk.
@@ -140,6 +137,9 @@ func (l *Local) Load(ctx context.Context, h Handle, offset, length int64) ([]byt
 	if err := readFull(f, h, offset, buf); err != nil {
 		return nil, err
 	}
+	if h.Kind == Packs {
+		dropRead(f, offset, len(buf))
+	}
 	return buf, nil
 }
 
@@ -153,7 +153,13 @@ func (l *Local) LoadInto(ctx context.Context, h Handle, offset int64, buf []byte
 		return err
 	}
 	defer f.Close()
-	return readFull(f, h, offset, buf)
+	if err := readFull(f, h, offset, buf); err != nil {
+		return err
+	}
+	if h.Kind == Packs {
+		dropRead(f, offset, len(buf))
+	}
+	return nil
 }
 
 func (l *Local) openForLoad(h Handle) (*os.File, error) {

@@ -73,6 +73,17 @@ func TestSaveWritesPacksPastThePageCache(t *testing.T) {
 			if !bytes.Equal(got, data) {
 				t.Fatal("the pack read back differs from what was saved")
 			}
+			// a long read leaves the pack's pages free again
+			part := make([]byte, 2<<20)
+			if err := l.LoadInto(ctx, h, 4096, part); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(part, data[4096:4096+len(part)]) {
+				t.Fatal("LoadInto read the wrong bytes")
+			}
+			if n := cachedPages(t, l.path(h)); n > 2 {
+				t.Errorf("%d pages of the pack are cached after reading it; want them dropped", n)
+			}
 		})
 	}
 }
@@ -113,7 +124,10 @@ func TestSaveFallsBackWhenDirectIOIsRefused(t *testing.T) {
 		t.Fatalf("direct writes tried %d times (noDirect %v); want once, then never again", calls, l.noDirect.Load())
 	}
 
-	directWriter = func(*os.File, []byte) (int, error) { t.Fatal("unaligned data was written with O_DIRECT"); return 0, nil }
+	directWriter = func(*os.File, []byte) (int, error) {
+		t.Fatal("unaligned data was written with O_DIRECT")
+		return 0, nil
+	}
 	l2 := NewLocal(t.TempDir())
 	if err := l2.Create(ctx); err != nil {
 		t.Fatal(err)
