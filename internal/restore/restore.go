@@ -573,6 +573,7 @@ type packWriter struct {
 	run        [][]byte
 	runInPlain bool
 	runUses    []blobUse
+	directBuf
 
 	// helpers that write parts of a pack of many small files beside this
 	// writer (splitPack), each with its own open files and buffer
@@ -760,7 +761,7 @@ func (w *packWriter) flush() {
 	}
 	o, err := w.file(fs)
 	if err == nil {
-		err = o.writeAt(w.run, w.runOff)
+		err = w.directBuf.writeRun(o, w.run, w.runOff, w.runLen)
 		if err != nil {
 			err = fmt.Errorf("cannot write the file: %w", err)
 		}

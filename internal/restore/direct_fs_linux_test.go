@@ -1,0 +1,124 @@
+package restore_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stillpoint-backup/stillpoint/internal/archiver"
+	"github.com/stillpoint-backup/stillpoint/internal/backend"
+	"github.com/stillpoint-backup/stillpoint/internal/repo"
+	"github.com/stillpoint-backup/stillpoint/internal/restore"
+	"github.com/stillpoint-backup/stillpoint/internal/testutil/loopfs"
+	"github.com/stillpoint-backup/stillpoint/internal/view"
+	"golang.org/x/sys/unix"
+)
+
+// cachedPages is how many of the file's pages are in the page cache.
+func cachedPages(t *testing.T, path string) uint64 {
+	t.Helper()
+	f, err := os.Open(path)
+	must(t, err)
+	defer f.Close()
+	var st unix.Cachestat_t
+	must(t, unix.Cachestat(uint(f.Fd()), &unix.CachestatRange{}, &st, 0))
+	return st.Cache
+}
+
+// Big files are restored past the page cache on the file systems a restore
+// goes to, byte for byte: unaligned blob edges, a length that is no
+// multiple of a block, several writers of one file, a hole. Small files
+// still go through the cache.
+func TestBigFilesRestoredPastThePageCache(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	must(t, os.MkdirAll(src, 0o755))
+	files := map[string][]byte{
+		"odd":   pseudoRandom(13<<20+4097, 7),
+		"round": pseudoRandom(24<<20, 8),
+		"small": pseudoRandom(100<<10, 9),
+	}
+	for name, data := range files {
+		must(t, os.WriteFile(filepath.Join(src, name), data, 0o644))
+	}
+	// data, a 16 MiB hole, data
+	sparse := append(append(pseudoRandom(6<<20+5, 10), make([]byte, 16<<20)...), pseudoRandom(3<<20, 11)...)
+	f, err := os.Create(filepath.Join(src, "sparse"))
+	must(t, err)
+	_, err = f.WriteAt(sparse[:6<<20+5], 0)
+	must(t, err)
+	_, err = f.WriteAt(sparse[22<<20+5:], 22<<20+5)
+	must(t, err)
+	must(t, f.Close())
+	files["sparse"] = sparse
+
+	ctx := context.Background()
+	r, err := repo.Init(ctx, backend.NewMem(), repo.Credential{KeyFile: repo.NewKeyFileSecret()}, repo.DefaultConfig)
+	must(t, err)
+	res, err := archiver.New(r, &view.Live{}, archiver.Options{}).Run(ctx, []string{src})
+	must(t, err)
+	must(t, r.Flush(ctx))
+
+	for _, fs := range []struct {
+		name  string
+		mount func(testing.TB, int) string
+	}{{"ext4", loopfs.Ext4}, {"xfs", loopfs.XFS}, {"btrfs", loopfs.Btrfs}} {
+		t.Run(fs.name, func(t *testing.T) {
+			dst := fs.mount(t, 400)
+			rr, err := restore.Run(ctx, r, res.Tree, restore.Options{Target: dst, Workers: 4})
+			must(t, err)
+			if rr.Errors != 0 || rr.Files != 4 {
+				t.Fatalf("%d files, events %+v", rr.Files, rr.Events)
+			}
+			// before anything reads them back: the bulk of the big files
+			// went past the cache, only the edges of their runs are cached
+			for name, data := range files {
+				pages := uint64(len(data)+4095) / 4096
+				cached := cachedPages(t, filepath.Join(dst, src, name))
+				if name == "small" {
+					if cached != pages {
+						t.Errorf("small: %d of its %d pages cached; a small file is written through the cache", cached, pages)
+					}
+				} else if cached > pages/16 {
+					t.Errorf("%s: %d of its %d pages cached after the restore; want only the edges of its runs", name, cached, pages)
+				}
+			}
+			for name, data := range files {
+				got, err := os.ReadFile(filepath.Join(dst, src, name))
+				must(t, err)
+				if !bytes.Equal(got, data) {
+					t.Fatalf("%s restored wrong (%d bytes, want %d)", name, len(got), len(data))
+				}
+			}
+			var st unix.Stat_t
+			must(t, unix.Stat(filepath.Join(dst, src, "sparse"), &st))
+			// the chunks at the hole's edges hold some of its zeros; the rest
+			// stays a hole
+			if st.Blocks*512 > int64(len(sparse))-8<<20 {
+				t.Errorf("sparse: %d bytes allocated of %d: the hole was filled", st.Blocks*512, len(sparse))
+			}
+		})
+	}
+
+	// a file system that refuses O_DIRECT gets every byte through the cache,
+	// and is asked once a restore
+	refused := 0
+	defer restore.RefuseDirectIO(&refused)()
+	dst := t.TempDir()
+	rr, err := restore.Run(ctx, r, res.Tree, restore.Options{Target: dst, Workers: 1})
+	must(t, err)
+	if rr.Errors != 0 || rr.Files != 4 {
+		t.Fatalf("refused: %d files, events %+v", rr.Files, rr.Events)
+	}
+	for name, data := range files {
+		got, err := os.ReadFile(filepath.Join(dst, src, name))
+		must(t, err)
+		if !bytes.Equal(got, data) {
+			t.Fatalf("refused: %s restored wrong (%d bytes, want %d)", name, len(got), len(data))
+		}
+	}
+	if refused != 1 {
+		t.Errorf("O_DIRECT asked for %d times after a refusal; want once", refused)
+	}
+}
