@@ -21,7 +21,7 @@ import (
 const (
 	directMin   = 256 << 10
 	directAlign = 4096
-	directStage = 1 << 20
+	directStage = 4 << 20
 )
 
 // directBuf is a writer's aligned buffer that the bulk of a run is copied
