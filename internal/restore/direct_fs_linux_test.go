@@ -16,6 +16,29 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// restoreAll restores tree and fails unless its files, all of them
+// whole, are the n it holds.
+func restoreAll(t *testing.T, r restore.Repo, tree repo.ID, opts restore.Options, n int) {
+	t.Helper()
+	rr, err := restore.Run(context.Background(), r, tree, opts)
+	must(t, err)
+	if rr.Errors != 0 || rr.Files != int64(n) {
+		t.Fatalf("%d files restored of %d, events %+v", rr.Files, n, rr.Events)
+	}
+}
+
+// sameFiles fails unless each file named in files is in dir with its content.
+func sameFiles(t *testing.T, dir string, files map[string][]byte) {
+	t.Helper()
+	for name, data := range files {
+		got, err := os.ReadFile(filepath.Join(dir, name))
+		must(t, err)
+		if !bytes.Equal(got, data) {
+			t.Fatalf("%s restored wrong (%d bytes, want %d)", name, len(got), len(data))
+		}
+	}
+}
+
 // cachedPages is how many of the file's pages are in the page cache.
 func cachedPages(t *testing.T, path string) uint64 {
 	t.Helper()
@@ -66,11 +89,7 @@ func TestBigFilesRestoredPastThePageCache(t *testing.T) {
 	}{{"ext4", loopfs.Ext4}, {"xfs", loopfs.XFS}, {"btrfs", loopfs.Btrfs}} {
 		t.Run(fs.name, func(t *testing.T) {
 			dst := fs.mount(t, 400)
-			rr, err := restore.Run(ctx, r, res.Tree, restore.Options{Target: dst, Workers: 4})
-			must(t, err)
-			if rr.Errors != 0 || rr.Files != 4 {
-				t.Fatalf("%d files, events %+v", rr.Files, rr.Events)
-			}
+			restoreAll(t, r, res.Tree, restore.Options{Target: dst, Workers: 4}, len(files))
 			// before anything reads them back: the bulk of the big files
 			// went past the cache, only the edges of their runs are cached
 			for name, data := range files {
@@ -84,13 +103,7 @@ func TestBigFilesRestoredPastThePageCache(t *testing.T) {
 					t.Errorf("%s: %d of its %d pages cached after the restore; want only the edges of its runs", name, cached, pages)
 				}
 			}
-			for name, data := range files {
-				got, err := os.ReadFile(filepath.Join(dst, src, name))
-				must(t, err)
-				if !bytes.Equal(got, data) {
-					t.Fatalf("%s restored wrong (%d bytes, want %d)", name, len(got), len(data))
-				}
-			}
+			sameFiles(t, filepath.Join(dst, src), files)
 			var st unix.Stat_t
 			must(t, unix.Stat(filepath.Join(dst, src, "sparse"), &st))
 			// the chunks at the hole's edges hold some of its zeros; the rest
@@ -106,18 +119,8 @@ func TestBigFilesRestoredPastThePageCache(t *testing.T) {
 	refused := 0
 	defer restore.RefuseDirectIO(&refused)()
 	dst := t.TempDir()
-	rr, err := restore.Run(ctx, r, res.Tree, restore.Options{Target: dst, Workers: 1})
-	must(t, err)
-	if rr.Errors != 0 || rr.Files != 4 {
-		t.Fatalf("refused: %d files, events %+v", rr.Files, rr.Events)
-	}
-	for name, data := range files {
-		got, err := os.ReadFile(filepath.Join(dst, src, name))
-		must(t, err)
-		if !bytes.Equal(got, data) {
-			t.Fatalf("refused: %s restored wrong (%d bytes, want %d)", name, len(got), len(data))
-		}
-	}
+	restoreAll(t, r, res.Tree, restore.Options{Target: dst, Workers: 1}, len(files))
+	sameFiles(t, filepath.Join(dst, src), files)
 	if refused != 1 {
 		t.Errorf("O_DIRECT asked for %d times after a refusal; want once", refused)
 	}

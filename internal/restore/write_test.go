@@ -380,17 +380,7 @@ func TestGatheredWrites(t *testing.T) {
 	}
 	for _, workers := range []int{1, 4} {
 		dst := t.TempDir()
-		rr, err := restore.Run(context.Background(), r, tree, restore.Options{Target: dst, Workers: workers})
-		must(t, err)
-		if rr.Errors != 0 || rr.Files != 3 {
-			t.Fatalf("%d files, events %+v", rr.Files, rr.Events)
-		}
-		for name, data := range files {
-			got, err := os.ReadFile(filepath.Join(dst, src, name))
-			must(t, err)
-			if !bytes.Equal(got, data) {
-				t.Errorf("workers %d: %s restored wrong", workers, name)
-			}
-		}
+		restoreAll(t, r, tree, restore.Options{Target: dst, Workers: workers}, len(files))
+		sameFiles(t, filepath.Join(dst, src), files)
 	}
 }
