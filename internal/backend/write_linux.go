@@ -30,16 +30,16 @@ type directState struct{ noDirect atomic.Bool }
 // than a block through the page cache. A file system that takes no direct
 // I/O (or not at this alignment) gets the whole file through the cache, and
 // is not asked again.
-func (l *directState) writeSynced(f *os.File, data []byte) error {
+func (d *directState) writeSynced(f *os.File, data []byte) error {
 	bulk := len(data) &^ (directAlign - 1)
 	written := 0
-	if bulk >= directMin && !l.noDirect.Load() && aligned(data) {
+	if bulk >= directMin && !d.noDirect.Load() && aligned(data) {
 		n, err := directWriter(f, data[:bulk])
 		switch {
 		case err == nil:
 			written = n
 		case errors.Is(err, unix.EINVAL):
-			l.noDirect.Store(true)
+			d.noDirect.Store(true)
 		default:
 			return err
 		}

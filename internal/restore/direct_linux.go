@@ -2,7 +2,6 @@ package restore
 
 import (
 	"errors"
-	"fmt"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -71,7 +70,7 @@ func (d *directBuf) writeDirect(o *outFile, bs [][]byte, skip, from, to int64) e
 	for pos := from; pos < to && err == nil; {
 		n := min(int64(directStage), to-pos)
 		copyRange(d.stage[:n], bs, skip+pos-from)
-		err = pwriteAll(o.fd, d.stage[:n], pos)
+		err = o.writeAt([][]byte{d.stage[:n]}, pos)
 		pos += n
 	}
 	if cerr := setFlags(o.fd, flags); err == nil {
@@ -85,20 +84,6 @@ func (d *directBuf) writeDirect(o *outFile, bs [][]byte, skip, from, to int64) e
 var setFlags = func(fd, flags int) error {
 	_, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags)
 	return err
-}
-
-func pwriteAll(fd int, b []byte, off int64) error {
-	for len(b) > 0 {
-		n, err := retryEINTR(func() (int, error) { return unix.Pwrite(fd, b, off) })
-		if err != nil {
-			return err
-		}
-		if n <= 0 {
-			return fmt.Errorf("short write at %d", off)
-		}
-		b, off = b[n:], off+int64(n)
-	}
-	return nil
 }
 
 func alignUp(n int64) int64 { return (n + directAlign - 1) &^ (directAlign - 1) }
