@@ -58,7 +58,10 @@ func New(t testing.TB, timeout time.Duration) context.Context {
 		chromedp.ExecPath(Chromium(t)), chromedp.NoSandbox, chromedp.DisableGPU,
 		// containers often give /dev/shm a few MiB only
 		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.WindowSize(1400, 900), chromedp.UserDataDir(t.TempDir()))
+		chromedp.WindowSize(1400, 900), chromedp.UserDataDir(t.TempDir()),
+		// chromium makes a directory for its singleton socket in TMPDIR
+		// and leaves it behind
+		chromedp.Env("TMPDIR="+t.TempDir()))
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(cancelAlloc)
 	ctx, cancel := chromedp.NewContext(allocCtx)
