@@ -1,7 +1,11 @@
 package restore
 
 import (
+	"cmp"
 	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -16,7 +20,8 @@ import (
 // disk has them. Blobs are cut by content, so neither their offsets in
 // the file nor their addresses are aligned: the bulk is copied into an
 // aligned buffer that stays hot in the CPU's caches, in pieces of
-// directStage, and the unaligned edges go through the cache.
+// directStage, and the unaligned edges go through the cache once the
+// file is finished (directFile).
 const (
 	directMin   = 256 << 10
 	directAlign = 4096
@@ -30,17 +35,44 @@ type directBuf struct {
 	refused bool
 }
 
-// writeRun writes the run of n bytes in bs to o at off.
-func (d *directBuf) writeRun(o *outFile, bs [][]byte, off, n int64) error {
+// directFile is what the direct writes of one file share across writers.
+//
+// A direct write that extends a file, or (on ext4) one into blocks not yet
+// allocated, holds the file's inode lock exclusively until the disk has
+// it, and a buffered write waits for every direct one in flight: the
+// writers of a big file would take turns, one request at the disk. So the
+// file gets its size before its first direct write, on ext4 the blocks of
+// each run are allocated (fallocate, only where data goes: holes stay
+// holes) right before it is written, and the unaligned edges of the runs
+// wait in memory until the file is finished.
+type directFile struct {
+	once    sync.Once
+	sizeErr error
+	alloc   atomic.Bool // allocate before each direct write (ext4)
+
+	mu    sync.Mutex
+	edges []edge
+}
+
+// edge is an unaligned piece of a run, written when the file is finished.
+type edge struct {
+	off int64
+	b   []byte
+}
+
+// writeRun writes the run of n bytes in bs to f, open as o, at off.
+func (d *directBuf) writeRun(o *outFile, f *fileState, bs [][]byte, off, n int64) error {
 	end := off + n
 	from, to := alignUp(off), end&^(directAlign-1)
 	if to-from < directMin || d.refused {
 		return o.writeAt(bs, off)
 	}
-	if err := o.writeAt(byteRange(bs, 0, from-off), off); err != nil {
-		return err
+	df := &f.direct
+	df.once.Do(func() { df.prepare(o, int64(f.node.Size)) })
+	if df.sizeErr != nil {
+		return df.sizeErr
 	}
-	err := d.writeDirect(o, bs, from-off, from, to)
+	err := d.writeDirect(o, df, bs, from-off, from, to)
 	if errors.Is(err, unix.EINVAL) {
 		// the file system takes no direct I/O, or not at this alignment
 		d.refused = true
@@ -49,12 +81,60 @@ func (d *directBuf) writeRun(o *outFile, bs [][]byte, off, n int64) error {
 	if err != nil {
 		return err
 	}
-	return o.writeAt(byteRange(bs, to-off, end-to), to)
+	df.keep(off, byteRange(bs, 0, from-off))
+	df.keep(to, byteRange(bs, to-off, end-to))
+	return nil
+}
+
+// prepare gives the file its size, and finds whether its blocks are to be
+// allocated before each direct write.
+func (df *directFile) prepare(o *outFile, size int64) {
+	if err := unix.Ftruncate(o.fd, size); err != nil {
+		df.sizeErr = err
+		return
+	}
+	var st unix.Statfs_t
+	df.alloc.Store(unix.Fstatfs(o.fd, &st) == nil && st.Type == unix.EXT4_SUPER_MAGIC)
+}
+
+// keep copies the edge bs, to be written at off when the file is finished.
+func (df *directFile) keep(off int64, bs [][]byte) {
+	var b []byte
+	for _, p := range bs {
+		b = append(b, p...)
+	}
+	if len(b) == 0 {
+		return
+	}
+	df.mu.Lock()
+	df.edges = append(df.edges, edge{off, b})
+	df.mu.Unlock()
+}
+
+// writeEdges writes the edges kept, those that touch with one write.
+func (df *directFile) writeEdges(o *outFile) error {
+	df.mu.Lock()
+	edges := df.edges
+	df.edges = nil
+	df.mu.Unlock()
+	slices.SortFunc(edges, func(a, b edge) int { return cmp.Compare(a.off, b.off) })
+	for i := 0; i < len(edges); {
+		bs, j := [][]byte{edges[i].b}, i+1
+		for next := edges[i].off + int64(len(edges[i].b)); j < len(edges) && edges[j].off == next; j++ {
+			bs = append(bs, edges[j].b)
+			next += int64(len(edges[j].b))
+		}
+		if err := o.writeAt(bs, edges[i].off); err != nil {
+			return err
+		}
+		i = j
+	}
+	return nil
 }
 
 // writeDirect writes file offsets [from, to), both aligned, from bs (whose
 // byte skip is at from) with O_DIRECT set on o for as long.
-func (d *directBuf) writeDirect(o *outFile, bs [][]byte, skip, from, to int64) error {
+func (d *directBuf) writeDirect(o *outFile, df *directFile, bs [][]byte, skip, from, to int64) error {
 	if d.stage == nil {
 		buf := make([]byte, directStage+directAlign)
 		pad := int(alignUp(int64(addr(buf))) - int64(addr(buf)))
@@ -66,6 +146,13 @@ func (d *directBuf) writeDirect(o *outFile, bs [][]byte, skip, from, to int64) e
 	}
 	if err := setFlags(o.fd, flags|unix.O_DIRECT); err != nil {
 		return err
+	}
+	if df.alloc.Load() {
+		err = unix.Fallocate(o.fd, 0, from, to-from)
+		if errors.Is(err, unix.EOPNOTSUPP) {
+			df.alloc.Store(false)
+			err = nil
+		}
 	}
 	for pos := from; pos < to && err == nil; {
 		n := min(int64(directStage), to-pos)

@@ -4,6 +4,7 @@ package restore
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"path"
 
@@ -114,6 +115,10 @@ func (o *outFile) close() { unix.Close(o.fd) }
 // descriptor and closes it: a close can report a write that failed.
 func (rs *restorer) finishOut(o *outFile, f *fileState) error {
 	var errs []error
+	if err := f.direct.writeEdges(o); err != nil {
+		f.failed.Store(true)
+		errs = append(errs, fmt.Errorf("cannot write the file: %w", &fs.PathError{Op: "write", Path: rs.dest(f.path), Err: err}))
+	}
 	if f.holes.Load() || f.failed.Load() {
 		if err := unix.Ftruncate(o.fd, int64(f.node.Size)); err != nil {
 			errs = append(errs, &fs.PathError{Op: "truncate", Path: rs.dest(f.path), Err: err})

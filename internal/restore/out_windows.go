@@ -46,6 +46,10 @@ func (o *outFile) close() { o.f.Close() }
 // by its path (attributes and the security descriptor come last).
 func (rs *restorer) finishOut(o *outFile, f *fileState) error {
 	var errs []error
+	if err := f.direct.writeEdges(o); err != nil { // none kept but on Linux
+		f.failed.Store(true)
+		errs = append(errs, err)
+	}
 	if f.holes.Load() || f.failed.Load() {
 		if err := o.f.Truncate(int64(f.node.Size)); err != nil {
 			errs = append(errs, err)

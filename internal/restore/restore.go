@@ -145,6 +145,7 @@ type fileState struct {
 	failed  atomic.Bool  // some content could not be restored
 	skipped atomic.Bool  // it existed at the target and is kept
 	holes   atomic.Bool  // an all-zero blob was left as a hole
+	direct  directFile   // what its direct writes share (Linux)
 
 	plain bool       // in a plain directory (dirState)
 	mu    sync.Mutex // held while the file is created or opened
@@ -761,7 +762,7 @@ func (w *packWriter) flush() {
 	}
 	o, err := w.file(fs)
 	if err == nil {
-		err = w.directBuf.writeRun(o, w.run, w.runOff, w.runLen)
+		err = w.directBuf.writeRun(o, fs, w.run, w.runOff, w.runLen)
 		if err != nil {
 			err = fmt.Errorf("cannot write the file: %w", err)
 		}
