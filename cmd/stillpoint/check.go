@@ -87,7 +87,8 @@ func runCheck(ctx context.Context, g *globals, readData bool, subset repo.ReadSu
 		if read != "" {
 			read = "; " + read
 		}
-		rep.Printf("no errors: structure of %d snapshots, %d packs, %d blobs, %d trees verified%s\n", res.Snapshots, res.Packs, res.Blobs, res.Trees, read)
+		rep.Printf("no errors: structure of %s, %s, %s, %s verified%s\n", report.Count(res.Snapshots, "snapshot"),
+			report.Count(res.Packs, "pack"), report.Count(res.Blobs, "blob"), report.Count(res.Trees, "tree"), read)
 		return nil
 	}
 	if read != "" {

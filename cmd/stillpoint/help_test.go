@@ -219,3 +219,38 @@ func TestVersion(t *testing.T) {
 		t.Errorf("version --json: %+v, %v; want %+v", in, err, buildinfo.Get())
 	}
 }
+
+// A wrong number of arguments is said in words, with the command's usage,
+// for each of cobra's checks the commands use.
+func TestArgumentCountInWords(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"restore"}, "stillpoint restore: takes one argument, got none (usage: stillpoint restore SNAPSHOT"},
+		{[]string{"diff", "a"}, "stillpoint diff: takes 2 arguments, got one (usage: stillpoint diff SNAPSHOT1 SNAPSHOT2"},
+		{[]string{"diff", "a", "b", "c"}, "stillpoint diff: takes 2 arguments, got 3"},
+	} {
+		root := newRootFor(&globals{})
+		root.SetArgs(c.args)
+		root.SetOut(new(bytes.Buffer))
+		root.SetErr(new(bytes.Buffer))
+		cmd, err := root.ExecuteC()
+		if err == nil {
+			t.Fatalf("%v: no error", c.args)
+		}
+		if got := usageMessage(cmd, err); !strings.HasPrefix(got, c.want) {
+			t.Errorf("%v: %q, want it to begin %q", c.args, got, c.want)
+		}
+	}
+	for msg, want := range map[string]string{
+		"requires at least 1 arg(s), only received 0": "takes at least one argument, got none",
+		"accepts at most 2 arg(s), received 3":        "takes at most 2 arguments, got 3",
+		"accepts between 1 and 2 arg(s), received 0":  "takes 1 to 2 arguments, got none",
+		"unknown flag: --bogus":                       "unknown flag: --bogus",
+	} {
+		if got := argsInWords(msg); got != want {
+			t.Errorf("argsInWords(%q) = %q, want %q", msg, got, want)
+		}
+	}
+}

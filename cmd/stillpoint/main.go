@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"regexp"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -162,11 +163,52 @@ func main() {
 func usageMessage(cmd *cobra.Command, err error) string {
 	// cobra puts its suggestions for a mistyped command on lines of their own
 	msg := strings.Replace(err.Error(), "\n\nDid you mean this?\n", "; did you mean:", 1)
-	msg = strings.Join(strings.Fields(msg), " ")
+	msg = argsInWords(strings.Join(strings.Fields(msg), " "))
 	if !cmd.HasParent() {
 		return fmt.Sprintf("stillpoint: %s (`stillpoint --help` lists the commands)", msg)
 	}
 	return fmt.Sprintf("%s: %s (usage: %s; more with --help)", cmd.CommandPath(), msg, cmd.UseLine())
+}
+
+// cobra's messages for a wrong number of arguments
+var (
+	exactArgs = regexp.MustCompile(`^accepts (\d+) arg\(s\), received (\d+)$`)
+	minArgs   = regexp.MustCompile(`^requires at least (\d+) arg\(s\), only received (\d+)$`)
+	maxArgs   = regexp.MustCompile(`^accepts at most (\d+) arg\(s\), received (\d+)$`)
+	rangeArgs = regexp.MustCompile(`^accepts between (\d+) and (\d+) arg\(s\), received (\d+)$`)
+)
+
+// argsInWords says cobra's "accepts 1 arg(s), received 0" as "takes one
+// argument, got none"; other messages are kept.
+func argsInWords(msg string) string {
+	n := func(s string) string {
+		switch s {
+		case "0":
+			return "none"
+		case "1":
+			return "one"
+		}
+		return s
+	}
+	args := func(s string) string {
+		if s == "1" {
+			return "one argument"
+		}
+		return s + " arguments"
+	}
+	if m := exactArgs.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("takes %s, got %s", args(m[1]), n(m[2]))
+	}
+	if m := minArgs.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("takes at least %s, got %s", args(m[1]), n(m[2]))
+	}
+	if m := maxArgs.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("takes at most %s, got %s", args(m[1]), n(m[2]))
+	}
+	if m := rangeArgs.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("takes %s to %s arguments, got %s", m[1], m[2], n(m[3]))
+	}
+	return msg
 }
 
 // noArgs is cobra.NoArgs in words that fit a command that takes none.

@@ -167,7 +167,7 @@ func checkStep(ctx context.Context, r Repository, opts Options, say func(string,
 	res.PacksRead = cr.PacksRead
 	st := repo.DrillStep{Name: "check", OK: cr.OK(), DurationSecs: time.Since(t0).Seconds()}
 	if cr.OK() {
-		st.Message = fmt.Sprintf("structure of %d snapshots verified; packs %s read back (%d packs)", cr.Snapshots, res.ReadSubset, cr.PacksRead)
+		st.Message = fmt.Sprintf("structure of %s verified; packs %s read back (%s)", report.Count(cr.Snapshots, "snapshot"), res.ReadSubset, report.Count(cr.PacksRead, "pack"))
 	} else {
 		for _, p := range cr.Errors {
 			st.Problems = appendProblem(st.Problems, p.Object+": "+p.Message)

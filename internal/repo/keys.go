@@ -191,8 +191,11 @@ func openKey(ctx context.Context, be backend.Backend, c Credential) (*MasterKey,
 	if kinds["keyfile"] > 0 {
 		have = append(have, "a key file")
 	}
-	return nil, "", fmt.Errorf("%w: none of the %d keys of %s opened (the repository accepts %s)",
-		ErrWrongKey, len(names), be.Location(), strings.Join(have, " or "))
+	which := fmt.Sprintf("none of the %d keys of %s opened", len(names), be.Location())
+	if len(names) == 1 {
+		which = fmt.Sprintf("the key of %s did not open", be.Location())
+	}
+	return nil, "", fmt.Errorf("%w: %s (the repository accepts %s)", ErrWrongKey, which, strings.Join(have, " or "))
 }
 
 // NewKeyFileSecret returns a fresh key file secret.

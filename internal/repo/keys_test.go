@@ -33,7 +33,7 @@ func TestWrongPassword(t *testing.T) {
 		t.Fatalf("wrong password: %v, want ErrWrongKey", err)
 	}
 	msg := err.Error()
-	for _, want := range []string{"wrong password or key file", "accepts a password", "memory"} {
+	for _, want := range []string{"wrong password or key file", "the key of", "did not open", "accepts a password", "memory"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("message %q does not say %q", msg, want)
 		}

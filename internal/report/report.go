@@ -218,6 +218,15 @@ func statusEvent(verb string, s Status, elapsed time.Duration) map[string]any {
 	return ev
 }
 
+// Count is n and the noun, in the plural unless n is 1: "1 snapshot",
+// "3 packs". The noun's plural takes an s.
+func Count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
 // Bytes formats a byte count for people.
 func Bytes(n int64) string {
 	const unit = 1024

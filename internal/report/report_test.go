@@ -38,3 +38,11 @@ func TestStatusEventUnit(t *testing.T) {
 		t.Fatal("a backup's status names a unit")
 	}
 }
+
+func TestCount(t *testing.T) {
+	for n, want := range map[int]string{0: "0 snapshots", 1: "1 snapshot", 2: "2 snapshots"} {
+		if got := Count(n, "snapshot"); got != want {
+			t.Errorf("Count(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

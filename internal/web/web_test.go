@@ -548,7 +548,7 @@ func TestDrillOnTheJobAndRunPages(t *testing.T) {
 	drill := &RunDetail{
 		RunSummary: RunSummary{ID: "run-43", Job: "db", Kind: "drill", Trigger: "scheduled", Start: f.now.Add(-20 * time.Minute), End: f.now.Add(-19 * time.Minute),
 			Status: StatusFailed, Snapshot: f.snap.ID.String(), Outcomes: outcome.Counts{}, Error: "sqlite /srv/db/data.db: database disk image is malformed"},
-		Checks: []DrillCheck{{Name: "check", OK: true, Message: "structure of 1 snapshots verified"},
+		Checks: []DrillCheck{{Name: "check", OK: true, Message: "structure of 1 snapshot verified"},
 			{Name: "restore", OK: true, Message: "9 files, 200 B restored and verified against their hashes"},
 			{Name: "sqlite", OK: false, Message: "/srv/db/data.db: database disk image is malformed"}},
 	}
