@@ -288,6 +288,7 @@ func TestUsageErrors(t *testing.T) {
 	oneLine(t, e.must(t, 1, "doctor", "/no/such/path"), "/no/such/path: no such file or directory")
 	file := filepath.Join(src, "a")
 	oneLine(t, e.must(t, 1, "restore", "latest", "--target", filepath.Join(file, "below")), file+" is a file, not a directory")
+	oneLine(t, e.must(t, 1, "restore", "latest", "--target", file), "restore target "+file+" is a file, not a directory")
 }
 
 // interruptWhen starts the binary and sends it SIGINT once it has read and

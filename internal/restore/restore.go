@@ -225,6 +225,9 @@ func Run(ctx context.Context, r Repo, root repo.ID, opts Options) (*Result, erro
 func targetError(target string, err error) error {
 	var pe *fs.PathError
 	if errors.Is(err, syscall.ENOTDIR) && errors.As(err, &pe) {
+		if filepath.Clean(pe.Path) == filepath.Clean(target) {
+			return fmt.Errorf("restore target %s is a file, not a directory", target)
+		}
 		return fmt.Errorf("restore target %s: %s is a file, not a directory", target, pe.Path)
 	}
 	return fmt.Errorf("create restore target %s: %w", target, err)
