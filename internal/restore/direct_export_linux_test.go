@@ -16,3 +16,11 @@ func RefuseDirectIO(refused *int) func() {
 	}
 	return func() { setFlags = orig }
 }
+
+// KeepEdges makes a file's writers write its edges once n bytes of them are
+// kept, until the returned function is called.
+func KeepEdges(n int) func() {
+	orig := edgesKept
+	edgesKept = n
+	return func() { edgesKept = orig }
+}

@@ -115,6 +115,15 @@ func TestBigFilesRestoredPastThePageCache(t *testing.T) {
 		})
 	}
 
+	// edges written while the file is restored, not all at its end, as a
+	// file of a terabyte needs: every byte still comes back
+	t.Run("edges written on the way", func(t *testing.T) {
+		defer restore.KeepEdges(8 << 10)()
+		dst := loopfs.Ext4(t, 200)
+		restoreAll(t, r, res.Tree, restore.Options{Target: dst, Workers: 4}, len(files))
+		sameFiles(t, filepath.Join(dst, src), files)
+	})
+
 	// a damaged blob in the middle of a big file: the blobs around it,
 	// their unaligned edges too, are at their offsets, and the file keeps
 	// its size

@@ -52,6 +52,7 @@ type directFile struct {
 
 	mu    sync.Mutex
 	edges []edge
+	kept  int // bytes in edges
 }
 
 // edge is an unaligned piece of a run, written when the file is finished.
@@ -82,7 +83,11 @@ func (d *directBuf) writeRun(o *outFile, f *fileState, bs [][]byte, off, n int64
 		return err
 	}
 	df.keep(off, byteRange(bs, 0, from-off))
-	df.keep(to, byteRange(bs, to-off, end-to))
+	if df.keep(to, byteRange(bs, to-off, end-to)) {
+		// so many that they are written now, not kept for the whole
+		// of a file of a terabyte
+		return df.writeEdges(o)
+	}
 	return nil
 }
 
@@ -97,25 +102,32 @@ func (df *directFile) prepare(o *outFile, size int64) {
 	df.alloc.Store(unix.Fstatfs(o.fd, &st) == nil && st.Type == unix.EXT4_SUPER_MAGIC)
 }
 
-// keep copies the edge bs, to be written at off when the file is finished.
-func (df *directFile) keep(off int64, bs [][]byte) {
+// edgesKept bounds the bytes of edges a file keeps before they are
+// written: about 256 runs, nearly 2 GiB of a big file. Tests lower it.
+var edgesKept = 1 << 20
+
+// keep copies the edge bs, to be written at off when the file is finished;
+// it says whether the edges kept have reached edgesKept.
+func (df *directFile) keep(off int64, bs [][]byte) (full bool) {
 	var b []byte
 	for _, p := range bs {
 		b = append(b, p...)
 	}
 	if len(b) == 0 {
-		return
+		return false
 	}
 	df.mu.Lock()
+	defer df.mu.Unlock()
 	df.edges = append(df.edges, edge{off, b})
-	df.mu.Unlock()
+	df.kept += len(b)
+	return df.kept >= edgesKept
 }
 
 // writeEdges writes the edges kept, those that touch with one write.
 func (df *directFile) writeEdges(o *outFile) error {
 	df.mu.Lock()
 	edges := df.edges
-	df.edges = nil
+	df.edges, df.kept = nil, 0
 	df.mu.Unlock()
 	slices.SortFunc(edges, func(a, b edge) int { return cmp.Compare(a.off, b.off) })
 	for i := 0; i < len(edges); {
