@@ -44,7 +44,7 @@ type directBuf struct {
 // file gets its size before its first direct write, on ext4 the blocks of
 // each run are allocated (fallocate, only where data goes: holes stay
 // holes) right before it is written, and the unaligned edges of the runs
-// wait in memory until the file is finished.
+// wait in memory until the file is finished (or edgesKept of them are).
 type directFile struct {
 	once    sync.Once
 	sizeErr error
