@@ -87,8 +87,8 @@ func TestInactivityWaitBankGaps(t *testing.T) {
 	for waits < maxWaits && (quiet < minQuiet || resnapped == 0) && time.Now().Before(deadline) {
 		waits++
 		var snap snapshot.Snapshot
-		take := func(ctx context.Context, ready func()) (func(), error) {
-			ready()
+		take := func(ctx context.Context, ready func(bool)) (func(), error) {
+			ready(false)
 			s, err := snapshot.Btrfs{}.Create(ctx, []string{e.src}, snapshot.NewLabel("torture-gaps"))
 			if err != nil {
 				return nil, err

@@ -53,11 +53,12 @@ type InactivityOptions struct {
 	// quiet period and the end of Snap may be in the snapshot half done.
 	// Then the snapshot is released and the wait starts again, within
 	// maxWait; past it the last snapshot is kept and the result is not
-	// Quiet. Snap calls ready right before it makes the snapshot: writes
-	// seen between the start of Snap and ready are those of writers
-	// freezing their applications, and do not count. release must undo
-	// what Snap made.
-	Snap func(ctx context.Context, ready func()) (release func(), err error)
+	// Quiet. Snap calls ready right before it makes the snapshot; forgive
+	// says that the writes since Snap began are those of writers freezing
+	// their applications, which do not count. Without writers to freeze a
+	// write in that time (while Snap prepares) spoils the snapshot as one
+	// while it is made does. release must undo what Snap made.
+	Snap func(ctx context.Context, ready func(forgive bool)) (release func(), err error)
 	// SnapOnlyWhenQuiet: when maxWait passes without a quiet period, Snap
 	// is not called (the caller fails the run).
 	SnapOnlyWhenQuiet bool
@@ -149,7 +150,7 @@ func WaitQuiet(ctx context.Context, paths []string, quiet, maxWait time.Duration
 	if quiet == 0 {
 		res.Quiet, res.Message = true, "no inactivity period asked for"
 		if opts.Snap != nil {
-			_, err := opts.Snap(ctx, func() {})
+			_, err := opts.Snap(ctx, func(bool) {})
 			return res, err
 		}
 		return res, nil
@@ -176,7 +177,7 @@ func WaitQuiet(ctx context.Context, paths []string, quiet, maxWait time.Duration
 	}
 	if tr.snap != nil && !tr.snapped && !opts.SnapOnlyWhenQuiet {
 		// max-wait passed without a quiet period: snap anyway, crash-consistent
-		if _, err := tr.snap(ctx, func() {}); err != nil {
+		if _, err := tr.snap(ctx, func(bool) {}); err != nil {
 			return res, err
 		}
 	}
@@ -193,7 +194,7 @@ type quietTracker struct {
 	quietReached   bool
 	lateWrite      bool // a write landed while the kept snapshot was made
 
-	snap      func(context.Context, func()) (func(), error)
+	snap      func(context.Context, func(bool)) (func(), error)
 	snapped   bool // snap made the snapshot that is kept
 	resnapped int
 }
@@ -215,8 +216,15 @@ func (t *quietTracker) snapWhileWatching(ctx context.Context, wroteSince func() 
 		}
 		return err != nil, err
 	}
-	var readyErr error
-	release, err := t.snap(ctx, func() { _, readyErr = wroteSince() })
+	var (
+		readyErr error
+		early    bool // a write while Snap prepared, that is not forgiven
+	)
+	release, err := t.snap(ctx, func(forgive bool) {
+		var seen bool
+		seen, readyErr = wroteSince()
+		early = seen && !forgive
+	})
 	if err == nil {
 		err = readyErr
 	}
@@ -224,7 +232,7 @@ func (t *quietTracker) snapWhileWatching(ctx context.Context, wroteSince func() 
 		return true, err
 	}
 	seen, err := wroteSince()
-	if err != nil || !seen {
+	if err != nil || !seen && !early {
 		t.snapped = true
 		return true, err
 	}

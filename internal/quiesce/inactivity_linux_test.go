@@ -242,8 +242,9 @@ func TestWaitQuietIgnoresOwnAndUnrelatedWrites(t *testing.T) {
 // A write that lands while the snapshot is made (after the quiet period
 // ended) spoils that snapshot: it is released and the wait goes on, and
 // the next snapshot, made in quiet, is kept. Writes made between the
-// start of Snap and ready (writers freezing their applications) do not
-// count. Past max-wait the spoilt snapshot is kept and said not quiet.
+// start of Snap and ready count, unless ready forgives them (writers
+// freezing their applications). Past max-wait the spoilt snapshot is kept
+// and said not quiet.
 func TestWaitQuietSnapshotSpoiltByALateWrite(t *testing.T) {
 	ci.NeedRoot(t)
 	for _, poll := range []bool{false, true} {
@@ -255,10 +256,10 @@ func TestWaitQuietSnapshotSpoiltByALateWrite(t *testing.T) {
 				}
 			}
 			var snaps, released int
-			snap := func(_ context.Context, ready func()) (func(), error) {
+			snap := func(_ context.Context, ready func(bool)) (func(), error) {
 				snaps++
 				write() // a writer's freeze: before ready, does not count
-				ready()
+				ready(true)
 				if snaps == 1 {
 					write() // lands while the first snapshot is made
 				}
@@ -274,11 +275,31 @@ func TestWaitQuietSnapshotSpoiltByALateWrite(t *testing.T) {
 				t.Fatalf("snaps %d, released %d: %+v", snaps, released, res)
 			}
 
+			// without writers to forgive, a write while Snap prepares (before
+			// ready) spoils the snapshot too
+			snaps, released = 0, 0
+			opts.Snap = func(_ context.Context, ready func(bool)) (func(), error) {
+				snaps++
+				if snaps == 1 {
+					write()
+				}
+				ready(false)
+				time.Sleep(30 * time.Millisecond)
+				return func() { released++ }, nil
+			}
+			res, err = WaitQuiet(context.Background(), []string{src}, 100*time.Millisecond, 5*time.Second, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.Quiet || snaps != 2 || released != 1 || res.Resnapped != 1 {
+				t.Fatalf("a write before ready, not forgiven: snaps %d, released %d: %+v", snaps, released, res)
+			}
+
 			// a write during every snapshot, and too little time for another
 			snaps, released = 0, 0
-			always := func(_ context.Context, ready func()) (func(), error) {
+			always := func(_ context.Context, ready func(bool)) (func(), error) {
 				snaps++
-				ready()
+				ready(false)
 				write()
 				time.Sleep(30 * time.Millisecond)
 				return func() { released++ }, nil

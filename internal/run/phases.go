@@ -191,7 +191,7 @@ func (b *backupRun) quiesceAndSnap(ctx context.Context) ([]string, error) {
 	// takeSet freezes the writers, creates the set with the writers of its
 	// filesystems held, and thaws; the function it returns undoes it, for a
 	// set that a write during its making spoilt
-	takeSet := func(ctx context.Context, ready func()) (func(), error) {
+	takeSet := func(ctx context.Context, ready func(forgive bool)) (func(), error) {
 		var prepared *snapshot.Prepared
 		if o.Plan != nil {
 			// labels and directories are written before the freeze
@@ -205,7 +205,9 @@ func (b *backupRun) quiesceAndSnap(ctx context.Context) ([]string, error) {
 		if err != nil {
 			return nil, errors.Join(err, prepared.Abort())
 		}
-		ready()
+		// the writers' own writes while they froze do not spoil the set;
+		// without writers, every write since the quiet period ended does
+		ready(len(o.Writers) > 0)
 		var serr error
 		if o.Plan != nil {
 			b.set, held, serr = CreateHeld(ctx, o.Plan, prepared, o.Hold)
@@ -248,7 +250,7 @@ func (b *backupRun) quiesceAndSnap(ctx context.Context) ([]string, error) {
 			}
 			res.Warnings = append(res.Warnings, ir.Message)
 		}
-	} else if _, err := takeSet(ctx, func() {}); err != nil {
+	} else if _, err := takeSet(ctx, func(bool) {}); err != nil {
 		return nil, err
 	}
 	if err := thawErrors(b.qinfo.Writers); err != nil {
