@@ -1,6 +1,7 @@
 package quiesce
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -53,11 +54,13 @@ type InactivityOptions struct {
 	// quiet period and the end of Snap may be in the snapshot half done.
 	// Then the snapshot is released and the wait starts again, within
 	// maxWait; past it the last snapshot is kept and the result is not
-	// Quiet. Snap calls ready right before it makes the snapshot; forgive
-	// says that the writes since Snap began are those of writers freezing
-	// their applications, which do not count. Without writers to freeze a
-	// write in that time (while Snap prepares) spoils the snapshot as one
-	// while it is made does. release must undo what Snap made.
+	// Quiet. Snap calls ready to have the watch looked at: last right
+	// before it makes the snapshot, and before that as often as it likes.
+	// forgive says that the writes since the look before (or since Snap
+	// began) are those of writers freezing their applications, which do
+	// not count; any other write seen while Snap prepares spoils the
+	// snapshot as one while it is made does. release must undo what Snap
+	// made.
 	Snap func(ctx context.Context, ready func(forgive bool)) (release func(), err error)
 	// SnapOnlyWhenQuiet: when maxWait passes without a quiet period, Snap
 	// is not called (the caller fails the run).
@@ -221,9 +224,9 @@ func (t *quietTracker) snapWhileWatching(ctx context.Context, wroteSince func() 
 		early    bool // a write while Snap prepared, that is not forgiven
 	)
 	release, err := t.snap(ctx, func(forgive bool) {
-		var seen bool
-		seen, readyErr = wroteSince()
-		early = seen && !forgive
+		seen, err := wroteSince()
+		early = early || seen && !forgive
+		readyErr = cmp.Or(readyErr, err)
 	})
 	if err == nil {
 		err = readyErr

@@ -295,6 +295,28 @@ func TestWaitQuietSnapshotSpoiltByALateWrite(t *testing.T) {
 				t.Fatalf("a write before ready, not forgiven: snaps %d, released %d: %+v", snaps, released, res)
 			}
 
+			// looked at twice: an application's write before the writers
+			// freeze counts, the writers' own while they freeze does not
+			snaps, released = 0, 0
+			opts.Snap = func(_ context.Context, ready func(bool)) (func(), error) {
+				snaps++
+				if snaps == 1 {
+					write()
+				}
+				ready(false)
+				write()
+				ready(true)
+				time.Sleep(30 * time.Millisecond)
+				return func() { released++ }, nil
+			}
+			res, err = WaitQuiet(context.Background(), []string{src}, 100*time.Millisecond, 5*time.Second, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.Quiet || snaps != 2 || released != 1 || res.Resnapped != 1 {
+				t.Fatalf("a write before the freeze, one in it: snaps %d, released %d: %+v", snaps, released, res)
+			}
+
 			// a write during every snapshot, and too little time for another
 			snaps, released = 0, 0
 			always := func(_ context.Context, ready func(bool)) (func(), error) {

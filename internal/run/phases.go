@@ -200,13 +200,14 @@ func (b *backupRun) quiesceAndSnap(ctx context.Context) ([]string, error) {
 				return nil, err
 			}
 		}
+		// a write while the labels were written counts; one while the
+		// writers freeze is theirs and does not
+		ready(false)
 		info := quiesce.FreezeInfo{RunID: o.RunID, Covered: coverage(o.Plan), StagingDir: b.writerStaging}
 		frozen, err := freezeAll(ctx, o.Writers, info)
 		if err != nil {
 			return nil, errors.Join(err, prepared.Abort())
 		}
-		// the writers' own writes while they froze do not spoil the set;
-		// without writers, every write since the quiet period ended does
 		ready(len(o.Writers) > 0)
 		var serr error
 		if o.Plan != nil {
