@@ -256,66 +256,51 @@ func TestWaitQuietSnapshotSpoiltByALateWrite(t *testing.T) {
 				}
 			}
 			var snaps, released int
-			snap := func(_ context.Context, ready func(bool)) (func(), error) {
-				snaps++
+			opts := InactivityOptions{ForcePoll: poll, PollInterval: 20 * time.Millisecond}
+			// spoiltOnce runs a wait whose first snapshot does what first
+			// does, before a snapshot made in quiet: the first must be
+			// released and the second kept
+			spoiltOnce := func(what string, first func(ready func(bool))) {
+				t.Helper()
+				snaps, released = 0, 0
+				opts.Snap = func(_ context.Context, ready func(bool)) (func(), error) {
+					snaps++
+					if snaps == 1 {
+						first(ready)
+					} else {
+						write() // a writer's freeze: forgiven
+						ready(true)
+					}
+					time.Sleep(30 * time.Millisecond)
+					return func() { released++ }, nil
+				}
+				res, err := WaitQuiet(context.Background(), []string{src}, 100*time.Millisecond, 5*time.Second, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !res.Quiet || snaps != 2 || released != 1 || res.Resnapped != 1 {
+					t.Fatalf("%s: snaps %d, released %d: %+v", what, snaps, released, res)
+				}
+			}
+			spoiltOnce("a write while the snapshot is made", func(ready func(bool)) {
 				write() // a writer's freeze: before ready, does not count
 				ready(true)
-				if snaps == 1 {
-					write() // lands while the first snapshot is made
-				}
-				time.Sleep(30 * time.Millisecond)
-				return func() { released++ }, nil
-			}
-			opts := InactivityOptions{Snap: snap, ForcePoll: poll, PollInterval: 20 * time.Millisecond}
-			res, err := WaitQuiet(context.Background(), []string{src}, 100*time.Millisecond, 5*time.Second, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !res.Quiet || snaps != 2 || released != 1 || res.Resnapped != 1 {
-				t.Fatalf("snaps %d, released %d: %+v", snaps, released, res)
-			}
-
+				write() // lands while the first snapshot is made
+			})
 			// without writers to forgive, a write while Snap prepares (before
 			// ready) spoils the snapshot too
-			snaps, released = 0, 0
-			opts.Snap = func(_ context.Context, ready func(bool)) (func(), error) {
-				snaps++
-				if snaps == 1 {
-					write()
-				}
+			spoiltOnce("a write before ready, not forgiven", func(ready func(bool)) {
+				write()
 				ready(false)
-				time.Sleep(30 * time.Millisecond)
-				return func() { released++ }, nil
-			}
-			res, err = WaitQuiet(context.Background(), []string{src}, 100*time.Millisecond, 5*time.Second, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !res.Quiet || snaps != 2 || released != 1 || res.Resnapped != 1 {
-				t.Fatalf("a write before ready, not forgiven: snaps %d, released %d: %+v", snaps, released, res)
-			}
-
+			})
 			// looked at twice: an application's write before the writers
 			// freeze counts, the writers' own while they freeze does not
-			snaps, released = 0, 0
-			opts.Snap = func(_ context.Context, ready func(bool)) (func(), error) {
-				snaps++
-				if snaps == 1 {
-					write()
-				}
+			spoiltOnce("a write before the freeze, one in it", func(ready func(bool)) {
+				write()
 				ready(false)
 				write()
 				ready(true)
-				time.Sleep(30 * time.Millisecond)
-				return func() { released++ }, nil
-			}
-			res, err = WaitQuiet(context.Background(), []string{src}, 100*time.Millisecond, 5*time.Second, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !res.Quiet || snaps != 2 || released != 1 || res.Resnapped != 1 {
-				t.Fatalf("a write before the freeze, one in it: snaps %d, released %d: %+v", snaps, released, res)
-			}
+			})
 
 			// a write during every snapshot, and too little time for another
 			snaps, released = 0, 0
@@ -327,7 +312,7 @@ func TestWaitQuietSnapshotSpoiltByALateWrite(t *testing.T) {
 				return func() { released++ }, nil
 			}
 			opts.Snap = always
-			res, err = WaitQuiet(context.Background(), []string{src}, 100*time.Millisecond, 400*time.Millisecond, opts)
+			res, err := WaitQuiet(context.Background(), []string{src}, 100*time.Millisecond, 400*time.Millisecond, opts)
 			if err != nil {
 				t.Fatal(err)
 			}
