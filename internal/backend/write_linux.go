@@ -21,9 +21,9 @@ const (
 	directAlign = 4096 // the logical block size of every disk in use, or a multiple of it
 )
 
-// directState is set once the folder's file system refused a write past
-// the page cache.
-type directState struct{ noDirect atomic.Bool }
+// directState is set once the folder's file system refused a write, or a
+// read, past the page cache.
+type directState struct{ noDirect, noDirectRead atomic.Bool }
 
 // writeSynced writes data to the new, empty file f and fsyncs it. The
 // aligned bulk of a large file goes with O_DIRECT and only the tail of less
@@ -50,7 +50,9 @@ func (d *directState) writeSynced(f *os.File, data []byte) error {
 	return f.Sync()
 }
 
-func aligned(b []byte) bool { return uintptr(unsafe.Pointer(&b[0]))%directAlign == 0 }
+func aligned(b []byte) bool { return addrOf(b)%directAlign == 0 }
+
+func addrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b))) }
 
 // directWriter is writeDirect; tests replace it to see a refusal.
 var directWriter = writeDirect

@@ -882,6 +882,11 @@ func (p *PackReader) ReadRange(ctx context.Context, offset, length int64) ([]byt
 	return p.r.be.Load(ctx, backend.Handle{Kind: backend.Packs, Name: p.id.String()}, offset, length)
 }
 
+// ReadAlign is the block ReadRangeInto's buffer is best placed by: a
+// buffer whose address and offset agree modulo ReadAlign is read from a
+// local repository past the page cache.
+const ReadAlign = backend.ReadAlign
+
 // ReadRangeInto reads len(buf) bytes of the pack at offset into buf.
 func (p *PackReader) ReadRangeInto(ctx context.Context, offset int64, buf []byte) error {
 	return p.r.be.LoadInto(ctx, backend.Handle{Kind: backend.Packs, Name: p.id.String()}, offset, buf)

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -213,5 +212,3 @@ func copyRange(dst []byte, bs [][]byte, from int64) {
 		dst = dst[copy(dst, b):]
 	}
 }
-
-func addr(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b))) }

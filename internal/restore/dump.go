@@ -294,9 +294,9 @@ type batch struct {
 	blobs  []batchBlob
 	byID   map[repo.ID]int
 	raw    int64
-	// reused between batches
-	spans, arena []byte
-	order        []int
+	// reused between batches; spans lies in spansBuf at a block's start
+	spans, spansBuf, arena []byte
+	order                  []int
 }
 
 func (b *batch) reset() {
@@ -455,6 +455,10 @@ func (d *dumper) load(b *batch) {
 			runs[n-1].end = end
 			runs[n-1].blobs = append(runs[n-1].blobs, i)
 		} else {
+			// each run lies at its offset's place within a block of the
+			// aligned spans, so that a local repository reads it past the
+			// page cache (repo.ReadAlign)
+			spanTotal += (int(off%repo.ReadAlign) - spanTotal%repo.ReadAlign + repo.ReadAlign) % repo.ReadAlign
 			runs = append(runs, readRun{pack: bi.Pack, start: off, end: end, spanOff: spanTotal, blobs: []int{i}})
 			spanTotal += int(end - off)
 		}
@@ -462,7 +466,9 @@ func (d *dumper) load(b *batch) {
 			arenaTotal += repo.DecompressBuf(int(bi.RawLen))
 		}
 	}
-	b.spans = bufs.Grow(b.spans, spanTotal)
+	b.spansBuf = bufs.Grow(b.spansBuf, spanTotal+repo.ReadAlign)
+	at := (repo.ReadAlign - int(addr(b.spansBuf)%repo.ReadAlign)) % repo.ReadAlign
+	b.spans = b.spansBuf[at : at+spanTotal]
 	b.arena = bufs.Grow(b.arena, arenaTotal)
 	// each blob may decompress into its own region of the arena
 	arenaOff := make([]int, len(b.blobs))

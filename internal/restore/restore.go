@@ -664,6 +664,16 @@ func splitPack(uses []blobUse) [][]blobUse {
 	return append(parts, uses[from:])
 }
 
+// spanAt returns a buffer of n bytes for the pack's bytes from offset on,
+// placed in w.span at offset's place within a block: a local repository
+// then reads its aligned middle past the page cache (repo.ReadAlign).
+func (w *packWriter) spanAt(offset int64, n int) []byte {
+	const align = repo.ReadAlign
+	w.span = bufs.Grow(w.span, n+align)
+	at := (int(offset%align) - int(addr(w.span)%align) + align) % align
+	return w.span[at : at+n]
+}
+
 // sub is helper i, made the first time it is needed.
 func (w *packWriter) sub(i int) *packWriter {
 	for len(w.subs) <= i {
@@ -686,8 +696,7 @@ func (w *packWriter) pack(id repo.ID, uses []blobUse) {
 	last := uses[len(uses)-1].bi
 	end := int64(last.Offset) + int64(last.Length)
 	pr := rs.r.OpenPack(id)
-	w.span = bufs.Grow(w.span, int(end-start))
-	span := w.span
+	span := w.spanAt(start, int(end-start))
 	err := pr.ReadRangeInto(rs.ctx, start, span)
 	parts := splitPack(uses)
 	if len(parts) == 1 {
@@ -748,12 +757,14 @@ func (w *packWriter) write(pr *repo.PackReader, uses []blobUse, span []byte, sta
 	w.flush()
 }
 
+func addr(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b))) }
+
 // within says whether b lies in buf's array.
 func within(b, buf []byte) bool {
 	if len(b) == 0 || cap(buf) == 0 {
 		return false
 	}
-	p, start := uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(unsafe.Pointer(unsafe.SliceData(buf)))
+	p, start := addr(b), addr(buf)
 	return p >= start && p < start+uintptr(cap(buf))
 }
 
