@@ -66,37 +66,27 @@ wait_tools() {
 }
 
 # While tools still build, the packages that need none of them are tested
-# (the builds run niced), then the Windows build under Wine, and the two
-# packages that need the tools come after the builds. (A tool already
-# cached is found in milliseconds: when every job has ended within a
-# second, the suite runs as one.)
+# (the builds run niced), and the two that do come after the builds.
+# (A tool already cached is found in milliseconds: its job has ended by
+# now, and the suite runs as one.)
 needs_tools='/internal/(backend/s3|e2e)$'
 building=0
-for _ in {1..10}; do
-	building=0
-	for pid in "${tool_pid[@]}"; do
-		if kill -0 "$pid" 2>/dev/null; then building=1; fi
-	done
-	((building)) || break
-	sleep 0.1
+for pid in "${tool_pid[@]}"; do
+	if kill -0 "$pid" 2>/dev/null; then building=1; fi
 done
-
-# the Windows build under Wine: the test binaries, a round trip of
-# stillpoint.exe, a file held with share mode 0 and the VSS policies against
-# Wine's E_NOTIMPL (skipped with a message when Wine is missing, outside CI)
-wine_tier() { scripts/wine-tests units roundtrip lock vss; }
-
 if ((building)); then
 	mapfile -t free < <(go list ./... | grep -Ev "$needs_tools")
 	mapfile -t bound < <(go list ./... | grep -E "$needs_tools")
 	rc=0
 	go test -count=1 -timeout 30m "$@" "${free[@]}" || rc=$?
-	((rc != 0)) || wine_tier || rc=$?
 	wait_tools
 	((rc == 0)) || exit "$rc"
 	go test -count=1 -timeout 30m "$@" "${bound[@]}"
 else
 	wait_tools
 	go test -count=1 -timeout 30m "$@" ./...
-	wine_tier
 fi
+
+# the Windows build under Wine: the test binaries, a round trip of
+# stillpoint.exe, a file held with share mode 0 and the VSS policies against Wine's E_NOTIMPL (skipped with a message when Wine is missing, outside CI)
+scripts/wine-tests units roundtrip lock vss
