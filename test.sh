@@ -18,74 +18,50 @@ packages+=(wine64 gcc-mingw-w64-x86-64-win32)
 # the status page test of internal/web drives Debian's chromium headless
 packages+=(chromium)
 
-# restic 0.19.1 for the forget equality tests (internal/e2e/forget_*), and
-# SeaweedFS and versitygw for the S3 tests (internal/backend/s3,
-# internal/e2e): built from the Go module proxy once and cached with the
-# benchmarks' binaries (a first SeaweedFS build takes minutes). On a fresh
-# machine they build while the packages install (the one waits on the
-# network, the other on the CPU) and while the tests that need none of them
-# run. Binaries given in $STILLPOINT_RESTIC,
-# $STILLPOINT_WEED and $STILLPOINT_VERSITYGW are used as they are.
-tools=$(mktemp -d "${TMPDIR:-/tmp}/stillpoint-test-tools.XXXXXX")
-trap 'rm -rf -- "$tools"' EXIT
-declare -A tool_pid=()
-if [[ -z ${STILLPOINT_RESTIC:-} ]]; then
-	(
-		# shellcheck source=bench/lib.sh
-		source bench/lib.sh
-		log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-		BIN_CACHE="${STILLPOINT_BENCH_BIN:-${XDG_CACHE_HOME:-$HOME/.cache}/stillpoint-bench/bin}"
-		W=$tools/restic-build
-		mkdir -p "$W/logs"
-		install_restic
-	) >"$tools/RESTIC" &
-	tool_pid[RESTIC]=$!
-fi
-for server in weed versitygw; do
-	var=STILLPOINT_${server^^}
-	if [[ -z ${!var:-} ]]; then
-		scripts/install-s3servers "$server" >"$tools/${server^^}" &
-		tool_pid[${server^^}]=$!
-	fi
-done
-
 scripts/install-packages "${packages[@]}"
 
-# wait_tools: the builds end; each built tool is handed to the tests
-wait_tools() {
-	local name
-	for name in "${!tool_pid[@]}"; do
-		if wait "${tool_pid[$name]}"; then
-			export "STILLPOINT_$name=$(<"$tools/$name")"
-		else
-			# the tests that need it skip, or fail under CI=true and say why
-			echo "test.sh: ${name,,} could not be built (the message is above); the tests that need it will skip, or fail under CI=true" >&2
-		fi
-	done
-	tool_pid=()
-}
-
-# While tools still build, the packages that need none of them are tested
-# (the builds run niced), and the two that do come after the builds.
-# (A tool already cached is found in milliseconds: its job has ended by
-# now, and the suite runs as one.)
-needs_tools='/internal/(backend/s3|e2e)$'
-building=0
-for pid in "${tool_pid[@]}"; do
-	if kill -0 "$pid" 2>/dev/null; then building=1; fi
-done
-if ((building)); then
-	mapfile -t free < <(go list ./... | grep -Ev "$needs_tools")
-	mapfile -t bound < <(go list ./... | grep -E "$needs_tools")
-	rc=0
-	go test -count=1 -timeout 30m "$@" "${free[@]}" || rc=$?
-	wait_tools
-	((rc == 0)) || exit "$rc"
-	go test -count=1 -timeout 30m "$@" "${bound[@]}"
-else
-	wait_tools
-	go test -count=1 -timeout 30m "$@" ./...
+# restic 0.19.1 for the forget equality tests (internal/e2e/forget_*):
+# built once from the Go module proxy by bench/lib.sh and cached with the
+# benchmarks' binaries. A restic given in $STILLPOINT_RESTIC is used as is.
+if [[ -z ${STILLPOINT_RESTIC:-} ]]; then
+	# shellcheck source=bench/lib.sh
+	source bench/lib.sh
+	log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+	BIN_CACHE="${STILLPOINT_BENCH_BIN:-${XDG_CACHE_HOME:-$HOME/.cache}/stillpoint-bench/bin}"
+	W=$(mktemp -d "${TMPDIR:-/tmp}/stillpoint-test-build.XXXXXX")
+	mkdir -p "$W/logs"
+	if STILLPOINT_RESTIC=$(install_restic); then
+		export STILLPOINT_RESTIC
+	else
+		# the forget tests fail under CI=true without it, and say why
+		log "restic $RESTIC_VERSION could not be built (logs in $W/logs); the forget equality tests will skip or fail"
+		unset STILLPOINT_RESTIC
+	fi
+	if [[ -n ${STILLPOINT_RESTIC:-} ]]; then rm -rf -- "$W"; fi
 fi
+
+# SeaweedFS and versitygw for the S3 tests (internal/backend/s3, internal/e2e):
+# built once from the Go module proxy and cached with the benchmarks'
+# binaries (a first SeaweedFS build takes minutes). Binaries given in
+# $STILLPOINT_WEED / $STILLPOINT_VERSITYGW are used as they are.
+if [[ -z ${STILLPOINT_WEED:-} ]]; then
+	if STILLPOINT_WEED=$(scripts/install-s3servers weed); then
+		export STILLPOINT_WEED
+	else
+		echo "test.sh: SeaweedFS could not be built; the S3 tests on it will skip, or fail under CI=true" >&2
+		unset STILLPOINT_WEED
+	fi
+fi
+if [[ -z ${STILLPOINT_VERSITYGW:-} ]]; then
+	if STILLPOINT_VERSITYGW=$(scripts/install-s3servers versitygw); then
+		export STILLPOINT_VERSITYGW
+	else
+		echo "test.sh: versitygw could not be built; the S3 tests on it will skip, or fail under CI=true" >&2
+		unset STILLPOINT_VERSITYGW
+	fi
+fi
+
+go test -count=1 -timeout 30m "$@" ./...
 
 # the Windows build under Wine: the test binaries, a round trip of
 # stillpoint.exe, a file held with share mode 0 and the VSS policies against Wine's E_NOTIMPL (skipped with a message when Wine is missing, outside CI)
