@@ -8,7 +8,6 @@ import (
 	"os"
 	"testing"
 
-	"github.com/stillpoint-backup/stillpoint/internal/testutil/loopfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -53,73 +52,64 @@ func countDirect(t *testing.T) *int {
 // says io.ErrUnexpectedEOF. A buffer placed otherwise is read through the
 // cache, as right.
 func TestLoadIntoReadsPacksPastThePageCache(t *testing.T) {
-	for _, fs := range []struct {
-		name  string
-		mount func(testing.TB, int) string
-	}{{"ext4", loopfs.Ext4}, {"xfs", loopfs.XFS}, {"btrfs", loopfs.Btrfs}} {
-		t.Run(fs.name, func(t *testing.T) {
-			l := NewLocal(fs.mount(t, 300) + "/repo")
-			ctx := context.Background()
-			if err := l.Create(ctx); err != nil {
-				t.Fatal(err)
+	onRepositoryFileSystems(t, func(t *testing.T, fsName string, l *Local) {
+		ctx := context.Background()
+		const size = 8<<20 + 777
+		data := packData(t, size)
+		h := Handle{Kind: Packs, Name: "ab02"}
+		if err := l.Save(ctx, h, data); err != nil {
+			t.Fatal(err)
+		}
+		direct := countDirect(t)
+		ranges := []struct{ off, n int64 }{
+			{0, size},                   // the whole pack: no head, a tail
+			{100, size - 100},           // a head and a tail
+			{4096, 4 << 20},             // aligned both ends
+			{5000, 3<<20 + 11},          // unaligned both ends
+			{size - (2 << 20), 2 << 20}, // to the end exactly
+		}
+		for _, c := range ranges {
+			dropCache(t, l.path(h))
+			buf := placed(int(c.n), c.off)
+			before := *direct
+			if err := l.LoadInto(ctx, h, c.off, buf); err != nil {
+				t.Fatalf("LoadInto [%d,+%d]: %v", c.off, c.n, err)
 			}
-			const size = 8<<20 + 777
-			data := packData(t, size)
-			h := Handle{Kind: Packs, Name: "ab02"}
-			if err := l.Save(ctx, h, data); err != nil {
-				t.Fatal(err)
+			if !bytes.Equal(buf, data[c.off:c.off+c.n]) {
+				t.Fatalf("LoadInto [%d,+%d] read the wrong bytes", c.off, c.n)
 			}
-			direct := countDirect(t)
-			ranges := []struct{ off, n int64 }{
-				{0, size},                   // the whole pack: no head, a tail
-				{100, size - 100},           // a head and a tail
-				{4096, 4 << 20},             // aligned both ends
-				{5000, 3<<20 + 11},          // unaligned both ends
-				{size - (2 << 20), 2 << 20}, // to the end exactly
+			if *direct != before+1 {
+				t.Errorf("LoadInto [%d,+%d] into a placed buffer made %d direct reads, want 1", c.off, c.n, *direct-before)
 			}
-			for _, c := range ranges {
-				dropCache(t, l.path(h))
-				buf := placed(int(c.n), c.off)
-				before := *direct
-				if err := l.LoadInto(ctx, h, c.off, buf); err != nil {
-					t.Fatalf("LoadInto [%d,+%d]: %v", c.off, c.n, err)
-				}
-				if !bytes.Equal(buf, data[c.off:c.off+c.n]) {
-					t.Fatalf("LoadInto [%d,+%d] read the wrong bytes", c.off, c.n)
-				}
-				if *direct != before+1 {
-					t.Errorf("LoadInto [%d,+%d] into a placed buffer made %d direct reads, want 1", c.off, c.n, *direct-before)
-				}
-				if n := cachedPages(t, l.path(h)); n > 2 {
-					t.Errorf("after LoadInto [%d,+%d] %d pages of the pack are cached; want at most the edges' 2", c.off, c.n, n)
-				}
+			if n := cachedPages(t, l.path(h)); n > 2 {
+				t.Errorf("after LoadInto [%d,+%d] %d pages of the pack are cached; want at most the edges' 2", c.off, c.n, n)
 			}
-			// the same ranges into buffers one byte off their place (after
-			// the placed reads: their readahead may still be in flight)
-			for _, c := range ranges {
-				buf := placed(int(c.n)+1, c.off)[1:]
-				before := *direct
-				if err := l.LoadInto(ctx, h, c.off, buf); err != nil || !bytes.Equal(buf, data[c.off:c.off+c.n]) {
-					t.Fatalf("LoadInto [%d,+%d] into a misplaced buffer: err %v or wrong bytes", c.off, c.n, err)
-				}
-				if *direct != before {
-					t.Errorf("LoadInto [%d,+%d] into a misplaced buffer read past the cache", c.off, c.n)
-				}
+		}
+		// the same ranges into buffers one byte off their place (after
+		// the placed reads: their readahead may still be in flight)
+		for _, c := range ranges {
+			buf := placed(int(c.n)+1, c.off)[1:]
+			before := *direct
+			if err := l.LoadInto(ctx, h, c.off, buf); err != nil || !bytes.Equal(buf, data[c.off:c.off+c.n]) {
+				t.Fatalf("LoadInto [%d,+%d] into a misplaced buffer: err %v or wrong bytes", c.off, c.n, err)
 			}
-			for _, c := range []struct{ off, n int64 }{
-				{0, size + 1},                 // one byte past the end, in the tail
-				{4096, (size + 4096) &^ 4095}, // past the end, aligned: no tail, the direct read is short
-				{size - (1 << 20), 2 << 20},   // most of it past the end
-			} {
-				if err := l.LoadInto(ctx, h, c.off, placed(int(c.n), c.off)); !errors.Is(err, io.ErrUnexpectedEOF) {
-					t.Errorf("LoadInto [%d,+%d] of a %d-byte pack: %v, want io.ErrUnexpectedEOF", c.off, c.n, size, err)
-				}
+			if *direct != before {
+				t.Errorf("LoadInto [%d,+%d] into a misplaced buffer read past the cache", c.off, c.n)
 			}
-			if l.noDirectRead.Load() {
-				t.Errorf("%s refused a direct read", fs.name)
+		}
+		for _, c := range []struct{ off, n int64 }{
+			{0, size + 1},                 // one byte past the end, in the tail
+			{4096, (size + 4096) &^ 4095}, // past the end, aligned: no tail, the direct read is short
+			{size - (1 << 20), 2 << 20},   // most of it past the end
+		} {
+			if err := l.LoadInto(ctx, h, c.off, placed(int(c.n), c.off)); !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Errorf("LoadInto [%d,+%d] of a %d-byte pack: %v, want io.ErrUnexpectedEOF", c.off, c.n, size, err)
 			}
-		})
-	}
+		}
+		if l.noDirectRead.Load() {
+			t.Errorf("%s refused a direct read", fsName)
+		}
+	})
 }
 
 // A file system that refuses a direct read gets it, and every later one,

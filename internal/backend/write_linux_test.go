@@ -41,51 +41,59 @@ func cachedPages(t *testing.T, path string) uint64 {
 	return st.Cache
 }
 
-// A pack goes to the disk past the page cache on the file systems
-// repositories live on: after Save only the tail of less than a block is
-// cached, and the file reads back whole.
-func TestSaveWritesPacksPastThePageCache(t *testing.T) {
+// onRepositoryFileSystems runs fn on a new Local in a loopback ext4, XFS
+// and btrfs each: the file systems repositories live on.
+func onRepositoryFileSystems(t *testing.T, fn func(t *testing.T, fsName string, l *Local)) {
 	for _, fs := range []struct {
 		name  string
 		mount func(testing.TB, int) string
 	}{{"ext4", loopfs.Ext4}, {"xfs", loopfs.XFS}, {"btrfs", loopfs.Btrfs}} {
 		t.Run(fs.name, func(t *testing.T) {
 			l := NewLocal(fs.mount(t, 300) + "/repo")
-			ctx := context.Background()
-			if err := l.Create(ctx); err != nil {
+			if err := l.Create(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			data := packData(t, 3<<20+1234)
-			h := Handle{Kind: Packs, Name: "ab01"}
-			if err := l.Save(ctx, h, data); err != nil {
-				t.Fatal(err)
-			}
-			if l.noDirect.Load() {
-				t.Fatalf("%s refused direct I/O", fs.name)
-			}
-			if n := cachedPages(t, l.path(h)); n > 1 {
-				t.Errorf("%d pages of the pack are cached after Save; want at most the tail's 1", n)
-			}
-			got, err := l.Load(ctx, h, 0, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, data) {
-				t.Fatal("the pack read back differs from what was saved")
-			}
-			// a long read leaves the pack's pages free again
-			part := make([]byte, 2<<20)
-			if err := l.LoadInto(ctx, h, 4096, part); err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(part, data[4096:4096+len(part)]) {
-				t.Fatal("LoadInto read the wrong bytes")
-			}
-			if n := cachedPages(t, l.path(h)); n > 2 {
-				t.Errorf("%d pages of the pack are cached after reading it; want them dropped", n)
-			}
+			fn(t, fs.name, l)
 		})
 	}
+}
+
+// A pack goes to the disk past the page cache on the file systems
+// repositories live on: after Save only the tail of less than a block is
+// cached, and the file reads back whole.
+func TestSaveWritesPacksPastThePageCache(t *testing.T) {
+	onRepositoryFileSystems(t, func(t *testing.T, fsName string, l *Local) {
+		ctx := context.Background()
+		data := packData(t, 3<<20+1234)
+		h := Handle{Kind: Packs, Name: "ab01"}
+		if err := l.Save(ctx, h, data); err != nil {
+			t.Fatal(err)
+		}
+		if l.noDirect.Load() {
+			t.Fatalf("%s refused direct I/O", fsName)
+		}
+		if n := cachedPages(t, l.path(h)); n > 1 {
+			t.Errorf("%d pages of the pack are cached after Save; want at most the tail's 1", n)
+		}
+		got, err := l.Load(ctx, h, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, data) {
+			t.Fatal("the pack read back differs from what was saved")
+		}
+		// a long read leaves the pack's pages free again
+		part := make([]byte, 2<<20)
+		if err := l.LoadInto(ctx, h, 4096, part); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(part, data[4096:4096+len(part)]) {
+			t.Fatal("LoadInto read the wrong bytes")
+		}
+		if n := cachedPages(t, l.path(h)); n > 2 {
+			t.Errorf("%d pages of the pack are cached after reading it; want them dropped", n)
+		}
+	})
 }
 
 // A file system that refuses direct I/O part way gets the whole file through
