@@ -8,6 +8,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/stillpoint-backup/stillpoint/internal/bufs"
 	"golang.org/x/sys/unix"
 )
 
@@ -16,9 +17,8 @@ import (
 // as a reused buffer is: btrfs reads into memory not faulted in yet
 // through the page cache.
 func placed(n int, offset int64) []byte {
-	b := bytes.Repeat([]byte{0xa5}, n+ReadAlign)
-	at := (int(offset%ReadAlign) - int(addrOf(b)%ReadAlign) + ReadAlign) % ReadAlign
-	return b[at : at+n]
+	b, _ := bufs.Placed(bytes.Repeat([]byte{0xa5}, n+ReadAlign), offset, n, ReadAlign)
+	return b
 }
 
 // dropCache drops the file's pages from the page cache.

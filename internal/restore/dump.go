@@ -458,7 +458,7 @@ func (d *dumper) load(b *batch) {
 			// each run lies at its offset's place within a block of the
 			// aligned spans, so that a local repository reads it past the
 			// page cache (repo.ReadAlign)
-			spanTotal += (int(off%repo.ReadAlign) - spanTotal%repo.ReadAlign + repo.ReadAlign) % repo.ReadAlign
+			spanTotal += bufs.PadTo(int64(spanTotal), off, repo.ReadAlign)
 			runs = append(runs, readRun{pack: bi.Pack, start: off, end: end, spanOff: spanTotal, blobs: []int{i}})
 			spanTotal += int(end - off)
 		}
@@ -466,9 +466,7 @@ func (d *dumper) load(b *batch) {
 			arenaTotal += repo.DecompressBuf(int(bi.RawLen))
 		}
 	}
-	b.spansBuf = bufs.Grow(b.spansBuf, spanTotal+repo.ReadAlign)
-	at := (repo.ReadAlign - int(addr(b.spansBuf)%repo.ReadAlign)) % repo.ReadAlign
-	b.spans = b.spansBuf[at : at+spanTotal]
+	b.spans, b.spansBuf = bufs.Placed(b.spansBuf, 0, spanTotal, repo.ReadAlign)
 	b.arena = bufs.Grow(b.arena, arenaTotal)
 	// each blob may decompress into its own region of the arena
 	arenaOff := make([]int, len(b.blobs))

@@ -664,16 +664,6 @@ func splitPack(uses []blobUse) [][]blobUse {
 	return append(parts, uses[from:])
 }
 
-// spanAt returns a buffer of n bytes for the pack's bytes from offset on,
-// placed in w.span at offset's place within a block: a local repository
-// then reads its aligned middle past the page cache (repo.ReadAlign).
-func (w *packWriter) spanAt(offset int64, n int) []byte {
-	const align = repo.ReadAlign
-	w.span = bufs.Grow(w.span, n+align)
-	at := (int(offset%align) - int(addr(w.span)%align) + align) % align
-	return w.span[at : at+n]
-}
-
 // sub is helper i, made the first time it is needed.
 func (w *packWriter) sub(i int) *packWriter {
 	for len(w.subs) <= i {
@@ -696,7 +686,10 @@ func (w *packWriter) pack(id repo.ID, uses []blobUse) {
 	last := uses[len(uses)-1].bi
 	end := int64(last.Offset) + int64(last.Length)
 	pr := rs.r.OpenPack(id)
-	span := w.spanAt(start, int(end-start))
+	// placed at start's place within a block: a local repository then
+	// reads its aligned middle past the page cache (repo.ReadAlign)
+	var span []byte
+	span, w.span = bufs.Placed(w.span, start, int(end-start), repo.ReadAlign)
 	err := pr.ReadRangeInto(rs.ctx, start, span)
 	parts := splitPack(uses)
 	if len(parts) == 1 {

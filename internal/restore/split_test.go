@@ -59,26 +59,3 @@ func TestSplitPack(t *testing.T) {
 		}
 	}
 }
-
-// TestSpanAt: a pack's span lies at its offset's place within a block, in
-// one reused buffer, so that a local repository reads it past the page
-// cache; a smaller span after a larger one reuses the buffer.
-func TestSpanAt(t *testing.T) {
-	var w packWriter
-	for _, c := range []struct {
-		off int64
-		n   int
-	}{{0, 8 << 20}, {1, 100}, {4095, 3 << 20}, {4096, 5 << 20}, {12345, 8<<20 + 1}, {77, 1 << 20}} {
-		before := cap(w.span)
-		span := w.spanAt(c.off, c.n)
-		if len(span) != c.n {
-			t.Fatalf("span at %d: %d bytes, want %d", c.off, len(span), c.n)
-		}
-		if got := int64(addr(span) % repo.ReadAlign); got != c.off%repo.ReadAlign {
-			t.Errorf("span at %d lies at %d within its block, want %d", c.off, got, c.off%repo.ReadAlign)
-		}
-		if c.n+repo.ReadAlign <= before && cap(w.span) != before {
-			t.Errorf("span at %d of %d bytes did not reuse the buffer of %d", c.off, c.n, before)
-		}
-	}
-}
