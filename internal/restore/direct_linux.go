@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/stillpoint-backup/stillpoint/internal/bufs"
 	"golang.org/x/sys/unix"
 )
 
@@ -147,9 +148,7 @@ func (df *directFile) writeEdges(o *outFile) error {
 // byte skip is at from) with O_DIRECT set on o for as long.
 func (d *directBuf) writeDirect(o *outFile, df *directFile, bs [][]byte, skip, from, to int64) error {
 	if d.stage == nil {
-		buf := make([]byte, directStage+directAlign)
-		pad := int(alignUp(int64(addr(buf))) - int64(addr(buf)))
-		d.stage = buf[pad : pad+directStage]
+		d.stage, _ = bufs.Placed(nil, 0, directStage, directAlign)
 	}
 	flags, err := unix.FcntlInt(uintptr(o.fd), unix.F_GETFL, 0)
 	if err != nil {
