@@ -90,6 +90,9 @@ func (w *WindowLoader) load(ctx context.Context, id repo.ID, s *Scratch, keep bo
 	if keep {
 		return pr.Blob(bi, s.sealed)
 	}
+	if !bi.Compressed() {
+		return pr.BlobInto(bi, s.sealed, nil) // decrypted in place
+	}
 	if n := repo.DecompressBuf(int(bi.RawLen)); cap(s.plain) < n {
 		s.plain = make([]byte, 0, n)
 	}

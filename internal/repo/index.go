@@ -58,6 +58,11 @@ type BlobInfo struct {
 	Flags  uint8
 }
 
+// Compressed tells whether the blob is stored zstd-compressed: only such a
+// blob needs a buffer to be decompressed into (DecompressBuf); the others
+// are decrypted in place.
+func (bi BlobInfo) Compressed() bool { return bi.Flags&flagCompressed != 0 }
+
 // packIndex records a pack's blobs; it is the unit of index files.
 type packIndex struct {
 	ID      ID

@@ -601,7 +601,7 @@ func (p *pruner) repack(ctx context.Context, packs []ID) error {
 				return fmt.Errorf("%w: blob %s in pack %s cannot be decrypted", ErrPruneNeedsCheck, bi.ID.Short(), id.Short())
 			}
 			plain := payload
-			if bi.Flags&flagCompressed != 0 {
+			if bi.Compressed() {
 				if buf, err = r.comp.decompress(payload, int(bi.RawLen), buf[:0]); err != nil {
 					return fmt.Errorf("%w: blob %s in pack %s: %v", ErrPruneNeedsCheck, bi.ID.Short(), id.Short(), err)
 				}

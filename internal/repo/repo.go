@@ -907,7 +907,7 @@ func (p *PackReader) BlobInto(bi BlobInfo, sealed, buf []byte) ([]byte, error) {
 	if err != nil {
 		return nil, &BlobError{ID: bi.ID, Pack: p.id, Err: ErrDecrypt}
 	}
-	if bi.Flags&flagCompressed != 0 {
+	if bi.Compressed() {
 		if plain, err = p.r.comp.decompress(plain, int(bi.RawLen), buf); err != nil {
 			return nil, &BlobError{ID: bi.ID, Pack: p.id, Err: err}
 		}

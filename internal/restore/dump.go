@@ -272,10 +272,6 @@ const (
 	dumpMaxRun = 2 << 20
 )
 
-// compressed tells whether a blob is stored compressed (flags bit 0, see
-// docs/format.md): only those need room to be decompressed into.
-func compressed(bi *repo.BlobInfo) bool { return bi.Flags&1 != 0 }
-
 // piece is the part of an entry's content in one batch.
 type piece struct {
 	e           *dumpEntry
@@ -462,7 +458,7 @@ func (d *dumper) load(b *batch) {
 			runs = append(runs, readRun{pack: bi.Pack, start: off, end: end, spanOff: spanTotal, blobs: []int{i}})
 			spanTotal += int(end - off)
 		}
-		if compressed(bi) {
+		if bi.Compressed() {
 			arenaTotal += repo.DecompressBuf(int(bi.RawLen))
 		}
 	}
@@ -473,7 +469,7 @@ func (d *dumper) load(b *batch) {
 	off := 0
 	for _, i := range b.order {
 		arenaOff[i] = off
-		if compressed(&b.blobs[i].bi) {
+		if b.blobs[i].bi.Compressed() {
 			off += repo.DecompressBuf(int(b.blobs[i].bi.RawLen))
 		}
 	}
@@ -503,7 +499,7 @@ func (d *dumper) readRun(b *batch, rr *readRun, arenaOff []int) {
 		bb := &b.blobs[i]
 		bi := bb.bi
 		var dst []byte // an uncompressed blob is decrypted in place
-		if compressed(&bi) {
+		if bi.Compressed() {
 			dst = b.arena[arenaOff[i] : arenaOff[i]+repo.DecompressBuf(int(bi.RawLen))]
 		}
 		sealed := span[int64(bi.Offset)-rr.start : int64(bi.Offset)-rr.start+int64(bi.Length)]

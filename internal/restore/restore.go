@@ -789,15 +789,19 @@ func (w *packWriter) flush() {
 // be read (a truncated pack), reads just that blob: what is intact still
 // restores.
 func (w *packWriter) blob(pr *repo.PackReader, bi repo.BlobInfo, span []byte, start int64, spanErr error) ([]byte, error) {
-	w.plain = bufs.Grow(w.plain, repo.DecompressBuf(int(bi.RawLen)))
+	var dst []byte // an uncompressed blob is decrypted in place
+	if bi.Compressed() {
+		w.plain = bufs.Grow(w.plain, repo.DecompressBuf(int(bi.RawLen)))
+		dst = w.plain
+	}
 	if spanErr == nil {
-		return pr.BlobInto(bi, span[int64(bi.Offset)-start:int64(bi.Offset)-start+int64(bi.Length)], w.plain)
+		return pr.BlobInto(bi, span[int64(bi.Offset)-start:int64(bi.Offset)-start+int64(bi.Length)], dst)
 	}
 	sealed, err := pr.ReadRange(w.rs.ctx, int64(bi.Offset), int64(bi.Length))
 	if err != nil {
 		return nil, fmt.Errorf("pack %s cannot be read: %w", bi.Pack.Short(), err)
 	}
-	return pr.BlobInto(bi, sealed, w.plain)
+	return pr.BlobInto(bi, sealed, dst)
 }
 
 // done counts one blob of a file; the last one finishes the file.
