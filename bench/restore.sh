@@ -24,6 +24,7 @@ STRACE=0
 SYNC=0
 QUICK=0
 FRESH_FS=0
+SAME_FS=0
 VERIFY=1
 KEEP=0
 WORKDIR=${TMPDIR:-/var/tmp}
@@ -49,6 +50,12 @@ usage: bench/restore.sh [options]
                                needs root): no tool then pays for the inodes the
                                previous restore freed (ext4 skips inodes freed less
                                than a minute ago), as on a new disk
+  --same-fs                    restore each time into one ext4 filesystem with a
+                               journal (a loop image made once, needs root), the last
+                               restore removed before each timing as without it: a
+                               disk in use, where ext4 (having a journal) reuses the
+                               inodes just freed, as most do (the root filesystem
+                               of the machines this was measured on has no journal)
   --quick                      compare.sh's --quick sizes
   --no-verify                  skip the untimed diff -r of each restore
   --workdir DIR                where data, repositories and restores go (default: $WORKDIR)
@@ -71,6 +78,7 @@ while [[ $# -gt 0 ]]; do
 	--sync) SYNC=1; shift ;;
 	--quick) QUICK=1; shift ;;
 	--fresh-fs) FRESH_FS=1; shift ;;
+	--same-fs) SAME_FS=1; shift ;;
 	--no-verify) VERIFY=0; shift ;;
 	--workdir) WORKDIR=$2; shift 2 ;;
 	--stillpoint-bin) SP_BIN=$2; shift 2 ;;
@@ -92,6 +100,8 @@ IFS=, read -r -a TOOL_LIST <<<"$TOOLS"
 [[ $STRACE -eq 0 ]] || command -v strace >/dev/null || die "--strace needs strace"
 
 [[ $FRESH_FS -eq 0 || $(id -u) -eq 0 ]] || die "--fresh-fs needs root (mount)"
+[[ $SAME_FS -eq 0 || $(id -u) -eq 0 ]] || die "--same-fs needs root (mount)"
+[[ $FRESH_FS -eq 0 || $SAME_FS -eq 0 ]] || die "--fresh-fs and --same-fs exclude each other"
 mkdir -p "$WORKDIR"
 W=$(mktemp -d "$WORKDIR/stillpoint-restore.XXXXXX")
 FS_MOUNTED=0
@@ -160,12 +170,17 @@ restored_root() { # where TARGET mirrors DATA
 	for c in "$1$DATA" "$1/$(basename "$DATA")" "$1"; do [[ -d $c && -n $(ls -A "$c") ]] && { echo "$c"; return; }; done
 }
 drop() { sync; [[ $(id -u) -ne 0 ]] || echo 3 >/proc/sys/vm/drop_caches; }
-# new_target: an empty $W/target; with --fresh-fs a new ext4 filesystem
+# new_target: an empty $W/target; with --fresh-fs a new ext4 filesystem,
+# with --same-fs the one made the first time, emptied
 new_target() {
 	T=$W/target
+	if [[ $SAME_FS -eq 1 && $FS_MOUNTED -eq 1 ]]; then
+		find "$T" -mindepth 1 -maxdepth 1 -exec rm -rf -- {} +
+		return
+	fi
 	unmount_target
 	rm -rf -- "$T" && mkdir -p "$T"
-	if [[ $FRESH_FS -eq 1 ]]; then
+	if [[ $FRESH_FS -eq 1 || $SAME_FS -eq 1 ]]; then
 		truncate -s $((DATA_BYTES * 2 + (1 << 30))) "$W/fs.img"
 		mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$W/fs.img" || die "mkfs.ext4 failed"
 		mount -o loop "$W/fs.img" "$T" || die "mounting the fresh filesystem failed"
@@ -179,8 +194,7 @@ RAW=$W/raw.tsv
 # just removed is slower (on ext4 without a journal, new inodes skip those
 # freed less than a minute ago: recently_deleted), and without this the
 # first command of run 1 alone would not pay for it
-T=$W/target
-mkdir -p "$T"
+new_target
 mapfile -t cmd < <(restore_cmd "${ALL[0]}" "$T")
 "${cmd[@]}" >"$W/logs/warm-up" 2>&1 || die "${ALL[0]} restore failed: $(tail -n 3 "$W/logs/warm-up")"
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -210,7 +224,7 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 med() { sort -g | awk '{a[NR]=$1} END{if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 col() { awk -F'\t' -v t="$1" -v c="$2" '$1==t { if (c=="cpu") print $4+$5; else print $c }' "$RAW" | med; }
 echo
-echo "restore of $SET ($NFILES files, $(du -sh "$DATA" | cut -f1)), $RUNS runs$([[ $SYNC -eq 1 ]] && echo ", each timed up to a syncfs of the target")$([[ $FRESH_FS -eq 1 ]] && echo ", each into a new ext4 filesystem"), load average $LOAD_START at the start, $LOAD_END at the end"
+echo "restore of $SET ($NFILES files, $(du -sh "$DATA" | cut -f1)), $RUNS runs$([[ $SYNC -eq 1 ]] && echo ", each timed up to a syncfs of the target")$([[ $FRESH_FS -eq 1 ]] && echo ", each into a new ext4 filesystem")$([[ $SAME_FS -eq 1 ]] && echo ", each into the same ext4 filesystem with a journal"), load average $LOAD_START at the start, $LOAD_END at the end"
 echo
 echo "| tool | wall s | user s | sys s | CPU s | peak RSS MiB | stillpoint ÷ tool: wall, CPU |"
 echo "|---|--:|--:|--:|--:|--:|--:|"
