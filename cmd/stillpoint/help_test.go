@@ -243,6 +243,16 @@ func TestArgumentCountInWords(t *testing.T) {
 			t.Errorf("%v: %q, want it to begin %q", c.args, got, c.want)
 		}
 	}
+	// a command of subcommands only, given none, names itself once
+	root := newRootFor(&globals{})
+	root.SetArgs([]string{"key"})
+	root.SetOut(new(bytes.Buffer))
+	root.SetErr(new(bytes.Buffer))
+	var ee *exitError
+	if _, err := root.ExecuteC(); !errors.As(err, &ee) || ee.code != exitUsage ||
+		!strings.HasPrefix(ee.err.Error(), "key needs a subcommand: list, add") {
+		t.Errorf("key without a subcommand: %v, want a usage error that begins \"key needs a subcommand\"", err)
+	}
 	for msg, want := range map[string]string{
 		"requires at least 1 arg(s), only received 0": "takes at least one argument, got none",
 		"accepts at most 2 arg(s), received 3":        "takes at most 2 arguments, got 3",

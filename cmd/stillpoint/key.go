@@ -27,7 +27,7 @@ every other command; that key is the one "in use".`,
   stillpoint key remove 3f2a9c`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return &exitError{code: exitUsage, err: errors.New("stillpoint key: give a subcommand: list, add, remove ID or passwd (more with --help)")}
+			return &exitError{code: exitUsage, err: errors.New("key needs a subcommand: list, add, remove ID or passwd (more with stillpoint key --help)")}
 		},
 	}
 	cmd.AddCommand(newKeyListCmd(g), newKeyAddCmd(g), newKeyRemoveCmd(g), newKeyPasswdCmd(g))
