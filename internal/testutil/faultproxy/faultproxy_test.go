@@ -37,7 +37,14 @@ func setup(t *testing.T, idle time.Duration) (*faultproxy.Proxy, *http.Client, s
 		}
 	})
 	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
+	// Close waits for requests in progress: a handler still writing /big
+	// into a connection the proxy no longer reads would hold it forever (a
+	// run under Wine once timed out with that handler blocked for minutes),
+	// so the server's connections are closed first
+	t.Cleanup(func() {
+		srv.CloseClientConnections()
+		srv.Close()
+	})
 	p := faultproxy.New(t, strings.TrimPrefix(srv.URL, "http://"))
 	tr := netwatch.NewTransport(idle)
 	tr.DisableKeepAlives = true // one connection per request, so counts are exact
