@@ -90,13 +90,7 @@ func (w *WindowLoader) load(ctx context.Context, id repo.ID, s *Scratch, keep bo
 	if keep {
 		return pr.Blob(bi, s.sealed)
 	}
-	if !bi.Compressed() {
-		return pr.BlobInto(bi, s.sealed, nil) // decrypted in place
-	}
-	if n := repo.DecompressBuf(int(bi.RawLen)); cap(s.plain) < n {
-		s.plain = make([]byte, 0, n)
-	}
-	return pr.BlobInto(bi, s.sealed, s.plain)
+	return pr.BlobInto(bi, s.sealed, repo.PlainBuf(&s.plain, bi))
 }
 
 // copyOut copies the sealed bytes [start, end) of pack into *dst when a

@@ -343,12 +343,7 @@ func (r *Repository) verifyPack(ctx context.Context, id ID, size int64, indexed 
 			badBlobs[bi.ID] = "pack is truncated"
 			continue
 		}
-		var dst []byte // an uncompressed blob is decrypted in place
-		if bi.Compressed() {
-			pb.plain = bufs.Grow(pb.plain, DecompressBuf(int(bi.RawLen)))
-			dst = pb.plain
-		}
-		if _, err := pr.BlobInto(bi, data[bi.Offset:end], dst); err != nil {
+		if _, err := pr.BlobInto(bi, data[bi.Offset:end], PlainBuf(&pb.plain, bi)); err != nil {
 			var be *BlobError
 			if errors.As(err, &be) {
 				err = be.Err

@@ -925,5 +925,15 @@ func (p *PackReader) BlobInto(bi BlobInfo, sealed, buf []byte) ([]byte, error) {
 // rawLen bytes into.
 func DecompressBuf(rawLen int) int { return rawLen + decompressSlack }
 
+// PlainBuf is the buffer to give BlobInto for bi: none for a blob stored
+// uncompressed (it is decrypted in place), else *buf, grown when too short.
+func PlainBuf(buf *[]byte, bi BlobInfo) []byte {
+	if !bi.Compressed() {
+		return nil
+	}
+	*buf = bufs.Grow(*buf, DecompressBuf(int(bi.RawLen)))
+	return *buf
+}
+
 // LookupBlob tells where a blob is stored.
 func (r *Repository) LookupBlob(id ID) (BlobInfo, bool) { return r.index.Lookup(id) }

@@ -789,11 +789,7 @@ func (w *packWriter) flush() {
 // be read (a truncated pack), reads just that blob: what is intact still
 // restores.
 func (w *packWriter) blob(pr *repo.PackReader, bi repo.BlobInfo, span []byte, start int64, spanErr error) ([]byte, error) {
-	var dst []byte // an uncompressed blob is decrypted in place
-	if bi.Compressed() {
-		w.plain = bufs.Grow(w.plain, repo.DecompressBuf(int(bi.RawLen)))
-		dst = w.plain
-	}
+	dst := repo.PlainBuf(&w.plain, bi)
 	if spanErr == nil {
 		return pr.BlobInto(bi, span[int64(bi.Offset)-start:int64(bi.Offset)-start+int64(bi.Length)], dst)
 	}
